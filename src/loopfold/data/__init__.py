@@ -1,0 +1,1 @@
+"""Loop datasets: extraction from sources, the Parquet store, splits."""

@@ -1,0 +1,1 @@
+"""File formats: structures (through gemmi), FASTA, atomic writes."""

@@ -1,0 +1,206 @@
+"""Read PDB/mmCIF (plain, .gz, .bz2) into backbones; write backbones as PDB.
+
+gemmi parses the files; this module is the narrow adapter around it.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime
+import gzip
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import gemmi
+import numpy as np
+
+from loopfold.constants import AMINO_ACIDS, BACKBONE_ATOMS, ONE_TO_THREE
+from loopfold.errors import BadStructure, InvalidFile
+from loopfold.io.atomic import write_text
+from loopfold.structure.backbone import Backbone
+
+
+@dataclass(frozen=True)
+class StructureFile:
+    """The protein chains of a structure file's first model, with metadata.
+
+    ``resolution`` is None when the file does not give one; ``date`` is the
+    deposition date as ISO ``YYYY-MM-DD`` when known.
+    """
+
+    path: str
+    pdb_id: str
+    chains: tuple[Backbone, ...]
+    resolution: float | None
+    date: str | None
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """The decompressed text of a structure file (``.gz`` and ``.bz2`` handled)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+        if p.suffix == ".gz":
+            raw = gzip.decompress(raw)
+        elif p.suffix == ".bz2":
+            raw = bz2.decompress(raw)
+    except (OSError, EOFError, ValueError) as exc:
+        raise InvalidFile(f"{p}: cannot read ({exc})") from None
+    if not raw.strip():
+        raise InvalidFile(f"{p}: empty file")
+    if b"\x00" in raw:
+        raise InvalidFile(f"{p}: binary content, not a PDB or mmCIF text file")
+    return raw.decode("utf-8", errors="replace")
+
+
+def _residue_letter(name: str) -> str | None:
+    """One-letter code of an amino-acid residue name (MSE -> M); None if not an amino acid."""
+    info = gemmi.find_tabulated_residue(name)
+    if info is None or not info.is_amino_acid():
+        return None
+    letter = info.one_letter_code.upper()
+    return letter if letter in AMINO_ACIDS else "X"
+
+
+def _backbone_of_chain(chain: gemmi.Chain, path: str) -> Backbone | None:
+    """Backbone of one chain: highest-occupancy altloc per atom, amino acids only."""
+    letters: list[str] = []
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    best_occ: list[float] = []
+    seen: dict[str, int] = {}
+    for res in chain:
+        letter = _residue_letter(res.name)
+        if letter is None:
+            continue
+        rid = f"{res.seqid.num}{res.seqid.icode.strip()}"
+        xyz = np.full((4, 3), np.nan)
+        occ = np.zeros(4)
+        names = [(a.name, a.altloc) for a in res]
+        if len(set(names)) != len(names):
+            raise BadStructure(f"{path}: duplicate residue {chain.name} {rid} ({res.name}): atoms repeated")
+        for atom in res:
+            if atom.name in BACKBONE_ATOMS:
+                k = BACKBONE_ATOMS.index(atom.name)
+                if np.isnan(xyz[k, 0]) or atom.occ > occ[k]:
+                    xyz[k] = atom.pos.tolist()
+                    occ[k] = atom.occ
+        mean_occ = float(occ.mean())
+        if rid in seen:
+            j = seen[rid]
+            if letters[j] == letter and not any(a.altloc != "\x00" for a in res):
+                raise BadStructure(f"{path}: duplicate residue {chain.name} {rid} ({res.name})")
+            if mean_occ > best_occ[j]:  # microheterogeneity: keep the better-occupied residue
+                letters[j], rows[j], best_occ[j] = letter, xyz, mean_occ
+            continue
+        seen[rid] = len(letters)
+        letters.append(letter)
+        ids.append(rid)
+        rows.append(xyz)
+        best_occ.append(mean_occ)
+    if len(letters) < 2:
+        return None
+    return Backbone("".join(letters), np.stack(rows), tuple(ids), chain.name)
+
+
+def _iso_date(text: str | None) -> str | None:
+    if not text:
+        return None
+    for fmt in ("%Y-%m-%d", "%d-%b-%y"):
+        try:
+            return datetime.datetime.strptime(text.strip(), fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def _strip_legacy_columns(text: str) -> str:
+    """Cut ATOM/HETATM records after column 72 (gemmi then infers elements from atom names)."""
+    return "\n".join(line[:72] if line.startswith(("ATOM", "HETATM")) else line for line in text.splitlines())
+
+
+def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> StructureFile:
+    """Read a PDB or mmCIF file's first model into protein-chain backbones.
+
+    Raises:
+        InvalidFile: unreadable, empty, binary or unparsable files.
+        BadStructure: no protein chain with at least two residues, or duplicate residues.
+    """
+    p = str(path)
+    text = read_text(path)
+    try:
+        if text.lstrip().startswith("data_"):
+            st = gemmi.make_structure_from_block(gemmi.cif.read_string(text)[0])
+        else:
+            try:
+                st = gemmi.read_pdb_string(text)
+            except (RuntimeError, ValueError):
+                # legacy files keep a segment id or line number in columns 73-80
+                st = gemmi.read_pdb_string(_strip_legacy_columns(text))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise InvalidFile(f"{p}: not a parsable PDB/mmCIF file ({exc})") from None
+    if len(st) == 0:
+        raise BadStructure(f"{p}: no model with atoms")
+    chains = tuple(b for ch in st[0] if (b := _backbone_of_chain(ch, p)) is not None)
+    if not chains:
+        raise BadStructure(f"{p}: no protein chain with at least two amino-acid residues")
+    header = st.info
+    date = (
+        _iso_date(header["_pdbx_database_status.recvd_initial_deposition_date"])
+        if ("_pdbx_database_status.recvd_initial_deposition_date" in header)
+        else None
+    )
+    entry = header["_entry.id"] if "_entry.id" in header else ""
+    if not entry:
+        m = re.match(r"(?:pdb)?(\d[a-z0-9]{3})(?:[._]|$)", Path(p).name.lower())
+        entry = m.group(1) if m else ""
+    return StructureFile(
+        path=p,
+        pdb_id=(pdb_id or entry or Path(p).name.split(".")[0]).lower(),
+        chains=chains,
+        resolution=float(st.resolution) if st.resolution > 0 else None,
+        date=date,
+    )
+
+
+def backbones_to_pdb(chains: list[Backbone], remarks: list[str] | None = None) -> str:
+    """PDB text with the N, CA, C, O atoms of each backbone (NaN atoms left out)."""
+    st = gemmi.Structure()
+    model = gemmi.Model(1)
+    for bb in chains:
+        ch = gemmi.Chain(bb.chain_id or "A")
+        for i, letter in enumerate(bb.sequence):
+            res = gemmi.Residue()
+            res.name = ONE_TO_THREE.get(letter, "UNK")
+            rid = bb.residue_ids[i] if bb.residue_ids[i] else str(i + 1)
+            num = "".join(ch_ for ch_ in rid if ch_.isdigit() or ch_ == "-")
+            icode = rid[len(num) :] or " "
+            res.seqid = gemmi.SeqId(int(num), icode[0])
+            res.het_flag = "A"
+            for k, name in enumerate(BACKBONE_ATOMS):
+                if not np.isfinite(bb.coords[i, k]).all():
+                    continue
+                atom = gemmi.Atom()
+                atom.name = name
+                atom.element = gemmi.Element(name[0])
+                atom.pos = gemmi.Position(*map(float, bb.coords[i, k]))
+                atom.occ = 1.0
+                atom.b_iso = 0.0
+                res.add_atom(atom)
+            ch.add_residue(res)
+        model.add_chain(ch)
+    st.add_model(model)
+    st.setup_entities()
+    opts = gemmi.PdbWriteOptions()
+    opts.minimal_file = True
+    opts.cryst1_record = False
+    body = st.make_pdb_string(opts)
+    head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
+    return head + body
+
+
+def write_backbones_pdb(path: str | os.PathLike[str], chains: list[Backbone], remarks: list[str] | None = None) -> None:
+    """Write backbones to a PDB file atomically."""
+    write_text(path, backbones_to_pdb(chains, remarks))

@@ -1,0 +1,1 @@
+"""Antibody numbering (anarcism, IMGT) and CDR slicing under several definitions."""

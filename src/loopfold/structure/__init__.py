@@ -1,0 +1,1 @@
+"""Pure-NumPy backbone geometry: dihedrals, NeRF rebuild, superposition."""

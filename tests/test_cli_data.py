@@ -1,0 +1,71 @@
+import json
+import pickle
+
+import numpy as np
+from typer.testing import CliRunner
+
+from loopfold.cli import app
+from tests.data.test_seed_pickle import seed_arrays
+
+runner = CliRunner()
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_build_info_split_on_fixture(tmp_path, fab_pdb):
+    out = tmp_path / "ds.parquet"
+    r = run("data", "build", fab_pdb.parent, "--out", out, "--workers", 1, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["loops_kept"] == 6
+    r = run("data", "info", out, "--json")
+    info = json.loads(r.stdout)
+    assert info["n_loops"] == 6 and info["n_unique_sequences"] == 6 and info["by_cdr"]["H3"] == 1
+
+
+def test_seed_build_and_split_json(tmp_path):
+    pk = tmp_path / "seed.pickle"
+    pk.write_bytes(pickle.dumps(seed_arrays(n=10)))
+    ds = tmp_path / "seed.parquet"
+    assert run("data", "build", pk, "--out", ds).exit_code == 0
+    r = run(
+        "data",
+        "split",
+        ds,
+        "--by",
+        "cluster",
+        "--identity",
+        0.7,
+        "--fractions",
+        0.6,
+        0.2,
+        0.2,
+        "--seed",
+        3,
+        "--out",
+        tmp_path / "split",
+        "--json",
+    )
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert sum(rep["sizes"].values()) == 30 and rep["max_test_train_identity"] < 0.7
+    assert (tmp_path / "split" / "manifest.csv").is_file() and (tmp_path / "split" / "split.json").is_file()
+
+
+def test_errors_are_one_line_with_exit_2(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.pdb").write_text("")
+    out = tmp_path / "o.parquet"
+    r = run("data", "build", bad, "--out", out, "--strict")
+    assert r.exit_code == 2 and "a.pdb: empty file" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.glob("*.tmp")) == []
+    r = run("data", "build", bad, "--out", out)
+    assert r.exit_code == 2 and "no loops found" in r.output and not out.exists()
+    r = run("data", "info", tmp_path / "missing.parquet")
+    assert r.exit_code == 2 and "missing.parquet" in r.output
+    evil = tmp_path / "evil.pickle"
+    evil.write_bytes(pickle.dumps((np.zeros(1), print)))
+    r = run("data", "build", evil, "--out", out)
+    assert r.exit_code == 2 and "refused to unpickle global builtins.print" in r.output
