@@ -1,0 +1,1 @@
+"""Models: features, networks, losses, checkpoints, and the PyTorch NeRF."""

@@ -1,0 +1,55 @@
+"""Network outputs -> torsion angles (degrees) and per-residue confidence."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from loopfold.model.features import Batch
+
+
+@torch.no_grad()
+def run_network(model: torch.nn.Module, batch: Batch, chunk: int = 2048) -> dict[str, np.ndarray]:
+    """Predictions for a batch.
+
+    Returns:
+        ``mean`` ``[B, L, 3]``: phi, psi from atan2 of the sin/cos head (the
+        MSE-optimal estimate), omega 180 or 0;
+        ``mode`` ``[B, L, 3]``: phi, psi of the most probable Ramachandran bin
+        (equal to ``mean`` for networks without bins), same omega;
+        ``sincos`` ``[B, L, 4]``; ``confidence`` ``[B, L]`` (probability of the chosen bin, or
+        the mean length of the sin/cos vectors); ``bin_probs`` ``[B, L, K]`` when available.
+    """
+    model.eval()
+    outs: dict[str, list[np.ndarray]] = {}
+    for i in range(0, batch.features.shape[0], chunk):
+        o = model(batch.features[i : i + chunk], batch.lengths[i : i + chunk])
+        for key, val in o.items():
+            if key != "bin_centers":
+                outs.setdefault(key, []).append(val.float().numpy())
+        centers = o.get("bin_centers")
+    res = {k: np.concatenate(v) for k, v in outs.items()}
+    sc = res["sincos"]
+    mean = np.zeros(sc.shape[:2] + (3,), dtype=np.float64)
+    mean[..., 0] = np.degrees(np.arctan2(sc[..., 0], sc[..., 1]))
+    mean[..., 1] = np.degrees(np.arctan2(sc[..., 2], sc[..., 3]))
+    cis = res["cis_logit"] > 0 if "cis_logit" in res else np.zeros(sc.shape[:2], dtype=bool)
+    mean[..., 2] = np.where(cis, 0.0, 180.0)
+    mode = mean.copy()
+    out = {"mean": mean, "sincos": sc}
+    if "bin_logits" in res:
+        logits = res["bin_logits"]
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        probs /= probs.sum(-1, keepdims=True)
+        best = probs.argmax(-1)
+        c = centers.numpy()
+        mode[..., 0] = c[best, 0]
+        mode[..., 1] = c[best, 1]
+        out["bin_probs"] = probs
+        out["bin_centers"] = c
+        out["confidence"] = probs.max(-1)
+    else:
+        norms = np.sqrt(sc[..., 0] ** 2 + sc[..., 1] ** 2) + np.sqrt(sc[..., 2] ** 2 + sc[..., 3] ** 2)
+        out["confidence"] = np.clip(norms / 2, 0, 1)
+    out["mode"] = mode
+    return out

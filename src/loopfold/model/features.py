@@ -1,0 +1,107 @@
+"""Loop records (DataFrame rows) -> padded tensors for the networks.
+
+Per window position: one-hot residue (20), region (N-stem, loop, C-stem: 3),
+CDR (6), position within the loop / 30 and loop length / 30 (2) = 31 features.
+Targets: (sin phi, cos phi, sin psi, cos psi) with a mask that is 1 only where
+the angle is defined, and omega cis (|omega| < 90) / trans with its own mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from loopfold.constants import AA_INDEX, AMINO_ACIDS, CDRS
+from loopfold.errors import InvalidSequence
+
+N_FEATURES = len(AMINO_ACIDS) + 3 + len(CDRS) + 2
+
+
+@dataclass
+class Batch:
+    """Padded tensors for B windows of at most L residues."""
+
+    features: torch.Tensor  # [B, L, F]
+    lengths: torch.Tensor  # [B]
+    pad_mask: torch.Tensor  # [B, L] True at real residues
+    target: torch.Tensor  # [B, L, 4] sin/cos phi, sin/cos psi (0 where undefined)
+    target_mask: torch.Tensor  # [B, L, 4] 1 where defined
+    angles: torch.Tensor  # [B, L, 3] phi, psi, omega in degrees, NaN where undefined
+    cis: torch.Tensor  # [B, L] 1 cis, 0 trans
+    cis_mask: torch.Tensor  # [B, L]
+    loop_mask: torch.Tensor  # [B, L] True inside the loop (not the stems)
+
+    def subset(self, idx: torch.Tensor | np.ndarray) -> Batch:
+        """The rows ``idx`` as a new batch."""
+        return Batch(**{k: getattr(self, k)[idx] for k in self.__dataclass_fields__})
+
+
+def encode_window(sequence: str, stem_n: int, stem_c: int, cdr: str, max_len: int) -> np.ndarray:
+    """``[max_len, N_FEATURES]`` features of one window (zeros past its end).
+
+    Raises:
+        InvalidSequence: a letter outside the 20 standard amino acids, or too long a window.
+    """
+    n = len(sequence)
+    if n > max_len:
+        raise InvalidSequence(f"window of {n} residues is longer than the model's limit of {max_len}")
+    x = np.zeros((max_len, N_FEATURES), dtype=np.float32)
+    for i, aa in enumerate(sequence):
+        k = AA_INDEX.get(aa)
+        if k is None:
+            raise InvalidSequence(f"residue {i + 1} is {aa!r}, not one of the 20 standard amino acids")
+        x[i, k] = 1.0
+    loop_len = n - stem_n - stem_c
+    base = len(AMINO_ACIDS)
+    x[:stem_n, base] = 1.0
+    x[stem_n : n - stem_c, base + 1] = 1.0
+    x[n - stem_c : n, base + 2] = 1.0
+    if cdr in CDRS:
+        x[:n, base + 3 + CDRS.index(cdr)] = 1.0
+    x[:n, -2] = (np.arange(n) - stem_n) / 30.0
+    x[:n, -1] = loop_len / 30.0
+    return x
+
+
+def batch_from_frame(df: pd.DataFrame, max_len: int) -> Batch:
+    """Encode dataset rows; angles come from the rows' phi/psi/omega (NaN allowed)."""
+    b = len(df)
+    feats = np.zeros((b, max_len, N_FEATURES), dtype=np.float32)
+    angles = np.full((b, max_len, 3), np.nan, dtype=np.float32)
+    lengths = np.zeros(b, dtype=np.int64)
+    loop_mask = np.zeros((b, max_len), dtype=bool)
+    for i, row in enumerate(df.itertuples(index=False)):
+        window = row.stem_n + row.sequence + row.stem_c
+        n = len(window)
+        feats[i] = encode_window(window, len(row.stem_n), len(row.stem_c), row.cdr, max_len)
+        angles[i, :n, 0] = row.phi
+        angles[i, :n, 1] = row.psi
+        angles[i, :n, 2] = row.omega
+        lengths[i] = n
+        loop_mask[i, len(row.stem_n) : n - len(row.stem_c)] = True
+    return batch_from_arrays(feats, lengths, angles, loop_mask)
+
+
+def batch_from_arrays(feats: np.ndarray, lengths: np.ndarray, angles: np.ndarray, loop_mask: np.ndarray) -> Batch:
+    """Assemble a Batch from encoded features and degree angles."""
+    max_len = feats.shape[1]
+    pad = np.arange(max_len)[None, :] < lengths[:, None]
+    rad = np.radians(angles[..., :2])
+    tgt = np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
+    tmask = np.isfinite(tgt) & pad[..., None]
+    omega = angles[..., 2]
+    cmask = np.isfinite(omega) & pad
+    return Batch(
+        features=torch.from_numpy(feats),
+        lengths=torch.from_numpy(lengths),
+        pad_mask=torch.from_numpy(pad),
+        target=torch.from_numpy(np.nan_to_num(tgt).astype(np.float32)),
+        target_mask=torch.from_numpy(tmask.astype(np.float32)),
+        angles=torch.from_numpy(angles.astype(np.float32)),
+        cis=torch.from_numpy((np.abs(np.nan_to_num(omega, nan=180.0)) < 90).astype(np.float32)),
+        cis_mask=torch.from_numpy(cmask.astype(np.float32)),
+        loop_mask=torch.from_numpy(loop_mask),
+    )

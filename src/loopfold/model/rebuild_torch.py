@@ -1,0 +1,47 @@
+"""Differentiable NeRF in PyTorch, the twin of :func:`loopfold.structure.rebuild.rebuild_backbone`.
+
+Uses ideal (Engh & Huber) geometry; torsions in radians, ``[B, L, 3]`` (phi, psi, omega).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from loopfold import constants as K
+
+
+def _place(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, bond: float, angle: float, tor: torch.Tensor):
+    bc = c - b
+    bc = bc / bc.norm(dim=-1, keepdim=True)
+    n = torch.cross(b - a, bc, dim=-1)
+    n = n / n.norm(dim=-1, keepdim=True)
+    m = torch.cross(n, bc, dim=-1)
+    ang = math.radians(angle)
+    t = tor[..., None]
+    return c - bond * math.cos(ang) * bc + bond * math.sin(ang) * (torch.cos(t) * m + torch.sin(t) * n)
+
+
+def rebuild_backbone_torch(torsions: torch.Tensor) -> torch.Tensor:
+    """``[B, L, 4, 3]`` N, CA, C, O from torsions ``[B, L, 3]`` (radians), canonical first residue."""
+    bsz, length, _ = torsions.shape
+    dt = torsions.dtype
+    tau = math.radians(K.ANGLE_N_CA_C)
+    n0 = torch.zeros(bsz, 3, dtype=dt)
+    ca0 = torch.tensor([K.BOND_N_CA, 0.0, 0.0], dtype=dt).expand(bsz, 3)
+    c0 = torch.tensor(
+        [K.BOND_N_CA - K.BOND_CA_C * math.cos(tau), K.BOND_CA_C * math.sin(tau), 0.0], dtype=dt
+    ).expand(bsz, 3)
+    ns, cas, cs = [n0], [ca0], [c0]
+    phi, psi, omega = torsions[..., 0], torsions[..., 1], torsions[..., 2]
+    for i in range(1, length):
+        n = _place(ns[-1], cas[-1], cs[-1], K.BOND_C_N, K.ANGLE_CA_C_N, psi[:, i - 1])
+        ca = _place(cas[-1], cs[-1], n, K.BOND_N_CA, K.ANGLE_C_N_CA, omega[:, i - 1])
+        c = _place(cs[-1], n, ca, K.BOND_CA_C, K.ANGLE_N_CA_C, phi[:, i])
+        ns.append(n)
+        cas.append(ca)
+        cs.append(c)
+    n, ca, c = torch.stack(ns, 1), torch.stack(cas, 1), torch.stack(cs, 1)
+    o = _place(n, ca, c, K.BOND_C_O, K.ANGLE_CA_C_O, psi + math.pi)
+    return torch.stack([n, ca, c, o], dim=2)
