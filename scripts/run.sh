@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Quick start: set everything up, then run the main job.
+# Quick start: set everything up, then run the main job: summarise the seed data (when
+# ../shared/data is there) and predict the example antibody's CDR loops with the shipped model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_venv.sh
 mkdir -p out
-.venv/bin/loopfold data build ../shared/data/seed/pdb_martin_02.pickle --out out/seed.parquet
-.venv/bin/loopfold data info out/seed.parquet
+if [ -f ../shared/data/seed/pdb_martin_02.pickle ]; then
+  .venv/bin/loopfold data build ../shared/data/seed/pdb_martin_02.pickle --out out/seed.parquet
+  .venv/bin/loopfold data info out/seed.parquet
+fi
+.venv/bin/loopfold predict --fasta examples/trastuzumab.fasta --json out/example.json --pdb-dir out/example_pdb
+echo "predictions: $(pwd)/out/example.json and $(pwd)/out/example_pdb/trastuzumab.pdb"

@@ -5,12 +5,14 @@ Every LoopfoldError ends as one line on stderr and a non-zero exit (2).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -239,7 +241,11 @@ def train_cmd(
         with _progress() as prog:
             task = prog.add_task(f"training {cfg.model}", total=None)
             history = train_model(
-                cfg, train, val, run_dir, resume=resume,
+                cfg,
+                train,
+                val,
+                run_dir,
+                resume=resume,
                 on_step=lambda done, total: prog.update(task, completed=done, total=total),
                 info={"data": str(data), "split": str(split)},
             )
@@ -247,8 +253,10 @@ def train_cmd(
         fail(str(exc))
     best = min(history, key=lambda h: h["val_loss"]) if history else None
     if best:
-        out.print(f"{cfg.model}: {len(history)} epochs, best epoch {best['epoch']} "
-                  f"val seed_mse {best['val_seed_mse']:.4f}; run in {run_dir}")
+        out.print(
+            f"{cfg.model}: {len(history)} epochs, best epoch {best['epoch']} "
+            f"val seed_mse {best['val_seed_mse']:.4f}; run in {run_dir}"
+        )
 
 
 @app.command("evaluate")
@@ -291,6 +299,106 @@ def evaluate_cmd(
     out.print(table)
     if "max_test_train_identity" in result:
         out.print(f"max test-train identity: {result['max_test_train_identity']:.2f}")
+
+
+def _pdb_name(name: str, used: dict[str, str]) -> str:
+    """A safe file name for a record, or a LoopfoldError naming it."""
+    from loopfold.errors import InvalidFile
+
+    bad = any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or "/" in name or "\\" in name
+    if bad or name in ("", ".", "..") or ".." in name or name.startswith("~"):
+        raise InvalidFile(f"record {name!r}: name cannot become a file name (path separator, '..' or control char)")
+    safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    key = safe.lower()
+    if key in used:
+        raise InvalidFile(f"records {used[key]!r} and {name!r} would both be written to {safe}.pdb")
+    used[key] = name
+    return safe + ".pdb"
+
+
+@app.command("predict")
+def predict_cmd(
+    loop: Annotated[str | None, typer.Option("--loop", help="A loop sequence alone (with --cdr).")] = None,
+    cdr: Annotated[str, typer.Option("--cdr", help="CDR of --loop: H1..L3.")] = "H3",
+    stems: Annotated[str | None, typer.Option("--stems", help="Stems of --loop as N,C (e.g. YYC,WGQ).")] = None,
+    heavy: Annotated[str | None, typer.Option("--heavy", help="Heavy chain sequence.")] = None,
+    light: Annotated[str | None, typer.Option("--light", help="Light chain sequence.")] = None,
+    fasta: Annotated[Path | None, typer.Option("--fasta", help="FASTA of antibodies (NAME|H, NAME|L).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write one JSON document.")] = None,
+    jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON result per line.")] = None,
+    pdb_dir: Annotated[Path | None, typer.Option("--pdb-dir", help="Write one PDB per antibody here.")] = None,
+    samples: Annotated[int, typer.Option(help="Also give K distinct conformations per loop.")] = 0,
+    model: Annotated[Path | None, typer.Option("--model", help="Run folder (default: the shipped model).")] = None,
+) -> None:
+    """Predict CDR loop backbones from sequence."""
+    from loopfold.io.atomic import atomic_path, write_text
+    from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
+    from loopfold.io.pdb import write_backbones_pdb
+    from loopfold.predict import Predictor, predict_antibodies
+    from loopfold.structure.backbone import Backbone
+
+    given = [x is not None for x in (loop, heavy or light, fasta)]
+    if sum(given) != 1:
+        fail("give exactly one input: --loop, --heavy/--light, or --fasta")
+    if samples < 0 or samples > 100:
+        fail(f"--samples {samples}: must be between 0 and 100")
+    try:
+        predictor = Predictor(model)
+        if loop is not None:
+            stem_pair = None
+            if stems is not None:
+                parts = stems.split(",")
+                if len(parts) != 2:
+                    fail(f"--stems {stems!r}: expected two sequences separated by a comma")
+                stem_pair = (parts[0], parts[1])
+            q = predictor.loop_query(loop, cdr, stem_pair)
+            results = iter([({"id": "query", "loops": predictor.predict_queries([q], samples)}, None)])
+        else:
+            abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
+            results = predict_antibodies(predictor, abs_, samples)
+        used: dict[str, str] = {}
+        collected = []
+        stack = contextlib.ExitStack()
+        with stack:
+            jsonl_fh = None
+            if jsonl_out is not None:
+                jsonl_fh = stack.enter_context(open(stack.enter_context(atomic_path(jsonl_out)), "w"))
+            pdbs = []
+            for res, err in results:
+                if err is not None:
+                    fail(err)
+                if pdb_dir is not None:
+                    pdbs.append((_pdb_name(res["id"], used), res))
+                if jsonl_fh is not None:
+                    jsonl_fh.write(json.dumps(res) + "\n")
+                if json_out is not None or (jsonl_out is None and pdb_dir is None):
+                    collected.append(res)
+        if pdb_dir is not None:
+            for fname, res in pdbs:
+                chains, offset = [], 0.0
+                for lp in res["loops"]:
+                    xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
+                    xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
+                    offset += 20.0
+                    first = (lp["start"] or 0) + 1
+                    ids = tuple(str(first + i) for i in range(len(lp["sequence"])))
+                    chains.append(Backbone(lp["sequence"], xyz, ids, lp["chain"]))
+                remarks = [
+                    f"loopfold {predictor.model_info()['loopfold_version']} model {predictor.name}",
+                    "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
+                    *[f"{lp['cdr']} {lp['sequence']}" for lp in res["loops"]],
+                ]
+                write_backbones_pdb(pdb_dir / fname, chains, remarks)
+        doc = predictor.document(collected)
+        if json_out is not None:
+            write_text(json_out, json.dumps(doc) + "\n")
+        elif jsonl_out is None and pdb_dir is None:
+            out.print_json(json.dumps(doc))
+    except LoopfoldError as exc:
+        fail(str(exc))
+    written = [str(p) for p in (json_out, jsonl_out, pdb_dir) if p is not None]
+    if written:
+        console.print(f"wrote {', '.join(written)}")
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -53,11 +52,12 @@ def load_model(run_dir: str | Path) -> tuple[nn.Module, TrainConfig, dict]:
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
-        raise CheckpointError(f"{d / WEIGHTS}: weights do not fit {cfg.model}: missing {missing}, unexpected {unexpected}")
+        raise CheckpointError(
+            f"{d / WEIGHTS}: weights do not fit {cfg.model}: missing {missing}, unexpected {unexpected}"
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise CheckpointError(f"{d / WEIGHTS}: weights do not fit {cfg.model} ({str(exc).splitlines()[0]})") from None
     model.eval()
     return model, cfg, doc.get("info", {})
-

@@ -32,7 +32,8 @@ class SeedLSTM(nn.Module):
         self.backward_at_last = cfg.seed_backward_at_last
         sizes = (256, 128, 64)
         ins = (len(AMINO_ACIDS), 2 * sizes[0], 2 * sizes[1])
-        self.lstms = nn.ModuleList(nn.LSTM(i, h, batch_first=True, bidirectional=True) for i, h in zip(ins, sizes))
+        pairs = zip(ins, sizes, strict=True)
+        self.lstms = nn.ModuleList(nn.LSTM(i, h, batch_first=True, bidirectional=True) for i, h in pairs)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(2 * sizes[-1], 4 * cfg.max_len if self.bottleneck else 4)
 

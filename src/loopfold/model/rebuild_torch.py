@@ -30,9 +30,9 @@ def rebuild_backbone_torch(torsions: torch.Tensor) -> torch.Tensor:
     tau = math.radians(K.ANGLE_N_CA_C)
     n0 = torch.zeros(bsz, 3, dtype=dt)
     ca0 = torch.tensor([K.BOND_N_CA, 0.0, 0.0], dtype=dt).expand(bsz, 3)
-    c0 = torch.tensor(
-        [K.BOND_N_CA - K.BOND_CA_C * math.cos(tau), K.BOND_CA_C * math.sin(tau), 0.0], dtype=dt
-    ).expand(bsz, 3)
+    c0 = torch.tensor([K.BOND_N_CA - K.BOND_CA_C * math.cos(tau), K.BOND_CA_C * math.sin(tau), 0.0], dtype=dt).expand(
+        bsz, 3
+    )
     ns, cas, cs = [n0], [ca0], [c0]
     phi, psi, omega = torsions[..., 0], torsions[..., 1], torsions[..., 2]
     for i in range(1, length):

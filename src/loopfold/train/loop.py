@@ -133,6 +133,8 @@ def train_model(
             raise CheckpointError(f"{out / STATE}: cannot resume ({exc})") from None
         if st["config"] != asdict(cfg):
             raise CheckpointError(f"{out / STATE}: saved with a different config; cannot resume")
+    info = {**run_info(train), **(info or {})}
+    write_manifest(out / "training_loops.csv", pd.concat([train, val]))
     n = len(train)
     steps = (n + cfg.batch_size - 1) // cfg.batch_size
     for epoch in range(start, cfg.epochs):
@@ -162,8 +164,19 @@ def train_model(
         history.append(rec)
         if val_loss < best - 1e-6:
             best, bad_epochs = val_loss, 0
-            save_model(out, model, cfg, {**(info or {}), "epoch": epoch + 1, "val_loss": val_loss,
-                                         "val_seed_mse": val_mse, "n_train": n, "n_val": len(val)})
+            save_model(
+                out,
+                model,
+                cfg,
+                {
+                    **info,
+                    "epoch": epoch + 1,
+                    "val_loss": val_loss,
+                    "val_seed_mse": val_mse,
+                    "n_train": n,
+                    "n_val": len(val),
+                },
+            )
         else:
             bad_epochs += 1
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
@@ -174,6 +187,22 @@ def train_model(
         write_text(out / METRICS, "".join(json.dumps(h) + "\n" for h in history))
     plot_curve(history, out / "curve.png")
     return history
+
+
+def run_info(train: pd.DataFrame) -> dict:
+    """What a predictor needs to know of its training data: definition, stems, typical stems per CDR."""
+    stems = int(train["stem_n"].str.len().mode().iloc[0]) if len(train) else 0
+    default = {}
+    for cdr, g in train.groupby("cdr"):
+        default[str(cdr)] = [str(g["stem_n"].mode().iloc[0]), str(g["stem_c"].mode().iloc[0])]
+    return {"definition": str(train["definition"].mode().iloc[0]), "stems": stems, "default_stems": default}
+
+
+def write_manifest(path: Path, loops: pd.DataFrame) -> None:
+    """``loop_id, pdb_id, cdr, sequence`` of every loop the model learnt from (train + validation)."""
+    cols = loops[["loop_id", "pdb_id", "cdr", "sequence"]]
+    with atomic_path(path) as tmp:
+        cols.to_csv(tmp, index=False)
 
 
 def _leaky(cfg: TrainConfig) -> bool:

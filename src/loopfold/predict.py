@@ -1,0 +1,216 @@
+"""Predictor: sequences -> CDR loop torsions, confidence and backbone coordinates.
+
+The shipped model lives in ``loopfold/weights`` (``model.safetensors``,
+``config.json``, ``training_loops.csv``: the id, CDR and sequence of every
+training loop, so any query can be checked for leakage). Loops are cut with
+the model's CDR definition and stems; a query loop >= 90% identical to a
+training loop of the same CDR is flagged ``seen_in_training``.
+
+Confidence is the model's probability of the Ramachandran bin it outputs
+(softmax over ``n_bins`` bins); ``docs/model.md`` gives its measured reliability.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from loopfold import __version__
+from loopfold.constants import CDRS
+from loopfold.data.identity import max_identity
+from loopfold.errors import InvalidSequence, LoopfoldError, NumberingError
+from loopfold.io.fasta import AntibodyInput, clean_sequence
+from loopfold.model.checkpoint import load_model
+from loopfold.model.decode import run_network
+from loopfold.model.features import batch_from_arrays, encode_window
+from loopfold.numbering.anarci import NumberedDomain, number_sequence
+from loopfold.numbering.cdr import locate_cdr
+from loopfold.structure.rebuild import rebuild_backbone
+
+SCHEMA_VERSION = "1"
+SHIPPED = Path(__file__).resolve().parent / "weights"
+SEEN_IDENTITY = 0.9
+MANIFEST = "training_loops.csv"
+
+
+@dataclass(frozen=True)
+class LoopQuery:
+    """One loop window to predict."""
+
+    cdr: str
+    chain: str
+    sequence: str
+    stem_n: str
+    stem_c: str
+    start: int | None
+
+
+def _coords(xyz: np.ndarray) -> dict[str, list]:
+    """``{"N": [[x, y, z], ...], "CA": ..., "C": ..., "O": ...}`` rounded to 0.001 Å."""
+    return {k: np.round(xyz[:, j], 3).tolist() for j, k in enumerate(("N", "CA", "C", "O"))}
+
+
+def _nulls(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), ndigits) for v in values]
+
+
+class Predictor:
+    """A trained model ready to predict (the shipped one by default)."""
+
+    def __init__(self, run_dir: str | Path | None = None) -> None:
+        self.run_dir = Path(run_dir) if run_dir is not None else SHIPPED
+        self.model, self.cfg, self.info = load_model(self.run_dir)
+        self.definition = self.info.get("definition", "north")
+        self.stems = int(self.info.get("stems", 3))
+        self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
+        self.name = self.info.get("name", f"loopfold-{self.cfg.model}")
+        self.training: dict[str, list[str]] = {}
+        manifest = self.run_dir / MANIFEST
+        if manifest.is_file():
+            with open(manifest, newline="") as fh:
+                for row in csv.DictReader(fh):
+                    self.training.setdefault(row["cdr"], []).append(row["sequence"])
+
+    # --- locating loops -------------------------------------------------
+    def loop_query(self, sequence: str, cdr: str, stems: tuple[str, str] | None = None) -> LoopQuery:
+        """A query for a loop sequence alone; stems default to the CDR's most common training stems."""
+        if cdr not in CDRS:
+            raise InvalidSequence(f"--cdr {cdr!r}: expected one of {', '.join(CDRS)}")
+        seq = clean_sequence(sequence, "loop")
+        if stems is None:
+            default = self.default_stems.get(cdr, ["", ""])
+            stems = (default[0], default[1])
+        sn, sc = (clean_sequence(s, "stem") if s else "" for s in stems)
+        self._check_length(cdr, sn + seq + sc)
+        return LoopQuery(cdr, cdr[0], seq, sn, sc, None)
+
+    def _check_length(self, what: str, window: str) -> None:
+        if len(window) > self.cfg.max_len:
+            raise InvalidSequence(
+                f"{what}: window of {len(window)} residues (loop + stems) exceeds the model's limit of "
+                f"{self.cfg.max_len} (loops up to {self.cfg.max_len - 2 * self.stems} residues)"
+            )
+
+    def chain_queries(self, sequence: str, domains: list[NumberedDomain]) -> list[LoopQuery]:
+        """The CDR loops of a numbered chain sequence."""
+        out = []
+        for dom in domains:
+            numbers = [p for p, _ in dom.positions]
+            for cdr in (c for c in CDRS if c[0] == dom.chain_type):
+                sl = locate_cdr(dom.indices, numbers, cdr, self.definition, dom.scheme)
+                if sl is None:
+                    continue
+                lo, hi = max(0, sl.start - self.stems), min(len(sequence), sl.stop + self.stems)
+                self._check_length(cdr, sequence[lo:hi])
+                out.append(LoopQuery(cdr, dom.chain_type, sequence[sl.start : sl.stop], sequence[lo : sl.start],
+                                     sequence[sl.stop : hi], sl.start))  # fmt: skip
+        return out
+
+    def antibody_queries(self, ab: AntibodyInput) -> list[LoopQuery]:
+        """Number an antibody's chains and cut its loops.
+
+        Raises:
+            NumberingError: a given chain holds no antibody domain, or a labelled chain has the other type.
+        """
+        queries: list[LoopQuery] = []
+        for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other)):
+            if seq is None:
+                continue
+            seq = clean_sequence(seq, f"{ab.name} {label}")
+            doms = number_sequence(seq, name=f"{ab.name} {label}")
+            want = {"heavy": "H", "light": "L"}.get(label)
+            if want is not None:
+                doms = [d for d in doms if d.chain_type == want]
+                if not doms:
+                    raise NumberingError(f"{ab.name} {label}: no {label} chain variable domain found")
+            queries.extend(self.chain_queries(seq, doms))
+        return queries
+
+    # --- prediction -------------------------------------------------------
+    def predict_queries(self, queries: list[LoopQuery], samples: int = 0) -> list[dict]:
+        """JSON-ready loop results for many queries at once (one network call)."""
+        if not queries:
+            return []
+        L = self.cfg.max_len
+        feats = np.stack([encode_window(q.stem_n + q.sequence + q.stem_c, len(q.stem_n), len(q.stem_c), q.cdr, L)
+                          for q in queries])  # fmt: skip
+        lengths = np.array([len(q.stem_n) + len(q.sequence) + len(q.stem_c) for q in queries])
+        nan = np.full((len(queries), L, 3), np.nan, dtype=np.float32)
+        pred = run_network(self.model, batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool)))
+        results = []
+        for i, q in enumerate(queries):
+            n = lengths[i]
+            ang = pred["mode"][i, :n]
+            xyz = rebuild_backbone(ang)
+            a, b = len(q.stem_n), n - len(q.stem_c)
+            angles = ang.copy()
+            if a == 0:
+                angles[0, 0] = np.nan
+            if len(q.stem_c) == 0:
+                angles[-1, 1:] = np.nan
+            ident = self._train_identity(q)
+            loop = {
+                "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
+                "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
+                "phi": _nulls(angles[a:b, 0], 1), "psi": _nulls(angles[a:b, 1], 1),
+                "omega": _nulls(angles[a:b, 2], 1),
+                "confidence": _nulls(pred["confidence"][i, a:b], 3),
+                "coords": _coords(xyz[a:b]),
+                "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),
+                "max_training_identity": None if ident is None else round(ident, 3),
+            }  # fmt: skip
+            if samples > 0 and "bin_probs" in pred:
+                loop["samples"] = self._samples(pred, i, n, a, b, samples, angles)
+            results.append(loop)
+        return results
+
+    def _train_identity(self, q: LoopQuery) -> float | None:
+        ref = self.training.get(q.cdr)
+        return float(max_identity([q.sequence], ref)[0]) if ref else None
+
+    def _samples(self, pred: dict, i: int, n: int, a: int, b: int, k: int, mode: np.ndarray) -> list[dict]:
+        """Up to k distinct conformations: the mode, then draws from the per-residue bin probabilities."""
+        probs, centers = pred["bin_probs"][i, :n], pred["bin_centers"]
+        rng = np.random.default_rng(0)
+        picks = [probs.argmax(-1)]
+        seen = {tuple(picks[0])}
+        for _ in range(50 * k):
+            if len(picks) >= k:
+                break
+            draw = np.array([rng.choice(len(p), p=p / p.sum()) for p in probs])
+            if tuple(draw) not in seen:
+                seen.add(tuple(draw))
+                picks.append(draw)
+        logp = np.array([np.log(probs[np.arange(n), p] + 1e-12).sum() for p in picks])
+        w = np.exp(logp - logp.max())
+        w /= w.sum()
+        out = []
+        for p, weight in zip(picks, w, strict=True):
+            ang = mode.copy()
+            ang[:, 0], ang[:, 1] = centers[p, 0], centers[p, 1]
+            xyz = rebuild_backbone(np.nan_to_num(ang, nan=180.0))
+            out.append({"probability": round(float(weight), 4), "phi": _nulls(ang[a:b, 0], 1),
+                        "psi": _nulls(ang[a:b, 1], 1), "coords": _coords(xyz[a:b])})  # fmt: skip
+        return out
+
+    def document(self, results: list[dict]) -> dict:
+        """The JSON document around results."""
+        return {"schema_version": SCHEMA_VERSION, "model": self.model_info(), "results": results}
+
+    def model_info(self) -> dict:
+        """Name, loopfold version, architecture, definition."""
+        return {"name": self.name, "loopfold_version": __version__, "architecture": self.cfg.model,
+                "definition": self.definition, "stems": self.stems}  # fmt: skip
+
+
+def predict_antibodies(predictor: Predictor, antibodies: list[AntibodyInput], samples: int = 0):  # noqa: ANN201
+    """Yield ``(result, error)`` per antibody; errors are LoopfoldError messages, not raised."""
+    for ab in antibodies:
+        try:
+            queries = predictor.antibody_queries(ab)
+            yield {"id": ab.name, "loops": predictor.predict_queries(queries, samples)}, None
+        except LoopfoldError as exc:
+            yield None, str(exc)

@@ -1,0 +1,115 @@
+"""Prediction with the shipped model: JSON schema, geometry, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from loopfold.cli import app
+from loopfold.constants import BOND_C_N, BOND_CA_C, BOND_N_CA
+from loopfold.errors import InvalidSequence
+from loopfold.predict import Predictor
+from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor()
+
+
+def test_antibody_json_schema_and_geometry(tmp_path):
+    out = tmp_path / "p.json"
+    r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--light", TRASTUZUMAB_VL, "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out.read_text())
+    assert doc["schema_version"] == "1" and doc["model"]["name"]
+    (res,) = doc["results"]
+    assert res["id"] == "query"
+    assert [lp["cdr"] for lp in res["loops"]] == ["H1", "H2", "H3", "L1", "L2", "L3"]
+    h3 = res["loops"][2]
+    assert h3["chain"] == "H" and h3["sequence"] == "SRWGGDGFYAMDY" and h3["definition"] == "north"
+    assert h3["start"] == TRASTUZUMAB_VH.index("SRWGGDGFYAMDY")
+    n = len(h3["sequence"])
+    for key in ("phi", "psi", "omega", "confidence"):
+        assert len(h3[key]) == n
+    assert all(0 <= c <= 1 for c in h3["confidence"])
+    assert isinstance(h3["seen_in_training"], bool)
+    xyz = {k: np.array(h3["coords"][k]) for k in ("N", "CA", "C", "O")}
+    assert all(v.shape == (n, 3) for v in xyz.values())
+    assert np.allclose(np.linalg.norm(xyz["CA"] - xyz["N"], axis=1), BOND_N_CA, atol=0.05)
+    assert np.allclose(np.linalg.norm(xyz["C"] - xyz["CA"], axis=1), BOND_CA_C, atol=0.05)
+    assert np.allclose(np.linalg.norm(xyz["N"][1:] - xyz["C"][:-1], axis=1), BOND_C_N, atol=0.05)
+
+
+def test_loop_alone_and_samples(predictor):
+    q = predictor.loop_query("ARDYYGSSYFDY", "H3")
+    (lp,) = predictor.predict_queries([q], samples=3)
+    assert lp["start"] is None and len(lp["samples"]) == 3
+    assert sum(s["probability"] for s in lp["samples"]) == pytest.approx(1.0, abs=1e-3)
+    assert len({tuple(s["phi"]) + tuple(s["psi"]) for s in lp["samples"]}) == 3
+
+
+def test_fasta_jsonl_and_pdb_dir(tmp_path):
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">ab1|H\n{TRASTUZUMAB_VH}\n>ab1|L\n{TRASTUZUMAB_VL}\n>nb 2|H\n{TRASTUZUMAB_VH}\n")
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(tmp_path / "o.jsonl"),
+                            "--pdb-dir", str(tmp_path / "pdb")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["ab1", "nb 2"] and len(lines[1]["loops"]) == 3
+    pdbs = sorted(p.name for p in (tmp_path / "pdb").iterdir())
+    assert pdbs == ["ab1.pdb", "nb_2.pdb"]
+    assert (tmp_path / "pdb" / "ab1.pdb").read_text().startswith("REMARK 250 loopfold")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--loop", "ARDYZGSS", "--cdr", "H3"], "position 5 is 'Z'"),
+        (["--loop", "A" * 60, "--cdr", "H3"], "exceeds the model's limit"),
+        (["--loop", "ARDY", "--cdr", "H9"], "expected one of"),
+        (["--heavy", "KVFGRCELAAAMKRHGLDNYRGYSLGNWVCAAKFESNFNTQATNRNTDGSTDYGILQINSRWW"], "no heavy chain|no antibody"),
+        (["--loop", "ARDY", "--heavy", "EVQ"], "exactly one input"),
+    ],
+)
+def test_bad_inputs_one_line_exit_2(args, message):
+    r = runner.invoke(app, ["predict", *args])
+    assert r.exit_code == 2
+    assert len(r.output.strip().splitlines()) == 1
+    import re
+
+    assert re.search(message, r.output), r.output
+
+
+@pytest.mark.parametrize("name", ["../evil", "/abs/path", "a/b", "x\x01y"])
+def test_unsafe_fasta_names_are_refused(tmp_path, name):
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">{name}|H\n{TRASTUZUMAB_VH}\n")
+    out = tmp_path / "o.json"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--pdb-dir", str(tmp_path / "pdb"), "--json", str(out)])
+    assert r.exit_code == 2 and "cannot become a file name" in r.output
+    assert not out.exists() and not (tmp_path / "pdb").exists()
+
+
+def test_colliding_names_and_bad_fasta(tmp_path):
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">a b|H\n{TRASTUZUMAB_VH}\n>a_b|H\n{TRASTUZUMAB_VH}\n")
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--pdb-dir", str(tmp_path / "pdb")])
+    assert r.exit_code == 2 and "would both be written to a_b.pdb" in r.output
+    fa.write_text("EVQLV\n>x\n")
+    r = runner.invoke(app, ["predict", "--fasta", str(fa)])
+    assert r.exit_code == 2 and "before the first '>'" in r.output
+
+
+def test_corrupt_model_folder(tmp_path):
+    (tmp_path / "config.json").write_text("{")
+    r = runner.invoke(app, ["predict", "--loop", "ARDY", "--model", str(tmp_path)])
+    assert r.exit_code == 2 and "config.json" in r.output
+
+
+def test_invalid_sequence_api(predictor):
+    with pytest.raises(InvalidSequence, match="position 2"):
+        predictor.loop_query("A1C", "H3")
