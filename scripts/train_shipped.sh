@@ -15,4 +15,5 @@ $L data split out/rosetta.parquet --by cluster --identity 0.7 --seed 0 \
   --out out/rosetta_split
 $L train --data out/rosetta.parquet --split out/rosetta_split --out out/shipped --model loopnet --epochs 30
 mkdir -p src/loopfold/weights
-cp out/shipped/model.safetensors out/shipped/config.json out/shipped/training_loops.csv src/loopfold/weights/
+cp out/shipped/model.safetensors out/shipped/config.json out/shipped/training_loops.csv \
+   out/shipped/templates.safetensors src/loopfold/weights/

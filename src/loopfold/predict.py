@@ -6,8 +6,11 @@ training loop, so any query can be checked for leakage). Loops are cut with
 the model's CDR definition and stems; a query loop >= 90% identical to a
 training loop of the same CDR is flagged ``seen_in_training``.
 
-Confidence is the model's probability of the Ramachandran bin it outputs
-(softmax over ``n_bins`` bins); ``docs/model.md`` gives its measured reliability.
+The conformation written is the training loop (template) of the same CDR and
+length that the network finds most probable (see :mod:`loopfold.model.templates`);
+``template`` names it. Confidence per residue is the network's probability of
+the Ramachandran bin of the output (phi, psi); ``docs/model.md`` gives its
+measured reliability.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from loopfold.io.fasta import AntibodyInput, clean_sequence
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
 from loopfold.model.features import batch_from_arrays, encode_window
+from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr
 from loopfold.structure.rebuild import rebuild_backbone
@@ -53,6 +57,12 @@ def _coords(xyz: np.ndarray) -> dict[str, list]:
     return {k: np.round(xyz[:, j], 3).tolist() for j, k in enumerate(("N", "CA", "C", "O"))}
 
 
+def _sample(probability: float, template: str | None, angles: np.ndarray, xyz: np.ndarray) -> dict:
+    """One entry of a loop's ``samples`` list."""
+    return {"probability": round(float(probability), 4), "template": template, "phi": _nulls(angles[:, 0], 1),
+            "psi": _nulls(angles[:, 1], 1), "omega": _nulls(angles[:, 2], 1), "coords": _coords(xyz)}  # fmt: skip
+
+
 def _nulls(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
     return [None if not np.isfinite(v) else round(float(v), ndigits) for v in values]
 
@@ -67,6 +77,7 @@ class Predictor:
         self.stems = int(self.info.get("stems", 3))
         self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
         self.name = self.info.get("name", f"loopfold-{self.cfg.model}")
+        self.templates = load_templates(self.run_dir)
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
         if manifest.is_file():
@@ -140,11 +151,15 @@ class Predictor:
         lengths = np.array([len(q.stem_n) + len(q.sequence) + len(q.stem_c) for q in queries])
         nan = np.full((len(queries), L, 3), np.nan, dtype=np.float32)
         pred = run_network(self.model, batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool)))
+        chosen, chosen_xyz, sources = choose_conformations(
+            pred, [q.cdr for q in queries], [q.sequence for q in queries], lengths, self.templates, IDENTITY_WEIGHT
+        )
+        confidence = self._confidence(pred, chosen)
         results = []
         for i, q in enumerate(queries):
             n = lengths[i]
-            ang = pred["mode"][i, :n]
-            xyz = rebuild_backbone(ang)
+            ang = chosen[i, :n]
+            xyz = chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(ang)
             a, b = len(q.stem_n), n - len(q.stem_c)
             angles = ang.copy()
             if a == 0:
@@ -157,22 +172,47 @@ class Predictor:
                 "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
                 "phi": _nulls(angles[a:b, 0], 1), "psi": _nulls(angles[a:b, 1], 1),
                 "omega": _nulls(angles[a:b, 2], 1),
-                "confidence": _nulls(pred["confidence"][i, a:b], 3),
+                "confidence": _nulls(confidence[i, a:b], 3),
                 "coords": _coords(xyz[a:b]),
                 "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),
                 "max_training_identity": None if ident is None else round(ident, 3),
+                "template": sources[i],
             }  # fmt: skip
             if samples > 0 and "bin_probs" in pred:
-                loop["samples"] = self._samples(pred, i, n, a, b, samples, angles)
+                loop["samples"] = self._samples(pred, i, q, n, a, b, samples)
             results.append(loop)
         return results
+
+    @staticmethod
+    def _confidence(pred: dict, angles: np.ndarray) -> np.ndarray:
+        """``[B, L]`` the model's probability of the (phi, psi) bin of each output residue."""
+        if "bin_probs" not in pred:
+            return pred["confidence"]
+        c = pred["bin_centers"]
+        dphi = (angles[..., 0, None] - c[:, 0] + 180) % 360 - 180
+        dpsi = (angles[..., 1, None] - c[:, 1] + 180) % 360 - 180
+        bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)
+        return np.take_along_axis(pred["bin_probs"], bins[..., None], -1)[..., 0]
 
     def _train_identity(self, q: LoopQuery) -> float | None:
         ref = self.training.get(q.cdr)
         return float(max_identity([q.sequence], ref)[0]) if ref else None
 
-    def _samples(self, pred: dict, i: int, n: int, a: int, b: int, k: int, mode: np.ndarray) -> list[dict]:
-        """Up to k distinct conformations: the mode, then draws from the per-residue bin probabilities."""
+    def _samples(self, pred: dict, i: int, q: LoopQuery, n: int, a: int, b: int, k: int) -> list[dict]:
+        """Up to k distinct conformations with probabilities (softmax of their scores among the k).
+
+        With a template library: the k most probable distinct templates; without
+        one: draws from the per-residue bin probabilities, the mode first.
+        """
+        if self.templates is not None:
+            logp, cis_logp = log_probs(pred)
+            ranked = self.templates.rank(q.cdr, q.sequence, logp[i, :n], pred["bin_centers"],
+                                         None if cis_logp is None else cis_logp[i, :n], IDENTITY_WEIGHT, k)  # fmt: skip
+            if ranked:
+                scores = np.array([r[3] for r in ranked])
+                w = np.exp(scores - scores.max())
+                w /= w.sum()
+                return [_sample(p, src, t[a:b], xyz[a:b]) for (t, xyz, src, _), p in zip(ranked, w, strict=True)]
         probs, centers = pred["bin_probs"][i, :n], pred["bin_centers"]
         rng = np.random.default_rng(0)
         picks = [probs.argmax(-1)]
@@ -184,16 +224,15 @@ class Predictor:
             if tuple(draw) not in seen:
                 seen.add(tuple(draw))
                 picks.append(draw)
-        logp = np.array([np.log(probs[np.arange(n), p] + 1e-12).sum() for p in picks])
-        w = np.exp(logp - logp.max())
+        logp_s = np.array([np.log(probs[np.arange(n), p] + 1e-12).sum() for p in picks])
+        w = np.exp(logp_s - logp_s.max())
         w /= w.sum()
         out = []
         for p, weight in zip(picks, w, strict=True):
-            ang = mode.copy()
+            ang = pred["mode"][i, :n].copy()
             ang[:, 0], ang[:, 1] = centers[p, 0], centers[p, 1]
-            xyz = rebuild_backbone(np.nan_to_num(ang, nan=180.0))
-            out.append({"probability": round(float(weight), 4), "phi": _nulls(ang[a:b, 0], 1),
-                        "psi": _nulls(ang[a:b, 1], 1), "coords": _coords(xyz[a:b])})  # fmt: skip
+            xyz = rebuild_backbone(ang)
+            out.append(_sample(weight, None, ang[a:b], xyz[a:b]))
         return out
 
     def document(self, results: list[dict]) -> dict:

@@ -48,6 +48,8 @@ def run_network(model: torch.nn.Module, batch: Batch, chunk: int = 2048) -> dict
         out["bin_probs"] = probs
         out["bin_centers"] = c
         out["confidence"] = probs.max(-1)
+        if "cis_logit" in res:
+            out["cis_logit"] = res["cis_logit"]
     else:
         norms = np.sqrt(sc[..., 0] ** 2 + sc[..., 1] ** 2) + np.sqrt(sc[..., 2] ** 2 + sc[..., 3] ** 2)
         out["confidence"] = np.clip(norms / 2, 0, 1)

@@ -11,16 +11,28 @@ from loopfold.data.identity import max_identity
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
 from loopfold.model.features import batch_from_frame
+from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates
 from loopfold.train.baselines import NearestNeighbourBaseline, ResidueMeanBaseline
 from loopfold.train.metrics import evaluate_angles
 
 
 def evaluate_model(run_dir: str | Path, df: pd.DataFrame) -> dict:
-    """Metrics of a trained model: angles from its most likely mode, seed_mse from its sin/cos head."""
+    """Metrics of a trained model, as :class:`loopfold.predict.Predictor` outputs it.
+
+    ``seed_mse`` scores the sin/cos head (the MSE-optimal mean); ``phi_mae``,
+    ``psi_mae`` and ``rmsd_local`` score the conformation the predictor writes:
+    the most probable template of the run's library, else the per-residue mode.
+    """
     model, cfg, _ = load_model(run_dir)
+    library = load_templates(run_dir)
     pred = run_network(model, batch_from_frame(df, cfg.max_len))
-    res = evaluate_angles(df, pred["mode"], pred["sincos"])
+    lengths = np.array([len(p) for p in df["phi"]])
+    angles, coords, sources = choose_conformations(
+        pred, df["cdr"].tolist(), df["sequence"].tolist(), lengths, library, IDENTITY_WEIGHT
+    )
+    res = evaluate_angles(df, angles, pred["sincos"], coords)
     res["model"] = cfg.model
+    res["template_fraction"] = round(float(np.mean([s is not None for s in sources])), 4) if len(df) else 0.0
     return res
 
 

@@ -30,6 +30,7 @@ from loopfold.model.config import TrainConfig
 from loopfold.model.features import Batch, batch_from_frame
 from loopfold.model.losses import fit_bins, masked_mse, training_loss
 from loopfold.model.networks import build_network
+from loopfold.model.templates import TEMPLATES, TemplateLibrary
 
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
@@ -185,6 +186,9 @@ def train_model(
         with atomic_path(out / STATE) as tmp:
             torch.save(state, tmp)
         write_text(out / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+    library = TemplateLibrary.from_frame(pd.concat([train, val]))
+    if library.groups:
+        library.save(out / TEMPLATES)
     plot_curve(history, out / "curve.png")
     return history
 

@@ -31,8 +31,14 @@ def true_arrays(df: pd.DataFrame, max_len: int) -> tuple[np.ndarray, np.ndarray]
     return ang, lens
 
 
-def per_loop_errors(df: pd.DataFrame, angles: np.ndarray, sincos: np.ndarray) -> pd.DataFrame:
-    """Per-loop sums for the metrics: squared sin/cos error, abs phi/psi error, counts, RMSD."""
+def per_loop_errors(
+    df: pd.DataFrame, angles: np.ndarray, sincos: np.ndarray, coords: list[np.ndarray | None] | None = None
+) -> pd.DataFrame:
+    """Per-loop sums for the metrics: squared sin/cos error, abs phi/psi error, counts, RMSD.
+
+    ``coords`` gives predicted coordinates per loop where known; other loops are
+    rebuilt from ``angles`` with ideal geometry.
+    """
     true, lens = true_arrays(df, angles.shape[1])
     rad = np.radians(true[..., :2])
     t_sc = np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
@@ -45,7 +51,7 @@ def per_loop_errors(df: pd.DataFrame, angles: np.ndarray, sincos: np.ndarray) ->
         if row.coords is None or row.has_chain_break:
             continue
         n = lens[i]
-        xyz = rebuild_backbone(angles[i, :n])
+        xyz = coords[i] if coords is not None and coords[i] is not None else rebuild_backbone(angles[i, :n])
         rmsds[i] = superposed_rmsd(xyz, row.coords)
     return pd.DataFrame({
         "cdr": df["cdr"].to_numpy(),
@@ -70,18 +76,24 @@ def summarise(errs: pd.DataFrame) -> dict:
     }
 
 
-def evaluate_angles(df: pd.DataFrame, angles: np.ndarray, sincos: np.ndarray | None = None) -> dict:
+def evaluate_angles(
+    df: pd.DataFrame,
+    angles: np.ndarray,
+    sincos: np.ndarray | None = None,
+    coords: list[np.ndarray | None] | None = None,
+) -> dict:
     """Metrics overall, ``by_cdr`` and ``by_length``.
 
     Args:
         angles: predicted phi, psi, omega ``[B, L, 3]`` in degrees (rebuilt for RMSD).
         sincos: predicted (sin phi, cos phi, sin psi, cos psi) ``[B, L, 4]`` for
             ``seed_mse``; derived from ``angles`` when None.
+        coords: predicted window coordinates per loop (None entries: rebuilt from ``angles``).
     """
     if sincos is None:
         rad = np.radians(angles[..., :2])
         sincos = np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
-    errs = per_loop_errors(df.reset_index(drop=True), angles, sincos)
+    errs = per_loop_errors(df.reset_index(drop=True), angles, sincos, coords)
     out = summarise(errs)
     out["by_cdr"] = {str(c): summarise(g) for c, g in errs.groupby("cdr")}
     out["by_length"] = {}

@@ -1,0 +1,206 @@
+"""Template conformations: real training loops, chosen by the model's own probabilities.
+
+The per-residue most likely Ramachandran bin is not a coherent loop, and the
+MSE-optimal mean of two conformations is neither. A loop's conformation is
+therefore chosen among real loops of the training data with the same CDR and
+window length: the one the network finds most probable (sum over residues of
+the log probability of its (phi, psi) bin and of its cis/trans omega), plus
+``identity_weight`` x its sequence identity to the query. Its torsions and its
+own bond lengths and angles rebuild it exactly, so no ideal-geometry error is
+added beyond bond lengths, which are set to the ideal ones (real bond angles are
+kept: the N-CA-C angle matters most). Loops without a template of their length
+fall back to the per-residue mode rebuilt with ideal geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from safetensors.numpy import load_file, save_file
+
+from loopfold.data.identity import identity_matrix
+from loopfold.errors import CheckpointError
+from loopfold.io.atomic import atomic_path
+from loopfold.structure.geometry import backbone_torsions, internal_geometry
+from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
+
+TEMPLATES = "templates.safetensors"
+#: Weight of sequence identity beside the model's log probability (chosen on validation loops).
+IDENTITY_WEIGHT = 20.0
+
+
+@dataclass
+class TemplateLibrary:
+    """Real loop windows grouped by (CDR, window length).
+
+    ``torsions`` ``[N, W, 3]`` degrees; ``coords`` ``[N, W, 4, 3]`` Å; ``sequences``
+    the loop sequences (no stems), in the same order as ``loop_ids``.
+    """
+
+    groups: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, list[str], list[str]]]
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> TemplateLibrary:
+        """Templates from dataset rows that have coordinates and no chain break or missing atom."""
+        groups: dict = {}
+        ok = df["coords"].notna() & ~df["has_chain_break"].astype(bool) & ~df["has_missing_atoms"].astype(bool)
+        for row in df[ok].itertuples(index=False):
+            w = len(row.phi)
+            g = groups.setdefault((row.cdr, w), ([], [], [], []))
+            tors = backbone_torsions(row.coords)
+            g[0].append(tors)
+            g[1].append(ideal_bond_rebuild(row.coords, tors))
+            g[2].append(row.sequence)
+            g[3].append(row.loop_id)
+        return cls({k: (np.stack(v[0]), np.stack(v[1]), v[2], v[3]) for k, v in groups.items()})
+
+    def save(self, path: str | Path) -> None:
+        """Write all groups to one safetensors file (atomically); sequences and ids in its metadata."""
+        tensors, meta = {}, {}
+        for (cdr, w), (tors, xyz, seqs, ids) in self.groups.items():
+            key = f"{cdr}_{w}"
+            tensors[f"{key}.torsions"] = tors.astype(np.float32)
+            tensors[f"{key}.coords"] = xyz.astype(np.float32)
+            meta[f"{key}.sequences"] = ",".join(seqs)
+            meta[f"{key}.ids"] = ",".join(ids)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> TemplateLibrary:
+        """Read a library written by :meth:`save`.
+
+        Raises:
+            CheckpointError: missing or corrupt file.
+        """
+        try:
+            tensors = load_file(str(path))
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="numpy") as fh:
+                meta = fh.metadata() or {}
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            raise CheckpointError(f"{path}: missing or corrupt template library ({exc})") from None
+        groups = {}
+        for name in tensors:
+            if not name.endswith(".torsions"):
+                continue
+            key = name[: -len(".torsions")]
+            cdr, w = key.rsplit("_", 1)
+            groups[(cdr, int(w))] = (
+                tensors[name].astype(np.float64),
+                tensors[f"{key}.coords"].astype(np.float64),
+                meta.get(f"{key}.sequences", "").split(","),
+                meta.get(f"{key}.ids", "").split(","),
+            )
+        return cls(groups)
+
+    def rank(
+        self,
+        cdr: str,
+        sequence: str,
+        bin_logp: np.ndarray,
+        centers: np.ndarray,
+        cis_logp: np.ndarray | None,
+        identity_weight: float = 0.0,
+        k: int = 1,
+    ) -> list[tuple[np.ndarray, np.ndarray, str, float]]:
+        """The k best templates for one window, best first: (torsions [W, 3], coords [W, 4, 3], loop id, score).
+
+        Args:
+            bin_logp: ``[W, K]`` log probabilities of the bins per window residue.
+            cis_logp: ``[W, 2]`` log probabilities of trans and cis per residue, or None.
+        """
+        w = bin_logp.shape[0]
+        group = self.groups.get((cdr, w))
+        if group is None:
+            return []
+        tors, xyz, seqs, ids = group
+        score = template_scores(tors, bin_logp, centers, cis_logp)
+        if identity_weight:
+            score = score + identity_weight * identity_matrix([sequence], seqs)[0]
+        order = np.argsort(-score, kind="stable")
+        picked: list[int] = []
+        for j in order:  # distinct conformations: skip exact torsion duplicates
+            if all(not np.allclose(np.nan_to_num(tors[j]), np.nan_to_num(tors[p])) for p in picked):
+                picked.append(int(j))
+            if len(picked) == k:
+                break
+        return [(tors[j], xyz[j], ids[j], float(score[j])) for j in picked]
+
+
+def ideal_bond_rebuild(coords: np.ndarray, torsions: np.ndarray) -> np.ndarray:
+    """A window rebuilt from its torsions and bond angles with ideal (Engh & Huber) bond lengths."""
+    own = internal_geometry(coords)
+    ideal = ideal_geometry(own.n_ca.shape)
+    geom = type(own)(
+        n_ca=ideal.n_ca, ca_c=ideal.ca_c, c_n=ideal.c_n, c_o=ideal.c_o,
+        n_ca_c=own.n_ca_c, ca_c_n=np.nan_to_num(own.ca_c_n, nan=ideal.ca_c_n[0]),
+        c_n_ca=np.nan_to_num(own.c_n_ca, nan=ideal.c_n_ca[0]), ca_c_o=own.ca_c_o, o_torsion=own.o_torsion,
+    )  # fmt: skip
+    tors = torsions.copy()
+    tors[-1, 1:] = np.nan_to_num(tors[-1, 1:], nan=180.0)
+    return rebuild_backbone(tors, geom)
+
+
+def template_scores(
+    tors: np.ndarray, bin_logp: np.ndarray, centers: np.ndarray, cis_logp: np.ndarray | None
+) -> np.ndarray:
+    """``[N]`` log probability of each template's torsions under per-residue distributions."""
+    phi, psi = tors[..., 0], tors[..., 1]  # [N, W]
+    dphi = (phi[..., None] - centers[:, 0] + 180) % 360 - 180
+    dpsi = (psi[..., None] - centers[:, 1] + 180) % 360 - 180
+    bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)  # [N, W]
+    defined = np.isfinite(phi) & np.isfinite(psi)
+    w = np.arange(tors.shape[1])
+    score = np.where(defined, bin_logp[w, bins], 0.0).sum(1)
+    if cis_logp is not None:
+        om = tors[..., 2]
+        cis = (np.abs(np.nan_to_num(om, nan=180.0)) < 90).astype(int)
+        score = score + np.where(np.isfinite(om), cis_logp[w, cis], 0.0).sum(1)
+    return score
+
+
+def choose_conformations(
+    pred: dict[str, np.ndarray],
+    cdrs: list[str],
+    sequences: list[str],
+    lengths: np.ndarray,
+    library: TemplateLibrary | None,
+    identity_weight: float = 0.0,
+) -> tuple[np.ndarray, list[np.ndarray | None], list[str | None]]:
+    """Per window: torsions ``[B, L, 3]`` of the chosen conformation, its coordinates (None when
+    no template fits: rebuild from the per-residue mode then) and the template's loop id."""
+    angles = pred["mode"].copy()
+    coords: list[np.ndarray | None] = [None] * len(cdrs)
+    sources: list[str | None] = [None] * len(cdrs)
+    if library is None or "bin_probs" not in pred:
+        return angles, coords, sources
+    logp, cis_logp = log_probs(pred)
+    for i, (cdr, seq) in enumerate(zip(cdrs, sequences, strict=True)):
+        n = int(lengths[i])
+        got = library.rank(cdr, seq, logp[i, :n], pred["bin_centers"],
+                           None if cis_logp is None else cis_logp[i, :n], identity_weight)  # fmt: skip
+        if got:
+            tors, xyz, src, _ = got[0]
+            angles[i, :n] = np.where(np.isfinite(tors), tors, angles[i, :n])
+            coords[i], sources[i] = xyz, src
+    return angles, coords, sources
+
+
+def load_templates(run_dir: str | Path) -> TemplateLibrary | None:
+    """The template library of a run folder, or None when it has none."""
+    path = Path(run_dir) / TEMPLATES
+    return TemplateLibrary.load(path) if path.is_file() else None
+
+
+def log_probs(pred: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Log bin probabilities ``[B, L, K]`` and log (trans, cis) probabilities ``[B, L, 2]`` (or None)."""
+    logp = np.log(pred["bin_probs"] + 1e-9)
+    if "cis_logit" not in pred:
+        return logp, None
+    p_cis = 1 / (1 + np.exp(-pred["cis_logit"]))
+    return logp, np.log(np.stack([1 - p_cis, p_cis], -1) + 1e-9)
