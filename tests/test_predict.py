@@ -113,3 +113,41 @@ def test_corrupt_model_folder(tmp_path):
 def test_invalid_sequence_api(predictor):
     with pytest.raises(InvalidSequence, match="position 2"):
         predictor.loop_query("A1C", "H3")
+
+
+def test_structure_mode_keeps_framework_and_closes_loops(tmp_path, fab_pdb):
+    from loopfold.io.pdb import read_structure
+
+    out_dir = tmp_path / "out"
+    out_json = tmp_path / "s.json"
+    r = runner.invoke(app, ["predict", "--structure", str(fab_pdb), "--loops", "H3,L1", "--pdb-dir", str(out_dir),
+                            "--json", str(out_json)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    doc = json.loads(out_json.read_text())
+    loops = doc["results"][0]["loops"]
+    assert sorted(lp["cdr"] for lp in loops) == ["H3", "L1"]
+    before = {c.chain_id: c for c in read_structure(fab_pdb).chains}
+    after = {c.chain_id: c for c in read_structure(out_dir / "fab.pdb").chains}
+    for lp in loops:
+        bb0, bb1 = before[lp["chain_id"]], after[lp["chain_id"]]
+        assert bb0.sequence == bb1.sequence
+        loop = np.zeros(len(bb0), bool)
+        loop[lp["start"] : lp["start"] + len(lp["sequence"])] = True
+        # framework (everything but the loop) unchanged to the file's precision
+        np.testing.assert_allclose(bb1.coords[~loop], bb0.coords[~loop], atol=1e-3)
+        assert not np.allclose(bb1.coords[loop], bb0.coords[loop], atol=0.01)
+        assert lp["closure_rmsd"] < 0.1
+        end = lp["start"] + len(lp["sequence"])
+        gap = np.linalg.norm(bb1.coords[end - 1, 2] - bb1.coords[end, 0])  # last loop C to stem N
+        assert abs(gap - BOND_C_N) < 0.1
+        start = lp["start"]
+        assert abs(np.linalg.norm(bb1.coords[start, 0] - bb1.coords[start - 1, 2]) - BOND_C_N) < 0.1
+
+
+def test_structure_mode_bad_inputs(tmp_path, fab_pdb):
+    r = runner.invoke(app, ["predict", "--structure", str(fab_pdb), "--loops", "H3,X9"])
+    assert r.exit_code == 2 and "--loops" in r.output
+    junk = tmp_path / "junk.pdb"
+    junk.write_text("not a structure\n")
+    r = runner.invoke(app, ["predict", "--structure", str(junk), "--pdb-dir", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "junk.pdb" in r.output and not (tmp_path / "o").exists()

@@ -316,6 +316,34 @@ def _pdb_name(name: str, used: dict[str, str]) -> str:
     return safe + ".pdb"
 
 
+def _predict_structure_cmd(predictor, structure: Path, loops: str | None, json_out, pdb_dir, used) -> None:  # noqa: ANN001
+    """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
+    from loopfold.constants import CDRS
+    from loopfold.io.atomic import write_text
+    from loopfold.predict import predict_structure
+
+    wanted = None
+    if loops is not None:
+        wanted = [x.strip().upper() for x in loops.split(",") if x.strip()]
+        bad = [x for x in wanted if x not in CDRS]
+        if bad or not wanted:
+            fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
+    result, pdb_text = predict_structure(predictor, structure, wanted)
+    if pdb_dir is not None:
+        name = structure.name
+        for suffix in (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif"):
+            name = name.removesuffix(suffix)
+        write_text(pdb_dir / _pdb_name(name, used), pdb_text)
+    doc = predictor.document([result])
+    if json_out is not None:
+        write_text(json_out, json.dumps(doc) + "\n")
+    elif pdb_dir is None:
+        out.print_json(json.dumps(doc))
+    written = [str(p) for p in (json_out, pdb_dir) if p is not None]
+    if written:
+        console.print(f"wrote {', '.join(written)}")
+
+
 @app.command("predict")
 def predict_cmd(
     loop: Annotated[str | None, typer.Option("--loop", help="A loop sequence alone (with --cdr).")] = None,
@@ -324,6 +352,10 @@ def predict_cmd(
     heavy: Annotated[str | None, typer.Option("--heavy", help="Heavy chain sequence.")] = None,
     light: Annotated[str | None, typer.Option("--light", help="Light chain sequence.")] = None,
     fasta: Annotated[Path | None, typer.Option("--fasta", help="FASTA of antibodies (NAME|H, NAME|L).")] = None,
+    structure: Annotated[
+        Path | None, typer.Option("--structure", help="PDB/mmCIF: replace its CDR loops, keep the framework.")
+    ] = None,
+    loops: Annotated[str | None, typer.Option("--loops", help="With --structure: e.g. H3,L1 (default all).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write one JSON document.")] = None,
     jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON result per line.")] = None,
     pdb_dir: Annotated[Path | None, typer.Option("--pdb-dir", help="Write one PDB per antibody here.")] = None,
@@ -337,13 +369,16 @@ def predict_cmd(
     from loopfold.predict import Predictor, predict_antibodies
     from loopfold.structure.backbone import Backbone
 
-    given = [x is not None for x in (loop, heavy or light, fasta)]
+    given = [x is not None for x in (loop, heavy or light, fasta, structure)]
     if sum(given) != 1:
-        fail("give exactly one input: --loop, --heavy/--light, or --fasta")
+        fail("give exactly one input: --loop, --heavy/--light, --fasta or --structure")
     if samples < 0 or samples > 100:
         fail(f"--samples {samples}: must be between 0 and 100")
     try:
         predictor = Predictor(model)
+        if structure is not None:
+            _predict_structure_cmd(predictor, structure, loops, json_out, pdb_dir, used={})
+            return
         if loop is not None:
             stem_pair = None
             if stems is not None:

@@ -16,6 +16,7 @@ measured reliability.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as np
 from loopfold import __version__
 from loopfold.constants import CDRS
 from loopfold.data.identity import max_identity
-from loopfold.errors import InvalidSequence, LoopfoldError, NumberingError
+from loopfold.errors import BadStructure, InvalidSequence, LoopfoldError, NumberingError
 from loopfold.io.fasta import AntibodyInput, clean_sequence
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
@@ -32,7 +33,10 @@ from loopfold.model.features import batch_from_arrays, encode_window
 from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr
+from loopfold.structure.closure import close_loop
+from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
+from loopfold.structure.superpose import rmsd
 
 SCHEMA_VERSION = "1"
 SHIPPED = Path(__file__).resolve().parent / "weights"
@@ -141,8 +145,18 @@ class Predictor:
         return queries
 
     # --- prediction -------------------------------------------------------
-    def predict_queries(self, queries: list[LoopQuery], samples: int = 0) -> list[dict]:
-        """JSON-ready loop results for many queries at once (one network call)."""
+    def predict_queries(
+        self,
+        queries: list[LoopQuery],
+        samples: int = 0,
+        place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, dict]] | None = None,
+    ) -> list[dict]:
+        """JSON-ready loop results for many queries at once (one network call).
+
+        ``place(i, query, window_xyz)`` may move a predicted window into a structure
+        (returning new window coordinates and extra JSON fields); torsions are then
+        measured from the placed coordinates.
+        """
         if not queries:
             return []
         L = self.cfg.max_len
@@ -161,6 +175,10 @@ class Predictor:
             ang = chosen[i, :n]
             xyz = chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(ang)
             a, b = len(q.stem_n), n - len(q.stem_c)
+            extra: dict = {}
+            if place is not None:
+                xyz, extra = place(i, q, xyz)
+                ang = backbone_torsions(xyz)
             angles = ang.copy()
             if a == 0:
                 angles[0, 0] = np.nan
@@ -177,6 +195,7 @@ class Predictor:
                 "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),
                 "max_training_identity": None if ident is None else round(ident, 3),
                 "template": sources[i],
+                **extra,
             }  # fmt: skip
             if samples > 0 and "bin_probs" in pred:
                 loop["samples"] = self._samples(pred, i, q, n, a, b, samples)
@@ -243,6 +262,76 @@ class Predictor:
         """Name, loopfold version, architecture, definition."""
         return {"name": self.name, "loopfold_version": __version__, "architecture": self.cfg.model,
                 "definition": self.definition, "stems": self.stems}  # fmt: skip
+
+
+def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] | None = None) -> tuple[dict, str]:
+    """Replace CDR loops of a structure with predictions closed onto its stems.
+
+    Each chain is numbered from its sequence; each chosen loop is predicted,
+    its window superposed on the last N-terminal stem residue and closed by CCD
+    onto the first C-terminal stem residue. Framework atoms are written as read.
+
+    Returns:
+        (the result dict with loop coordinates in the structure's frame, the PDB text).
+
+    Raises:
+        LoopfoldError: unreadable structure, no antibody chain, a requested loop
+            absent, or stems with missing atoms or breaks.
+    """
+    from loopfold.io.pdb import read_structure, structure_with_backbones
+
+    wanted = None if loops is None else set(loops)
+    sf = read_structure(path)
+    replacements: dict[str, dict[str, np.ndarray]] = {}
+    results: list[dict] = []
+    found: set[str] = set()
+    for bb in sf.chains:
+        try:
+            doms = number_sequence(bb.sequence, name=f"{path}:{bb.chain_id}")
+        except NumberingError:
+            continue
+        queries = [q for q in predictor.chain_queries(bb.sequence, doms) if wanted is None or q.cdr in wanted]
+        for q in queries:
+            lo = q.start - len(q.stem_n)
+            hi = q.start + len(q.sequence) + len(q.stem_c)
+            if not q.stem_n or not q.stem_c:
+                raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id} has no stem residue on one side")
+            window = bb.coords[lo:hi]
+            stem_idx = list(range(len(q.stem_n))) + [len(q.stem_n) + len(q.sequence)]
+            if np.isnan(window[stem_idx, :3]).any():
+                raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id}: stem residues lack backbone atoms")
+
+        def place(i: int, q: LoopQuery, xyz: np.ndarray, bb=bb) -> tuple[np.ndarray, dict]:  # noqa: ANN001
+            lo = q.start - len(q.stem_n)
+            a, n = len(q.stem_n), len(q.sequence)
+            true = bb.coords[lo : lo + len(xyz)]
+            closed = close_loop(xyz, true[:a], true[a + n, :3], a, n)
+            placed = closed.coords.copy()
+            placed[a + n :] = true[a + n :]  # the C-terminal stem keeps its own atoms
+            gap = float(np.linalg.norm(placed[a + n - 1, 2] - true[a + n, 0]))
+            return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
+                            "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
+
+        loop_results = predictor.predict_queries(queries, place=place)
+        for q, lp in zip(queries, loop_results, strict=True):
+            found.add(q.cdr)
+            lp["chain_id"] = bb.chain_id
+            ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
+            replacements.setdefault(bb.chain_id, {}).update(
+                {
+                    rid: np.stack([np.array(lp["coords"][k][j]) for k in ("N", "CA", "C", "O")])
+                    for j, rid in enumerate(ids)
+                }  # fmt: skip
+            )
+            results.append(lp)
+    if not results:
+        raise NumberingError(f"{path}: no antibody CDR loops found")
+    missing = sorted((wanted or set()) - found)
+    if missing:
+        raise BadStructure(f"{path}: requested loops not found: {', '.join(missing)}")
+    names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
+    remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD"]
+    return {"id": Path(path).name, "loops": results}, structure_with_backbones(path, replacements, remarks)
 
 
 def predict_antibodies(predictor: Predictor, antibodies: list[AntibodyInput], samples: int = 0):  # noqa: ANN201

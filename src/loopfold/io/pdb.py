@@ -129,18 +129,7 @@ def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> S
         BadStructure: no protein chain with at least two residues, or duplicate residues.
     """
     p = str(path)
-    text = read_text(path)
-    try:
-        if text.lstrip().startswith("data_"):
-            st = gemmi.make_structure_from_block(gemmi.cif.read_string(text)[0])
-        else:
-            try:
-                st = gemmi.read_pdb_string(text)
-            except (RuntimeError, ValueError):
-                # legacy files keep a segment id or line number in columns 73-80
-                st = gemmi.read_pdb_string(_strip_legacy_columns(text))
-    except (RuntimeError, ValueError, IndexError) as exc:
-        raise InvalidFile(f"{p}: not a parsable PDB/mmCIF file ({exc})") from None
+    st = _parse(read_text(path), p)
     if len(st) == 0:
         raise BadStructure(f"{p}: no model with atoms")
     chains = tuple(b for ch in st[0] if (b := _backbone_of_chain(ch, p)) is not None)
@@ -163,6 +152,58 @@ def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> S
         resolution=float(st.resolution) if st.resolution > 0 else None,
         date=date,
     )
+
+
+def _parse(text: str, p: str) -> gemmi.Structure:
+    """Parse PDB or mmCIF text with gemmi; InvalidFile naming ``p`` when it cannot."""
+    try:
+        if text.lstrip().startswith("data_"):
+            st = gemmi.make_structure_from_block(gemmi.cif.read_string(text)[0])
+        else:
+            try:
+                st = gemmi.read_pdb_string(text)
+            except (RuntimeError, ValueError):
+                # legacy files keep a segment id or line number in columns 73-80
+                st = gemmi.read_pdb_string(_strip_legacy_columns(text))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        raise InvalidFile(f"{p}: not a parsable PDB/mmCIF file ({exc})") from None
+    return st
+
+
+def structure_with_backbones(
+    path: str | os.PathLike[str], replacements: dict[str, dict[str, np.ndarray]], remarks: list[str] | None = None
+) -> str:
+    """PDB text of a structure's first model with some residues' backbones replaced.
+
+    ``replacements`` maps chain id -> residue id (``"100A"``) -> ``[4, 3]`` N, CA, C, O.
+    A replaced residue keeps its name and loses its side chain (only the new
+    backbone is written); every other atom is written as read.
+    """
+    p = str(path)
+    st = _parse(read_text(path), p)
+    while len(st) > 1:
+        del st[1]
+    for chain in st[0]:
+        todo = replacements.get(chain.name, {})
+        for res in chain:
+            rid = f"{res.seqid.num}{res.seqid.icode.strip()}"
+            if rid not in todo:
+                continue
+            while len(res):
+                del res[0]
+            for k, name in enumerate(BACKBONE_ATOMS):
+                atom = gemmi.Atom()
+                atom.name = name
+                atom.element = gemmi.Element(name[0])
+                atom.pos = gemmi.Position(*map(float, todo[rid][k]))
+                atom.occ = 1.0
+                atom.b_iso = 0.0
+                res.add_atom(atom)
+    st.setup_entities()
+    opts = gemmi.PdbWriteOptions()
+    opts.cryst1_record = st.cell.is_crystal()
+    head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
+    return head + st.make_pdb_string(opts)
 
 
 def backbones_to_pdb(chains: list[Backbone], remarks: list[str] | None = None) -> str:

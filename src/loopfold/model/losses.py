@@ -64,8 +64,14 @@ def assign_bins(angles: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tens
     return (dphi**2 + dpsi**2).argmin(-1), ok.float()
 
 
-def training_loss(out: dict[str, torch.Tensor], batch: Batch, leaky_mask: bool = False) -> torch.Tensor:
-    """The objective: masked MSE on sin/cos, plus bin cross-entropy and cis BCE when predicted."""
+def training_loss(
+    out: dict[str, torch.Tensor],
+    batch: Batch,
+    leaky_mask: bool = False,
+    bin_weight: float = 1.0,
+    cis_weight: float = 0.1,
+) -> torch.Tensor:
+    """The objective: masked MSE on sin/cos, plus weighted bin cross-entropy and cis BCE when predicted."""
     if leaky_mask:
         target, mask = seed_leaky_targets(batch)
     else:
@@ -74,8 +80,8 @@ def training_loss(out: dict[str, torch.Tensor], batch: Batch, leaky_mask: bool =
     if "bin_logits" in out:
         labels, ok = assign_bins(batch.angles, out["bin_centers"])
         ce = F.cross_entropy(out["bin_logits"].flatten(0, 1), labels.flatten(), reduction="none")
-        loss = loss + 0.1 * (ce * ok.flatten()).sum() / ok.sum().clamp(min=1.0)
+        loss = loss + bin_weight * (ce * ok.flatten()).sum() / ok.sum().clamp(min=1.0)
     if "cis_logit" in out:
         bce = F.binary_cross_entropy_with_logits(out["cis_logit"], batch.cis, reduction="none")
-        loss = loss + 0.1 * (bce * batch.cis_mask).sum() / batch.cis_mask.sum().clamp(min=1.0)
+        loss = loss + cis_weight * (bce * batch.cis_mask).sum() / batch.cis_mask.sum().clamp(min=1.0)
     return loss

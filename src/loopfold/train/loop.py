@@ -68,7 +68,7 @@ def _val_score(model: torch.nn.Module, val: Batch, cfg: TrainConfig) -> tuple[fl
     model.eval()
     with torch.no_grad():
         out = model(val.features, val.lengths)
-        loss = training_loss(out, val, leaky_mask=False)
+        loss = training_loss(out, val, False, cfg.bin_weight, cfg.cis_weight)
         mse = masked_mse(out["sincos"], val.target, val.target_mask)
     return float(loss), float(mse)
 
@@ -148,7 +148,7 @@ def train_model(
         for s in range(steps):
             idx = torch.from_numpy(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
             b = tb.subset(idx)
-            loss = training_loss(model(b.features, b.lengths), b, leaky_mask=_leaky(cfg))
+            loss = training_loss(model(b.features, b.lengths), b, _leaky(cfg), cfg.bin_weight, cfg.cis_weight)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
