@@ -151,3 +151,17 @@ def test_structure_mode_bad_inputs(tmp_path, fab_pdb):
     junk.write_text("not a structure\n")
     r = runner.invoke(app, ["predict", "--structure", str(junk), "--pdb-dir", str(tmp_path / "o")])
     assert r.exit_code == 2 and "junk.pdb" in r.output and not (tmp_path / "o").exists()
+
+
+def test_report_from_prediction_json(tmp_path):
+    out = tmp_path / "p.json"
+    assert runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--json", str(out)]).exit_code == 0
+    r = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "ramachandran.png" in page and "<canvas" in page and "http" not in page  # offline: no CDN
+    assert (tmp_path / "rep" / "ramachandran.png").stat().st_size > 5000
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2")
+    r = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "rep2")])
+    assert r.exit_code == 2 and "bad.json: not a loopfold prediction JSON" in r.output

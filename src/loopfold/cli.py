@@ -436,6 +436,29 @@ def predict_cmd(
         console.print(f"wrote {', '.join(written)}")
 
 
+@app.command("report")
+def report_cmd(
+    source: Annotated[Path, typer.Argument(help="A run folder, or a prediction JSON from loopfold predict.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the PNGs and index.html.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset (needed for a run folder).")] = None,
+    split: Annotated[Path | None, typer.Option("--split", help="Split folder.")] = None,
+    part: Annotated[str, typer.Option(help="Split part.")] = "test",
+) -> None:
+    """Figures (Ramachandran, error by position, RMSD by length, training curve) and an HTML page."""
+    from loopfold.report import json_report, run_report
+
+    try:
+        if source.is_dir():
+            if data is None:
+                fail("a run folder needs --data (and usually --split) to compare with true loops")
+            summary = run_report(source, data, split, part, out_dir)
+        else:
+            summary = json_report(source, out_dir)
+    except LoopfoldError as exc:
+        fail(str(exc))
+    out.print(f"report: {out_dir / 'index.html'} ({summary['n_loops']} loops)")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -191,6 +191,11 @@ def choose_conformations(
     return angles, coords, sources
 
 
+def template_ids(library: TemplateLibrary | None) -> set[str]:
+    """Loop ids of every template in a library."""
+    return set() if library is None else {i for g in library.groups.values() for i in g[3]}
+
+
 def load_templates(run_dir: str | Path) -> TemplateLibrary | None:
     """The template library of a run folder, or None when it has none."""
     path = Path(run_dir) / TEMPLATES

@@ -11,7 +11,7 @@ from loopfold.data.identity import max_identity
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
 from loopfold.model.features import batch_from_frame
-from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates
+from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, template_ids
 from loopfold.train.baselines import NearestNeighbourBaseline, ResidueMeanBaseline
 from loopfold.train.metrics import evaluate_angles
 
@@ -32,6 +32,7 @@ def evaluate_model(run_dir: str | Path, df: pd.DataFrame) -> dict:
     )
     res = evaluate_angles(df, angles, pred["sincos"], coords)
     res["model"] = cfg.model
+    res["templates_in_evaluation_set"] = len(template_ids(library) & set(df["loop_id"]))
     res["template_fraction"] = round(float(np.mean([s is not None for s in sources])), 4) if len(df) else 0.0
     return res
 

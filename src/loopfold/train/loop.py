@@ -186,7 +186,7 @@ def train_model(
         with atomic_path(out / STATE) as tmp:
             torch.save(state, tmp)
         write_text(out / METRICS, "".join(json.dumps(h) + "\n" for h in history))
-    library = TemplateLibrary.from_frame(pd.concat([train, val]))
+    library = TemplateLibrary.from_frame(train)  # training part only: validation stays unseen
     if library.groups:
         library.save(out / TEMPLATES)
     plot_curve(history, out / "curve.png")
