@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from loopfold import __version__
 from loopfold.constants import CDRS
@@ -29,7 +30,7 @@ from loopfold.errors import BadStructure, InvalidSequence, LoopfoldError, Number
 from loopfold.io.fasta import AntibodyInput, clean_sequence
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
-from loopfold.model.features import batch_from_arrays, encode_window
+from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr
@@ -81,6 +82,7 @@ class Predictor:
         self.stems = int(self.info.get("stems", 3))
         self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
         self.name = self.info.get("name", f"loopfold-{self.cfg.model}")
+        self.temperature = float(self.info.get("bin_temperature", 1.0))
         self.templates = load_templates(self.run_dir)
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
@@ -164,9 +166,9 @@ class Predictor:
                           for q in queries])  # fmt: skip
         lengths = np.array([len(q.stem_n) + len(q.sequence) + len(q.stem_c) for q in queries])
         nan = np.full((len(queries), L, 3), np.nan, dtype=np.float32)
-        pred = run_network(self.model, batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool)))
-        chosen, chosen_xyz, sources = choose_conformations(
-            pred, [q.cdr for q in queries], [q.sequence for q in queries], lengths, self.templates, IDENTITY_WEIGHT
+        batch = batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool))
+        pred, chosen, chosen_xyz, sources = self.conformations(
+            batch, [q.cdr for q in queries], [q.sequence for q in queries]
         )
         confidence = self._confidence(pred, chosen)
         results = []
@@ -201,6 +203,22 @@ class Predictor:
                 loop["samples"] = self._samples(pred, i, q, n, a, b, samples)
             results.append(loop)
         return results
+
+    def conformations(
+        self, batch: Batch, cdrs: list[str], sequences: list[str]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
+        """Network outputs, and per window the chosen torsions ``[B, L, 3]``, coordinates (None
+        where no template fits) and template ids."""
+        pred = run_network(self.model, batch, temperature=self.temperature)
+        lengths = batch.lengths.numpy()
+        chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates, IDENTITY_WEIGHT)
+        return pred, chosen, xyz, sources
+
+    def predict_frame(
+        self, df: pd.DataFrame
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
+        """:meth:`conformations` for dataset rows (evaluation and reports use this path)."""
+        return self.conformations(batch_from_frame(df, self.cfg.max_len), df["cdr"].tolist(), df["sequence"].tolist())
 
     @staticmethod
     def _confidence(pred: dict, angles: np.ndarray) -> np.ndarray:

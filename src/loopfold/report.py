@@ -101,20 +101,14 @@ def _loop_rows(df: pd.DataFrame, angles: np.ndarray, coords: list) -> list[dict]
 
 def run_report(run_dir: Path, data: Path, split: Path | None, part: str, out: Path) -> dict:
     """Figures and page for a trained model on one split part; returns a summary."""
-    from loopfold.model.checkpoint import load_model
-    from loopfold.model.decode import run_network
-    from loopfold.model.features import batch_from_frame
-    from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates
+    from loopfold.predict import Predictor
     from loopfold.train.loop import load_part
 
-    model, cfg, _ = load_model(run_dir)
-    df = load_part(data, split, part, cfg.max_len)
+    predictor = Predictor(run_dir)
+    df = load_part(data, split, part, predictor.cfg.max_len)
     if len(df) == 0:
         raise InvalidFile(f"{data}: no usable loops in part {part!r}")
-    pred = run_network(model, batch_from_frame(df, cfg.max_len))
-    lengths = np.array([len(p) for p in df["phi"]])
-    angles, coords, _ = choose_conformations(pred, df["cdr"].tolist(), df["sequence"].tolist(), lengths,
-                                             load_templates(run_dir), IDENTITY_WEIGHT)  # fmt: skip
+    _, angles, coords, _ = predictor.predict_frame(df)
     rows = _loop_rows(df, angles, coords)
     out.mkdir(parents=True, exist_ok=True)
     plt = _plt()

@@ -33,7 +33,7 @@ class TrainConfig:
     seed: int = 0
     hidden: int = 128
     n_bins: int = 48
-    bin_weight: float = 1.0
+    bin_weight: float = 0.1
     cis_weight: float = 0.1
     seed_bottleneck: bool = True
     seed_backward_at_last: bool = True

@@ -9,8 +9,10 @@ from loopfold.model.features import Batch
 
 
 @torch.no_grad()
-def run_network(model: torch.nn.Module, batch: Batch, chunk: int = 2048) -> dict[str, np.ndarray]:
-    """Predictions for a batch.
+def run_network(
+    model: torch.nn.Module, batch: Batch, chunk: int = 2048, temperature: float = 1.0
+) -> dict[str, np.ndarray]:
+    """Predictions for a batch (bin probabilities tempered by ``temperature``).
 
     Returns:
         ``mean`` ``[B, L, 3]``: phi, psi from atan2 of the sin/cos head (the
@@ -39,7 +41,8 @@ def run_network(model: torch.nn.Module, batch: Batch, chunk: int = 2048) -> dict
     out = {"mean": mean, "sincos": sc}
     if "bin_logits" in res:
         logits = res["bin_logits"]
-        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        z = logits / temperature
+        probs = np.exp(z - z.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         best = probs.argmax(-1)
         c = centers.numpy()

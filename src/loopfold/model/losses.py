@@ -68,7 +68,7 @@ def training_loss(
     out: dict[str, torch.Tensor],
     batch: Batch,
     leaky_mask: bool = False,
-    bin_weight: float = 1.0,
+    bin_weight: float = 0.1,
     cis_weight: float = 0.1,
 ) -> torch.Tensor:
     """The objective: masked MSE on sin/cos, plus weighted bin cross-entropy and cis BCE when predicted."""

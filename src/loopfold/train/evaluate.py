@@ -8,10 +8,7 @@ import numpy as np
 import pandas as pd
 
 from loopfold.data.identity import max_identity
-from loopfold.model.checkpoint import load_model
-from loopfold.model.decode import run_network
-from loopfold.model.features import batch_from_frame
-from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, template_ids
+from loopfold.model.templates import template_ids
 from loopfold.train.baselines import NearestNeighbourBaseline, ResidueMeanBaseline
 from loopfold.train.metrics import evaluate_angles
 
@@ -23,16 +20,13 @@ def evaluate_model(run_dir: str | Path, df: pd.DataFrame) -> dict:
     ``psi_mae`` and ``rmsd_local`` score the conformation the predictor writes:
     the most probable template of the run's library, else the per-residue mode.
     """
-    model, cfg, _ = load_model(run_dir)
-    library = load_templates(run_dir)
-    pred = run_network(model, batch_from_frame(df, cfg.max_len))
-    lengths = np.array([len(p) for p in df["phi"]])
-    angles, coords, sources = choose_conformations(
-        pred, df["cdr"].tolist(), df["sequence"].tolist(), lengths, library, IDENTITY_WEIGHT
-    )
+    from loopfold.predict import Predictor
+
+    predictor = Predictor(run_dir)
+    pred, angles, coords, sources = predictor.predict_frame(df)
     res = evaluate_angles(df, angles, pred["sincos"], coords)
-    res["model"] = cfg.model
-    res["templates_in_evaluation_set"] = len(template_ids(library) & set(df["loop_id"]))
+    res["model"] = predictor.cfg.model
+    res["templates_in_evaluation_set"] = len(template_ids(predictor.templates) & set(df["loop_id"]))
     res["template_fraction"] = round(float(np.mean([s is not None for s in sources])), 4) if len(df) else 0.0
     return res
 

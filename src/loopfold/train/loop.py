@@ -186,11 +186,30 @@ def train_model(
         with atomic_path(out / STATE) as tmp:
             torch.save(state, tmp)
         write_text(out / METRICS, "".join(json.dumps(h) + "\n" for h in history))
+    _calibrate(out, val, cfg)
     library = TemplateLibrary.from_frame(train)  # training part only: validation stays unseen
     if library.groups:
         library.save(out / TEMPLATES)
     plot_curve(history, out / "curve.png")
     return history
+
+
+def _calibrate(out: Path, val: pd.DataFrame, cfg: TrainConfig) -> None:
+    """Fit the bin-probability temperature on validation residues and store it with the best model."""
+    from loopfold.model.calibration import fit_temperature
+    from loopfold.model.checkpoint import load_model
+    from loopfold.model.decode import run_network
+    from loopfold.model.losses import assign_bins
+
+    model, _, info = load_model(out)
+    vb = batch_from_frame(val, cfg.max_len)
+    pred = run_network(model, vb)
+    if "bin_probs" not in pred:
+        return
+    labels, ok = assign_bins(vb.angles, model.bin_centers)
+    sel = ok.numpy().astype(bool) & vb.pad_mask.numpy()
+    info["bin_temperature"] = fit_temperature(pred["bin_probs"][sel], labels.numpy()[sel])
+    save_model(out, model, cfg, info)
 
 
 def run_info(train: pd.DataFrame) -> dict:
