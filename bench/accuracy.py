@@ -1,156 +1,204 @@
-"""Accuracy benchmark: baselines and models on leakage-free splits, tables + JSON.
+"""Accuracy benchmark: baselines and models on leakage-free splits; tables + JSON.
 
-    python bench/accuracy.py [--data ../shared/data] [--models loopnet,bilstm,seed-lstm]
-                             [--seeds 0,1,2] [--shipped src/loopfold/weights] [--out out/bench]
+    .venv/bin/python bench/accuracy.py [--data ../shared/data] [--out out/bench] [--seeds 0,1,2]
 
-1. seed data, the seed's own random split (to show the leak) and 70% cluster
-   splits (one per seed): per-residue-type mean, nearest neighbour, and models
-   trained on that split's training part only;
-2. RAB and the docking benchmark as held-out tests of the shipped model (whose
-   training excluded their ids and loops >= 70% identical to theirs).
+1. seed data (the seed's own pickle): its own random split (to show the leak)
+   and 70%-identity cluster splits, one per seed: per-residue-type mean,
+   nearest neighbour, seed-lstm, bilstm, loopnet, each trained on that split's
+   training part only; and seed-lstm with each defect switched off in turn;
+2. all CDRs: Rosetta structures + PyIgClassify angle tables, benchmark ids and
+   loops >= 70% identical to benchmark loops excluded, 70% cluster split;
+3. RAB (IMGT CDRs + 2 anchors): a loopnet trained the same way on Rosetta loops
+   cut with the IMGT definition and 2 stems;
+4. the docking benchmark (numbered from sequence): the shipped model.
+Writes ``OUT/accuracy.json`` and ``OUT/accuracy.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from loopfold.data.build import build_dataset
-from loopfold.data.splits import make_split
+from loopfold.data.splits import make_split, read_exclusions
 from loopfold.data.store import read_dataset
 from loopfold.model.config import defaults_for
 from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity
 from loopfold.train.loop import train_model, usable
 
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("loopnet", "bilstm", "seed-lstm")
+SEED_VARIANTS = {
+    "seed-lstm (all defects)": {},
+    "seed-lstm, no bottleneck": {"seed_bottleneck": False},
+    "seed-lstm, backward read at residue 1": {"seed_backward_at_last": False},
+    "seed-lstm, correct mask": {"seed_leaky_mask": False},
+    "seed-lstm, all three fixed": {"seed_bottleneck": False, "seed_backward_at_last": False, "seed_leaky_mask": False},
+}
 
-def records_frame(path: Path) -> pd.DataFrame:
-    import tempfile
 
-    from loopfold.data.store import write_dataset
-
-    recs, _ = build_dataset(path)
-    with tempfile.TemporaryDirectory() as d:
-        write_dataset(Path(d) / "x.parquet", recs)
-        return read_dataset(Path(d) / "x.parquet")
+def loopfold(*args: str) -> None:
+    subprocess.run([str(Path(sys.executable).with_name("loopfold")), *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def seed_benchmark(seed_df: pd.DataFrame, models: list[str], seeds: list[int], work: Path) -> dict:
-    out: dict = {}
-    splits = {"seed-random": [None]} | {"cluster70": seeds}
-    for kind, seed_list in splits.items():
-        rows = []
-        for s in seed_list:
-            if s is None:
-                part = seed_df["source_split"].to_numpy()
-            else:
-                part = make_split(seed_df, "cluster", 0.7, (0.7, 0.2, 0.1), s)["part"].to_numpy()
-            train = usable(seed_df[part == "train"], 31)
-            val = usable(seed_df[part == "validation"], 31)
-            test = usable(seed_df[part == "test"], 31)
-            res = {"max_test_train_identity": max_train_identity(train, test), "n_test": len(test)}
-            res.update({k: v for k, v in evaluate_baselines(train, test, 31).items()})
-            for m in models:
-                cfg = defaults_for(m)
-                if m != "seed-lstm":
-                    cfg = type(cfg)(**{**cfg.__dict__, "max_len": 31})
-                run = work / f"{kind}-{s}-{m}"
-                t0 = time.perf_counter()
-                train_model(cfg, train, val, run)
-                res[m] = evaluate_model(run, test)
-                res[m]["train_seconds"] = round(time.perf_counter() - t0, 1)
-            rows.append(res)
-            print(
-                f"{kind} seed={s}: "
-                + ", ".join(f"{k} {v['seed_mse']:.3f}" for k, v in res.items() if isinstance(v, dict)),
-                flush=True,
-            )
-        names = [k for k, v in rows[0].items() if isinstance(v, dict)]
-        out[kind] = {
-            "max_test_train_identity": [r["max_test_train_identity"] for r in rows],
-            **{n: {"seed_mse_mean": float(np.mean([r[n]["seed_mse"] for r in rows])),
-                   "seed_mse_std": float(np.std([r[n]["seed_mse"] for r in rows])),
-                   "phi_mae_mean": float(np.mean([r[n]["phi_mae"] for r in rows])),
-                   "psi_mae_mean": float(np.mean([r[n]["psi_mae"] for r in rows]))} for n in names},
-            "runs": rows,
-        }  # fmt: skip
+def build_data(data: Path, d: Path) -> dict[str, Path]:
+    """Every dataset the benchmark needs, built with the CLI (cached in ``d``)."""
+    d.mkdir(parents=True, exist_ok=True)
+    jobs = {
+        "seed": [str(data / "seed" / "pdb_martin_02.pickle")],
+        "rosetta": [str(data / "rosetta_antibody_db/antibody/antibody_database")],
+        "rosetta_imgt": [str(data / "rosetta_antibody_db/antibody/antibody_database"), "--definition", "imgt",
+                         "--stems", "2"],
+        "pyigclassify": [str(data / "pyigclassify/database/csv")],
+        "rab": [str(data / "rab/rab_cdr_backbones.json")],
+        "docking": [str(data / "docking_benchmark_5_5/pdbs")],
+    }  # fmt: skip
+    paths = {}
+    for name, args in jobs.items():
+        paths[name] = d / f"{name}.parquet"
+        if not paths[name].exists():
+            loopfold("data", "build", args[0], "--out", str(paths[name]), *args[1:])
+    paths["all_cdrs"] = d / "all_cdrs.parquet"
+    if not paths["all_cdrs"].exists():
+        loopfold("data", "merge", str(paths["rosetta"]), str(paths["pyigclassify"]), "--out", str(paths["all_cdrs"]))
+    return paths
+
+
+def score_split(df: pd.DataFrame, part: np.ndarray, models: dict[str, object], work: Path, max_len: int) -> dict:
+    """Baselines and models trained on ``part == 'train'``, scored on ``part == 'test'``."""
+    train = usable(df[part == "train"], max_len)
+    val = usable(df[part == "validation"], max_len)
+    test = usable(df[part == "test"], max_len)
+    res: dict = {"n_train": len(train), "n_test": len(test), "max_test_train_identity": max_train_identity(train, test)}
+    res.update(evaluate_baselines(train, test, max_len))
+    for name, cfg in models.items():
+        run = work / name.replace(" ", "_").replace(",", "")
+        t0 = time.perf_counter()
+        if not (run / "curve.png").exists():
+            train_model(cfg, train, val, run)
+        res[name] = evaluate_model(run, test)
+        res[name]["train_seconds"] = round(time.perf_counter() - t0, 1)
+        print(f"  {name}: seed_mse {res[name]['seed_mse']:.3f} ({res[name]['train_seconds']} s)", flush=True)
+    return res
+
+
+def seed_models(names: tuple[str, ...] = MODELS) -> dict:
+    return {m: replace(defaults_for(m), max_len=31) for m in names}
+
+
+def summary(rows: list[dict]) -> dict:
+    names = [k for k, v in rows[0].items() if isinstance(v, dict)]
+    out = {"max_test_train_identity": [r["max_test_train_identity"] for r in rows]}
+    for n in names:
+        vals = {m: [r[n][m] for r in rows] for m in ("seed_mse", "phi_mae", "psi_mae")}
+        out[n] = {f"{m}_mean": float(np.mean(v)) for m, v in vals.items()}
+        out[n]["seed_mse_sd"] = float(np.std(vals["seed_mse"]))
     return out
 
 
-def heldout_benchmark(shipped: Path, train_path: Path, sets: dict[str, pd.DataFrame]) -> dict:
-    from loopfold.model.checkpoint import load_model
-
-    _, cfg, _ = load_model(shipped)
-    manifest = pd.read_csv(shipped / "training_loops.csv")
-    train_all = read_dataset(train_path)
-    train = usable(train_all[train_all["loop_id"].isin(set(manifest["loop_id"]))], cfg.max_len)
-    out = {}
-    for name, df in sets.items():
-        test = usable(df, cfg.max_len)
-        res = {"n_loops": len(test), "max_test_train_identity": max_train_identity(train, test)}
-        res["model"] = evaluate_model(shipped, test)
-        res.update(evaluate_baselines(train, test, cfg.max_len))
-        out[name] = res
-        h3 = res["model"]["by_cdr"].get("H3", {})
-        print(f"{name}: model seed_mse {res['model']['seed_mse']:.3f}, H3 rmsd_local {h3.get('rmsd_local')}")
-    return out
-
-
-def print_tables(result: dict) -> None:
-    for kind, block in result.get("seed", {}).items():
-        print(f"\nseed data, {kind} split (test; mean of {len(block['runs'])} split(s))")
-        print(f"{'predictor':<20}{'seed_mse':>10}{'± sd':>8}{'phi_mae':>9}{'psi_mae':>9}")
-        for n, v in block.items():
+def markdown(result: dict) -> str:
+    lines = []
+    for kind, block in result["seed"].items():
+        s = block["summary"]
+        lines += [f"\n### Seed data, {kind} (test part; {len(block['runs'])} split(s), max test-train identity "
+                  f"{max(s['max_test_train_identity']):.2f})\n",
+                  "| predictor | seed_mse (mean ± sd) | phi_mae | psi_mae |", "| --- | --- | --- | --- |"]  # fmt: skip
+        for n, v in s.items():
             if isinstance(v, dict):
-                print(f"{n:<20}{v['seed_mse_mean']:>10.3f}{v['seed_mse_std']:>8.3f}"
-                      f"{v['phi_mae_mean']:>9.1f}{v['psi_mae_mean']:>9.1f}")  # fmt: skip
-    for name, res in result.get("heldout", {}).items():
-        print(f"\n{name} (held out; max identity to training {res['max_test_train_identity']:.2f})")
-        print(f"{'predictor':<20}{'CDR':>5}{'n':>5}{'seed_mse':>10}{'phi_mae':>9}{'psi_mae':>9}{'rmsd_local':>11}")
-        for pred in ("model", "residue-mean", "nearest-neighbour"):
-            for cdr, m in res[pred]["by_cdr"].items():
-                r = "-" if m["rmsd_local"] is None else f"{m['rmsd_local']:.2f}"
-                print(f"{pred:<20}{cdr:>5}{m['n_loops']:>5}{m['seed_mse']:>10.3f}{m['phi_mae']:>9.1f}"
-                      f"{m['psi_mae']:>9.1f}{r:>11}")  # fmt: skip
+                lines.append(f"| {n} | {v['seed_mse_mean']:.3f} ± {v['seed_mse_sd']:.3f} | {v['phi_mae_mean']:.1f} | "
+                             f"{v['psi_mae_mean']:.1f} |")  # fmt: skip
+    for name, res in result["cdr"].items():
+        lines += [f"\n### {name} (test: {res['n_test']} loops, train {res['n_train']}, max test-train identity "
+                  f"{res['max_test_train_identity']:.2f})\n",
+                  "| predictor | CDR | n | seed_mse | phi_mae | psi_mae | rmsd_local (n) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for pred, m in res.items():
+            if not isinstance(m, dict):
+                continue
+            for cdr, c in m["by_cdr"].items():
+                r = "-" if c["rmsd_local"] is None else f"{c['rmsd_local']:.2f} ({c['n_rmsd']})"
+                lines.append(f"| {pred} | {cdr} | {c['n_loops']} | {c['seed_mse']:.3f} | {c['phi_mae']:.1f} | "
+                             f"{c['psi_mae']:.1f} | {r} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
-    root = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(root / ".." / "shared" / "data"))
-    ap.add_argument("--models", default="loopnet,bilstm,seed-lstm")
+    ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "data"))
+    ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--shipped", default=str(root / "src" / "loopfold" / "weights"))
-    ap.add_argument(
-        "--train-data",
-        default=str(root / "out" / "rosetta.parquet"),
-        help="dataset the shipped model was trained from (scripts/train_shipped.sh)",
-    )
-    ap.add_argument("--out", default=str(root / "out" / "bench"))
-    ap.add_argument("--skip-seed", action="store_true")
+    ap.add_argument("--shipped", default=str(ROOT / "src" / "loopfold" / "weights"))
     args = ap.parse_args(argv)
-    data = Path(args.data)
+    data, out = Path(args.data), Path(args.out)
     if not data.is_dir():
         sys.exit(f"error: {data}: shared data folder not found")
-    work = Path(args.out)
-    work.mkdir(parents=True, exist_ok=True)
-    result: dict = {}
-    if not args.skip_seed:
-        seed_df = records_frame(data / "seed" / "pdb_martin_02.pickle")
-        models = [m for m in args.models.split(",") if m]
-        result["seed"] = seed_benchmark(seed_df, models, [int(s) for s in args.seeds.split(",")], work)
-    sets = {
-        "rab": records_frame(data / "rab" / "rab_cdr_backbones.json"),
-        "docking": records_frame(data / "docking_benchmark_5_5" / "pdbs"),
-    }
-    result["heldout"] = heldout_benchmark(Path(args.shipped), Path(args.train_data), sets)
-    (work / "accuracy.json").write_text(json.dumps(result, indent=2))
-    print_tables(result)
+    t0 = time.perf_counter()
+    paths = build_data(data, out / "data")
+    result: dict = {"seed": {}, "cdr": {}}
+    excl_files = [paths["rab"], paths["docking"], data / "deepab" / "TestSetList.txt"]
+    excl = read_exclusions(excl_files)
+    print("RAB: loopnet trained on Rosetta loops cut with IMGT CDRs + 2 stems", flush=True)
+    imgt = read_dataset(paths["rosetta_imgt"])
+    part = make_split(imgt, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)["part"].to_numpy()
+    imgt_run = out / "rab-imgt-loopnet"
+    if not (imgt_run / "curve.png").exists():
+        train_model(defaults_for("loopnet"), usable(imgt[part == "train"], 40), usable(imgt[part == "validation"], 40),
+                    imgt_run)  # fmt: skip
+    rab = usable(read_dataset(paths["rab"]), 40)
+    train = usable(imgt[part == "train"], 40)
+    res = {"n_train": len(train), "n_test": len(rab), "max_test_train_identity": max_train_identity(train, rab)}
+    res.update(evaluate_baselines(train, rab, 40))
+    res["loopnet"] = evaluate_model(imgt_run, rab)
+    result["cdr"]["RAB (held out), IMGT loopnet"] = res
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
+    print("docking benchmark: the shipped model", flush=True)
+    shipped = Path(args.shipped)
+    manifest = set(pd.read_csv(shipped / "training_loops.csv")["loop_id"])
+    ros = read_dataset(paths["rosetta"])
+    train = usable(ros[ros["loop_id"].isin(manifest)], 40)
+    dock = usable(read_dataset(paths["docking"]), 40)
+    res = {"n_train": len(train), "n_test": len(dock), "max_test_train_identity": max_train_identity(train, dock)}
+    res.update(evaluate_baselines(train, dock, 40))
+    res["shipped loopnet"] = evaluate_model(shipped, dock)
+    result["cdr"]["Docking benchmark 5.5 (held out), shipped model"] = res
+    seed_df = read_dataset(paths["seed"])
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
+    print("seed data, the seed's own random split", flush=True)
+    rows = [score_split(seed_df, seed_df["source_split"].to_numpy(), seed_models(), out / "seed-random", 31)]
+    result["seed"]["seed's random split"] = {"runs": rows, "summary": summary(rows)}
+    rows = []
+    for s in [int(x) for x in args.seeds.split(",")]:
+        print(f"seed data, cluster split at 70% identity, seed {s}", flush=True)
+        part = make_split(seed_df, "cluster", 0.7, (0.7, 0.2, 0.1), s)["part"].to_numpy()
+        rows.append(score_split(seed_df, part, seed_models(), out / f"seed-cluster-{s}", 31))
+    result["seed"]["70% cluster split"] = {"runs": rows, "summary": summary(rows)}
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
+    print("seed-lstm defects, cluster split seed 0", flush=True)
+    part = make_split(seed_df, "cluster", 0.7, (0.7, 0.2, 0.1), 0)["part"].to_numpy()
+    variants = {n: replace(defaults_for("seed-lstm"), **kw) for n, kw in SEED_VARIANTS.items()}
+    rows = [score_split(seed_df, part, variants, out / "seed-defects", 31)]
+    result["seed"]["70% cluster split, seed-lstm defects (seed 0)"] = {"runs": rows, "summary": summary(rows)}
+
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
+    print("all CDRs: Rosetta + PyIgClassify, benchmark loops excluded, 70% cluster split", flush=True)
+    all_df = read_dataset(paths["all_cdrs"])
+    part = make_split(all_df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)["part"].to_numpy()
+    models = {m: replace(defaults_for(m), max_len=40, epochs=20 if m != "loopnet" else 60) for m in MODELS}
+    result["cdr"]["All CDRs, Rosetta + PyIgClassify, 70% cluster split"] = score_split(
+        all_df, part, models, out / "all-cdrs", 40
+    )
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2))
+    md = markdown(result)
+    (out / "accuracy.md").write_text(md)
+    print(md)
     return result
 
 

@@ -69,3 +69,34 @@ def test_errors_are_one_line_with_exit_2(tmp_path):
     evil.write_bytes(pickle.dumps((np.zeros(1), print)))
     r = run("data", "build", evil, "--out", out)
     assert r.exit_code == 2 and "refused to unpickle global builtins.print" in r.output
+
+
+def test_train_evaluate_resume_cli(tmp_path):
+    pk = tmp_path / "seed.pickle"
+    pk.write_bytes(pickle.dumps(seed_arrays(n=12)))
+    ds = tmp_path / "seed.parquet"
+    assert run("data", "build", pk, "--out", ds).exit_code == 0
+    assert (
+        run("data", "split", ds, "--by", "random", "--fractions", 0.6, 0.2, 0.2, "--out", tmp_path / "sp").exit_code
+        == 0
+    )
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps({"hidden": 16, "epochs": 2, "n_bins": 4, "max_len": 31, "batch_size": 8}))
+    r = run("train", "--data", ds, "--split", tmp_path / "sp", "--out", tmp_path / "run", "--config", cfg)
+    assert r.exit_code == 0, r.output
+    for name in ("model.safetensors", "config.json", "metrics.jsonl", "curve.png", "state.pt", "training_loops.csv"):
+        assert (tmp_path / "run" / name).is_file(), name
+    r = run("evaluate", "--model", tmp_path / "run", "--data", ds, "--split", tmp_path / "sp", "--json")
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["part"] == "test" and res["model"]["n_loops"] == res["n_loops"] > 0
+    assert set(res["baselines"]) == {"residue-mean", "nearest-neighbour"} and "max_test_train_identity" in res
+    for key in ("seed_mse", "phi_mae", "psi_mae", "rmsd_local", "by_cdr", "by_length"):
+        assert key in res["model"]
+    cfg.write_text(json.dumps({"hidden": 16, "epochs": 3, "n_bins": 4, "max_len": 31, "batch_size": 8}))
+    r = run("train", "--data", ds, "--split", tmp_path / "sp", "--out", tmp_path / "run", "--config", cfg, "--resume")
+    assert r.exit_code == 2 and "different config" in r.output
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"hiddn": 3}')
+    r = run("train", "--data", ds, "--split", tmp_path / "sp", "--out", tmp_path / "r2", "--config", bad)
+    assert r.exit_code == 2 and "unknown keys ['hiddn']" in r.output

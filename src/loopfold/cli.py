@@ -144,6 +144,21 @@ def data_info(
     out.print(table)
 
 
+@data_app.command("merge")
+def data_merge(
+    paths: Annotated[list[Path], typer.Argument(help="Datasets to merge.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Merged dataset to write.")],
+) -> None:
+    """Merge datasets (e.g. structures and PyIgClassify tables) into one; loop ids must stay unique."""
+    from loopfold.data.store import merge_datasets
+
+    try:
+        n = merge_datasets(paths, out_path)
+    except LoopfoldError as exc:
+        fail(str(exc))
+    out.print(f"{n} loops -> {out_path}")
+
+
 @data_app.command("split")
 def data_split(
     path: Annotated[Path, typer.Argument(help="Dataset Parquet file.")],
@@ -182,9 +197,7 @@ def data_split(
             "exclude": [str(p) for p in exclude_ids or []],
         }
         write_split(out_dir, split, report)
-    except ValueError as exc:
-        fail(str(exc))
-    except LoopfoldError as exc:
+    except (ValueError, LoopfoldError) as exc:
         fail(str(exc))
     if as_json:
         out.print_json(json.dumps(report))

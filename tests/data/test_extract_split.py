@@ -152,3 +152,15 @@ def test_bad_fractions():
     df = pd.DataFrame([rec(0, "ACDE").to_row()])
     with pytest.raises(ValueError, match="summing to 1"):
         make_split(df, fractions=(0.5, 0.2, 0.1))
+
+
+def test_merge_datasets(tmp_path):
+    from loopfold.data.store import merge_datasets
+
+    write_dataset(tmp_path / "a.parquet", [rec(0, "ACDE"), rec(1, "FGHI")])
+    write_dataset(tmp_path / "b.parquet", [rec(2, "KLMN", cdr="L3")])
+    assert merge_datasets([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "m.parquet") == 3
+    assert read_dataset(tmp_path / "m.parquet")["cdr"].tolist() == ["H3", "H3", "L3"]
+    with pytest.raises(InvalidFile, match="appears in more than one input"):
+        merge_datasets([tmp_path / "a.parquet", tmp_path / "a.parquet"], tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()

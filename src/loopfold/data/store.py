@@ -56,3 +56,23 @@ def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
         df[col] = [np.asarray(v, dtype=np.float64) for v in df[col]]
     df["coords"] = [None if v is None else np.asarray(v, dtype=np.float64).reshape(-1, 4, 3) for v in df["coords"]]
     return df
+
+
+def merge_datasets(paths: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
+    """Concatenate datasets into ``out`` (atomically); returns the number of loops.
+
+    Raises:
+        InvalidFile: an input is not a dataset, or a loop id appears twice.
+    """
+    tables = []
+    for p in paths:
+        read_dataset(p)  # validates the schema version
+        tables.append(pq.read_table(p).cast(SCHEMA))
+    table = pa.concat_tables(tables)
+    ids = table.column("loop_id").to_pylist()
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise InvalidFile(f"loop id {dup!r} appears in more than one input")
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+    return len(ids)
