@@ -120,3 +120,17 @@ def test_writer_is_atomic_and_has_remarks(tmp_path):
     assert text.startswith("REMARK 250 loopfold 0.1.0 model test")
     assert text.count(" CA ") == 4
     assert list(out.parent.iterdir()) == [out]
+
+
+def test_atomic_write_permissions_and_failure(tmp_path):
+    import os
+
+    from loopfold.io.atomic import atomic_path, write_text
+
+    write_text(tmp_path / "a.txt", "x")
+    assert (os.stat(tmp_path / "a.txt").st_mode & 0o644) == 0o644
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "b.txt") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]

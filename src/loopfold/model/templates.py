@@ -98,6 +98,46 @@ class TemplateLibrary:
             )
         return cls(groups)
 
+    def _features(self, key: tuple[str, int], centers: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Per template of a group: (phi, psi) bin ``[N, W]``, defined mask, cis flag, omega-defined mask."""
+        cache = self.__dict__.setdefault("_cache", {})
+        ck = (key, centers.tobytes())
+        if ck not in cache:
+            tors = self.groups[key][0]
+            phi, psi, om = tors[..., 0], tors[..., 1], tors[..., 2]
+            dphi = (phi[..., None] - centers[:, 0] + 180) % 360 - 180
+            dpsi = (psi[..., None] - centers[:, 1] + 180) % 360 - 180
+            bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)
+            cis = (np.abs(np.nan_to_num(om, nan=180.0)) < 90).astype(int)
+            cache[ck] = (bins, np.isfinite(phi) & np.isfinite(psi), cis, np.isfinite(om))
+        return cache[ck]
+
+    def scores(
+        self,
+        cdr: str,
+        w: int,
+        sequences: list[str],
+        bin_logp: np.ndarray,
+        centers: np.ndarray,
+        cis_logp: np.ndarray | None,
+        identity_weight: float = 0.0,
+    ) -> np.ndarray:
+        """``[Q, N]`` score of every template of group (cdr, w) for Q windows of that group.
+
+        The score is the log probability of the template's (phi, psi) bins and cis/trans
+        omegas under the windows' per-residue distributions (``bin_logp`` ``[Q, W, K]``,
+        ``cis_logp`` ``[Q, W, 2]``), plus ``identity_weight`` x sequence identity.
+        """
+        bins, defined, cis, om_defined = self._features((cdr, w), centers)
+        score = np.zeros((bin_logp.shape[0], bins.shape[0]))
+        for k in range(w):  # [Q, N] per residue position
+            score += np.where(defined[:, k], bin_logp[:, k, bins[:, k]], 0.0)
+            if cis_logp is not None:
+                score += np.where(om_defined[:, k], cis_logp[:, k, cis[:, k]], 0.0)
+        if identity_weight:
+            score += identity_weight * identity_matrix(sequences, self.groups[(cdr, w)][2])
+        return score
+
     def rank(
         self,
         cdr: str,
@@ -119,9 +159,8 @@ class TemplateLibrary:
         if group is None:
             return []
         tors, xyz, seqs, ids = group
-        score = template_scores(tors, bin_logp, centers, cis_logp)
-        if identity_weight:
-            score = score + identity_weight * identity_matrix([sequence], seqs)[0]
+        score = self.scores(cdr, w, [sequence], bin_logp[None], centers,
+                            None if cis_logp is None else cis_logp[None], identity_weight)[0]  # fmt: skip
         order = np.argsort(-score, kind="stable")
         picked: list[int] = []
         for j in order:  # distinct conformations: skip exact torsion duplicates
@@ -146,24 +185,6 @@ def ideal_bond_rebuild(coords: np.ndarray, torsions: np.ndarray) -> np.ndarray:
     return rebuild_backbone(tors, geom)
 
 
-def template_scores(
-    tors: np.ndarray, bin_logp: np.ndarray, centers: np.ndarray, cis_logp: np.ndarray | None
-) -> np.ndarray:
-    """``[N]`` log probability of each template's torsions under per-residue distributions."""
-    phi, psi = tors[..., 0], tors[..., 1]  # [N, W]
-    dphi = (phi[..., None] - centers[:, 0] + 180) % 360 - 180
-    dpsi = (psi[..., None] - centers[:, 1] + 180) % 360 - 180
-    bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)  # [N, W]
-    defined = np.isfinite(phi) & np.isfinite(psi)
-    w = np.arange(tors.shape[1])
-    score = np.where(defined, bin_logp[w, bins], 0.0).sum(1)
-    if cis_logp is not None:
-        om = tors[..., 2]
-        cis = (np.abs(np.nan_to_num(om, nan=180.0)) < 90).astype(int)
-        score = score + np.where(np.isfinite(om), cis_logp[w, cis], 0.0).sum(1)
-    return score
-
-
 def choose_conformations(
     pred: dict[str, np.ndarray],
     cdrs: list[str],
@@ -180,14 +201,21 @@ def choose_conformations(
     if library is None or "bin_probs" not in pred:
         return angles, coords, sources
     logp, cis_logp = log_probs(pred)
-    for i, (cdr, seq) in enumerate(zip(cdrs, sequences, strict=True)):
-        n = int(lengths[i])
-        got = library.rank(cdr, seq, logp[i, :n], pred["bin_centers"],
-                           None if cis_logp is None else cis_logp[i, :n], identity_weight)  # fmt: skip
-        if got:
-            tors, xyz, src, _ = got[0]
-            angles[i, :n] = np.where(np.isfinite(tors), tors, angles[i, :n])
-            coords[i], sources[i] = xyz, src
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, cdr in enumerate(cdrs):
+        groups.setdefault((cdr, int(lengths[i])), []).append(i)
+    for (cdr, n), rows in groups.items():
+        if (cdr, n) not in library.groups:
+            continue
+        tors, xyz, _, ids = library.groups[(cdr, n)]
+        idx = np.array(rows)
+        for lo in range(0, len(idx), 512):  # bounded memory: [chunk, N] scores
+            part = idx[lo : lo + 512]
+            sc = library.scores(cdr, n, [sequences[i] for i in part], logp[part, :n], pred["bin_centers"],
+                                None if cis_logp is None else cis_logp[part, :n], identity_weight)  # fmt: skip
+            for i, best in zip(part, sc.argmax(1), strict=True):
+                angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
+                coords[i], sources[i] = xyz[best], ids[best]
     return angles, coords, sources
 
 
