@@ -171,6 +171,7 @@ class Predictor:
             batch, [q.cdr for q in queries], [q.sequence for q in queries]
         )
         confidence = self._confidence(pred, chosen)
+        identity = self._train_identity(queries)
         results = []
         for i, q in enumerate(queries):
             n = lengths[i]
@@ -186,7 +187,7 @@ class Predictor:
                 angles[0, 0] = np.nan
             if len(q.stem_c) == 0:
                 angles[-1, 1:] = np.nan
-            ident = self._train_identity(q)
+            ident = identity[i]
             loop = {
                 "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
                 "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
@@ -231,9 +232,18 @@ class Predictor:
         bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)
         return np.take_along_axis(pred["bin_probs"], bins[..., None], -1)[..., 0]
 
-    def _train_identity(self, q: LoopQuery) -> float | None:
-        ref = self.training.get(q.cdr)
-        return float(max_identity([q.sequence], ref)[0]) if ref else None
+    def _train_identity(self, queries: list[LoopQuery]) -> list[float | None]:
+        """Each query's highest identity to a training loop of its CDR (None: no training loops of it)."""
+        out: list[float | None] = [None] * len(queries)
+        by_cdr: dict[str, list[int]] = {}
+        for i, q in enumerate(queries):
+            by_cdr.setdefault(q.cdr, []).append(i)
+        for cdr, idx in by_cdr.items():
+            ref = self.training.get(cdr)
+            if ref:
+                for i, v in zip(idx, max_identity([queries[i].sequence for i in idx], ref), strict=True):
+                    out[i] = float(v)
+        return out
 
     def _samples(self, pred: dict, i: int, q: LoopQuery, n: int, a: int, b: int, k: int) -> list[dict]:
         """Up to k distinct conformations with probabilities (softmax of their scores among the k).

@@ -135,3 +135,18 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
     save_model(tmp_path, build_network(TrainConfig(hidden=8, max_len=12, n_bins=4)), cfg)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(tmp_path)
+
+
+def test_run_network_chunking_and_trimming_do_not_change_outputs():
+    from loopfold.model.decode import run_network
+
+    torch.manual_seed(0)
+    model = build_network(TrainConfig(hidden=16, max_len=12, n_bins=4, dropout=0.0))
+    batch = batch_from_frame(frame(n=7), 12)
+    a = run_network(model, batch, chunk=2)
+    b = run_network(model, batch, chunk=4096)
+    for key in ("sincos", "bin_probs", "mode"):
+        np.testing.assert_allclose(a[key], b[key], atol=1e-5)
+    full = model(batch.features, batch.lengths)["sincos"].detach().numpy()
+    pad = batch.pad_mask.numpy()
+    np.testing.assert_allclose(a["sincos"][pad], full[pad], atol=1e-5)

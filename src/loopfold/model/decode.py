@@ -23,14 +23,23 @@ def run_network(
         the mean length of the sin/cos vectors); ``bin_probs`` ``[B, L, K]`` when available.
     """
     model.eval()
-    outs: dict[str, list[np.ndarray]] = {}
-    for i in range(0, batch.features.shape[0], chunk):
-        o = model(batch.features[i : i + chunk], batch.lengths[i : i + chunk])
+    n, length = batch.features.shape[:2]
+    lengths = batch.lengths.numpy()
+    order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding per chunk
+    res: dict[str, np.ndarray] = {}
+    centers = None
+    for i in range(0, n, chunk):
+        idx = torch.from_numpy(order[i : i + chunk])
+        width = int(lengths[order[i : i + chunk]].max())
+        o = model(batch.features[idx, :width], batch.lengths[idx])
         for key, val in o.items():
-            if key != "bin_centers":
-                outs.setdefault(key, []).append(val.float().numpy())
-        centers = o.get("bin_centers")
-    res = {k: np.concatenate(v) for k, v in outs.items()}
+            if key == "bin_centers":
+                centers = val
+                continue
+            v = val.float().numpy()
+            if key not in res:
+                res[key] = np.zeros((n, length) + v.shape[2:], dtype=np.float32)
+            res[key][order[i : i + chunk], :width] = v
     sc = res["sincos"]
     mean = np.zeros(sc.shape[:2] + (3,), dtype=np.float64)
     mean[..., 0] = np.degrees(np.arctan2(sc[..., 0], sc[..., 1]))
