@@ -165,3 +165,22 @@ def test_report_from_prediction_json(tmp_path):
     bad.write_text("[1, 2")
     r = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "rep2")])
     assert r.exit_code == 2 and "bad.json: not a loopfold prediction JSON" in r.output
+
+
+def test_fasta_streaming_rules(tmp_path):
+    from loopfold.errors import InvalidFile
+    from loopfold.io.fasta import antibodies_from_fasta
+
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">a|H\n{TRASTUZUMAB_VH}\n>b|H\n{TRASTUZUMAB_VH}\n>a|L\n{TRASTUZUMAB_VL}\n")
+    with pytest.raises(InvalidFile, match="records of antibody 'a' are not adjacent"):
+        list(antibodies_from_fasta(fa))
+    fa.write_text(f">a|H\n{TRASTUZUMAB_VH[:20]}B{TRASTUZUMAB_VH[21:]}\n")
+    r = runner.invoke(app, ["predict", "--fasta", str(fa)])
+    assert r.exit_code == 2 and "record 'a|H': position 21 is 'B'" in r.output
+    fa.write_text(
+        f">ok|H\n{TRASTUZUMAB_VH}\n>lyso|H\nKVFGRCELAAAMKRHGLDNYRGYSLGNWVCAAKFESNFNTQATNRNTDGSTDYGILQINSRWW\n"
+    )
+    out = tmp_path / "o.jsonl"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out)])
+    assert r.exit_code == 2 and "lyso heavy" in r.output and not out.exists()

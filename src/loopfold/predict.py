@@ -16,7 +16,8 @@ measured reliability.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, log_probs
-from loopfold.numbering.anarci import NumberedDomain, number_sequence
+from loopfold.numbering.anarci import NumberedDomain, number_sequence, number_sequences
 from loopfold.numbering.cdr import locate_cdr
 from loopfold.structure.closure import close_loop
 from loopfold.structure.geometry import backbone_torsions
@@ -126,18 +127,21 @@ class Predictor:
                                      sequence[sl.stop : hi], sl.start))  # fmt: skip
         return out
 
-    def antibody_queries(self, ab: AntibodyInput) -> list[LoopQuery]:
-        """Number an antibody's chains and cut its loops.
+    def antibody_queries(self, ab: AntibodyInput, numbered: dict | None = None) -> list[LoopQuery]:
+        """Number an antibody's chains (or take ``numbered``: label -> domains) and cut its loops.
 
         Raises:
             NumberingError: a given chain holds no antibody domain, or a labelled chain has the other type.
         """
         queries: list[LoopQuery] = []
-        for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other)):
-            if seq is None:
-                continue
+        for label, seq in _chains(ab):
             seq = clean_sequence(seq, f"{ab.name} {label}")
-            doms = number_sequence(seq, name=f"{ab.name} {label}")
+            if numbered is not None:
+                doms = numbered[label]
+                if isinstance(doms, NumberingError):
+                    raise doms
+            else:
+                doms = number_sequence(seq, name=f"{ab.name} {label}")
             want = {"heavy": "H", "light": "L"}.get(label)
             if want is not None:
                 doms = [d for d in doms if d.chain_type == want]
@@ -362,11 +366,56 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     return {"id": Path(path).name, "loops": results}, structure_with_backbones(path, replacements, remarks)
 
 
-def predict_antibodies(predictor: Predictor, antibodies: list[AntibodyInput], samples: int = 0):  # noqa: ANN201
-    """Yield ``(result, error)`` per antibody; errors are LoopfoldError messages, not raised."""
-    for ab in antibodies:
-        try:
-            queries = predictor.antibody_queries(ab)
-            yield {"id": ab.name, "loops": predictor.predict_queries(queries, samples)}, None
-        except LoopfoldError as exc:
-            yield None, str(exc)
+def _chains(ab: AntibodyInput) -> list[tuple[str, str]]:
+    return [(label, seq) for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other))
+            if seq is not None]  # fmt: skip
+
+
+def predict_antibodies(
+    predictor: Predictor,
+    antibodies: Iterable[AntibodyInput],
+    samples: int = 0,
+    chunk: int = 512,
+    workers: int | None = None,
+) -> Iterator[tuple[dict | None, str | None]]:
+    """Yield ``(result, error)`` per antibody, in input order; errors are messages, not raised.
+
+    Antibodies are taken ``chunk`` at a time: their chains are numbered together
+    (anarcism, ``workers`` threads) and their loops go through the network in one
+    call, so memory stays flat however many antibodies stream through.
+    """
+    it = iter(antibodies)
+    while batch := list(itertools.islice(it, chunk)):
+        errors: dict[int, str] = {}
+        items = []
+        for k, ab in enumerate(batch):
+            try:
+                chains = [
+                    (f"{ab.name} {label}", clean_sequence(seq, f"{ab.name} {label}")) for label, seq in _chains(ab)
+                ]
+            except LoopfoldError as exc:
+                errors[k] = str(exc)
+                continue
+            items += chains
+        numbered = iter(number_sequences(items, workers=workers)) if items else iter(())
+        queries, owners = [], []
+        for k, ab in enumerate(batch):
+            if k in errors:
+                continue
+            doms = {label: next(numbered) for label, _ in _chains(ab)}
+            try:
+                qs = predictor.antibody_queries(ab, doms)
+            except LoopfoldError as exc:
+                errors[k] = str(exc)
+                continue
+            queries += qs
+            owners += [k] * len(qs)
+        loops = predictor.predict_queries(queries, samples) if queries else []
+        grouped: dict[int, list[dict]] = {}
+        for k, lp in zip(owners, loops, strict=True):
+            grouped.setdefault(k, []).append(lp)
+        for k, ab in enumerate(batch):
+            if k in errors:
+                yield None, errors[k]
+            else:
+                yield {"id": ab.name, "loops": grouped.get(k, [])}, None

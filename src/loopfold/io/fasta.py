@@ -77,20 +77,32 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
         yield name, "".join(parts)
 
 
-def antibodies_from_fasta(path: str | os.PathLike[str]) -> list[AntibodyInput]:
-    """Antibodies of a FASTA file, paired by name (see the module docstring)."""
-    chains: dict[str, dict[str, str]] = {}
-    order: list[str] = []
+def antibodies_from_fasta(path: str | os.PathLike[str]) -> Iterator[AntibodyInput]:
+    """Antibodies of a FASTA file, streamed (see the module docstring for the convention).
+
+    The ``|H`` and ``|L`` records of one antibody must be adjacent, so that a file
+    of any size is read with bounded memory.
+
+    Raises:
+        InvalidFile: a bad record, two chains of one kind, or an antibody's records apart.
+        InvalidSequence: a letter that is not a standard amino acid (naming record and position).
+    """
+    done: set[str] = set()
+    name: str | None = None
+    chains: dict[str, str] = {}
     for header, seq in read_fasta(path):
-        name, _, tag = header.partition("|")
+        base, _, tag = header.partition("|")
         key = tag.strip().upper() if tag.strip().upper() in ("H", "L") else "other"
-        if key == "other":
-            name = header
-        name = name.strip()
-        if name not in chains:
-            chains[name] = {}
-            order.append(name)
-        if key in chains[name]:
-            raise InvalidFile(f"{path}: record {header!r}: antibody {name!r} has two {key} chains")
-        chains[name][key] = clean_sequence(seq, f"{path}: record {header!r}")
-    return [AntibodyInput(n, chains[n].get("H"), chains[n].get("L"), chains[n].get("other")) for n in order]
+        this = (header if key == "other" else base).strip()
+        if this != name:
+            if name is not None:
+                done.add(name)
+                yield AntibodyInput(name, chains.get("H"), chains.get("L"), chains.get("other"))
+            if this in done:
+                raise InvalidFile(f"{path}: record {header!r}: the records of antibody {this!r} are not adjacent")
+            name, chains = this, {}
+        if key in chains:
+            raise InvalidFile(f"{path}: record {header!r}: antibody {this!r} has two {key} chains")
+        chains[key] = clean_sequence(seq, f"{path}: record {header!r}")
+    if name is not None:
+        yield AntibodyInput(name, chains.get("H"), chains.get("L"), chains.get("other"))
