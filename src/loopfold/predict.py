@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,7 +398,7 @@ def predict_antibodies(
                 errors[k] = str(exc)
                 continue
             items += chains
-        numbered = iter(number_sequences(items, workers=workers)) if items else iter(())
+        numbered = iter(number_sequences(items, workers=workers or os.cpu_count())) if items else iter(())
         queries, owners = [], []
         for k, ab in enumerate(batch):
             if k in errors:
