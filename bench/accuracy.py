@@ -182,15 +182,22 @@ def main(argv: list[str] | None = None) -> dict:
     (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
     print("seed-lstm defects, cluster split seed 0", flush=True)
     part = make_split(seed_df, "cluster", 0.7, (0.7, 0.2, 0.1), 0)["part"].to_numpy()
-    variants = {n: replace(defaults_for("seed-lstm"), **kw) for n, kw in SEED_VARIANTS.items()}
-    rows = [score_split(seed_df, part, variants, out / "seed-defects", 31)]
+    # the all-defects run is the cluster split's own seed-lstm; the variants stop earlier (time)
+    variants = {n: replace(defaults_for("seed-lstm"), epochs=20, patience=5, **kw) for n, kw in SEED_VARIANTS.items()}
+    variants["seed-lstm (all defects)"] = defaults_for("seed-lstm")
+    work = out / "seed-defects"
+    work.mkdir(parents=True, exist_ok=True)
+    shared = work / "seed-lstm_(all_defects)"
+    if not shared.exists():
+        shared.symlink_to((out / "seed-cluster-0" / "seed-lstm").resolve())
+    rows = [score_split(seed_df, part, variants, work, 31)]
     result["seed"]["70% cluster split, seed-lstm defects (seed 0)"] = {"runs": rows, "summary": summary(rows)}
 
     (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
     print("all CDRs: Rosetta + PyIgClassify, benchmark loops excluded, 70% cluster split", flush=True)
     all_df = read_dataset(paths["all_cdrs"])
     part = make_split(all_df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)["part"].to_numpy()
-    models = {m: replace(defaults_for(m), max_len=40, epochs=20 if m != "loopnet" else 60) for m in MODELS}
+    models = {m: replace(defaults_for(m), max_len=40, epochs=10 if m != "loopnet" else 60) for m in MODELS}
     result["cdr"]["All CDRs, Rosetta + PyIgClassify, 70% cluster split"] = score_split(
         all_df, part, models, out / "all-cdrs", 40
     )

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -378,9 +377,7 @@ def predict_cmd(
     """Predict CDR loop backbones from sequence."""
     from loopfold.io.atomic import atomic_path, write_text
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
-    from loopfold.io.pdb import write_backbones_pdb
-    from loopfold.predict import Predictor, predict_antibodies
-    from loopfold.structure.backbone import Backbone
+    from loopfold.predict import Predictor, loops_pdb, predict_antibodies
 
     given = [x is not None for x in (loop, heavy or light, fasta, structure)]
     if sum(given) != 1:
@@ -421,22 +418,8 @@ def predict_cmd(
                     jsonl_fh.write(json.dumps(res) + "\n")
                 if json_out is not None or (jsonl_out is None and pdb_dir is None):
                     collected.append(res)
-        if pdb_dir is not None:
-            for fname, res in pdbs:
-                chains, offset = [], 0.0
-                for lp in res["loops"]:
-                    xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
-                    xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
-                    offset += 20.0
-                    first = (lp["start"] or 0) + 1
-                    ids = tuple(str(first + i) for i in range(len(lp["sequence"])))
-                    chains.append(Backbone(lp["sequence"], xyz, ids, lp["chain"]))
-                remarks = [
-                    f"loopfold {predictor.model_info()['loopfold_version']} model {predictor.name}",
-                    "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
-                    *[f"{lp['cdr']} {lp['sequence']}" for lp in res["loops"]],
-                ]
-                write_backbones_pdb(pdb_dir / fname, chains, remarks)
+        for fname, res in pdbs:  # written once every antibody succeeded
+            write_text(pdb_dir / fname, loops_pdb(res, predictor))
         doc = predictor.document(collected)
         if json_out is not None:
             write_text(json_out, json.dumps(doc) + "\n")

@@ -367,6 +367,28 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     return {"id": Path(path).name, "loops": results}, structure_with_backbones(path, replacements, remarks)
 
 
+def loops_pdb(result: dict, predictor: Predictor) -> str:
+    """PDB text of one result's predicted loops: chain H/L, residues numbered from the loop start
+    (1-based in the input chain), each loop centred 20 Å from the previous (they are predicted apart)."""
+    from loopfold.io.pdb import backbones_to_pdb
+    from loopfold.structure.backbone import Backbone
+
+    chains, offset = [], 0.0
+    for lp in result["loops"]:
+        xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
+        xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
+        offset += 20.0
+        first = (lp["start"] or 0) + 1
+        ids = tuple(str(first + i) for i in range(len(lp["sequence"])))
+        chains.append(Backbone(lp["sequence"], xyz, ids, lp["chain"]))
+    remarks = [
+        f"loopfold {__version__} model {predictor.name}",
+        "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
+        *[f"{lp['cdr']} {lp['sequence']}" for lp in result["loops"]],
+    ]
+    return backbones_to_pdb(chains, remarks)
+
+
 def _chains(ab: AntibodyInput) -> list[tuple[str, str]]:
     return [(label, seq) for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other))
             if seq is not None]  # fmt: skip
