@@ -61,7 +61,7 @@ class LoopQuery:
 
 def _coords(xyz: np.ndarray) -> dict[str, list]:
     """``{"N": [[x, y, z], ...], "CA": ..., "C": ..., "O": ...}`` rounded to 0.001 Å."""
-    return {k: np.round(xyz[:, j], 3).tolist() for j, k in enumerate(("N", "CA", "C", "O"))}
+    return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
 
 
 def _sample(probability: float, template: str | None, angles: np.ndarray, xyz: np.ndarray) -> dict:
@@ -71,7 +71,8 @@ def _sample(probability: float, template: str | None, angles: np.ndarray, xyz: n
 
 
 def _nulls(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
-    return [None if not np.isfinite(v) else round(float(v), ndigits) for v in values]
+    """Rounded values as a list, None where a value is NaN (undefined)."""
+    return [None if v != v else v for v in np.round(values, ndigits).tolist()]
 
 
 class Predictor:
@@ -175,7 +176,7 @@ class Predictor:
         pred, chosen, chosen_xyz, sources = self.conformations(
             batch, [q.cdr for q in queries], [q.sequence for q in queries]
         )
-        confidence = self._confidence(pred, chosen)
+        confidence = self._confidence(pred, chosen, lengths)
         identity = self._train_identity(queries)
         results = []
         for i, q in enumerate(queries):
@@ -227,15 +228,20 @@ class Predictor:
         return self.conformations(batch_from_frame(df, self.cfg.max_len), df["cdr"].tolist(), df["sequence"].tolist())
 
     @staticmethod
-    def _confidence(pred: dict, angles: np.ndarray) -> np.ndarray:
-        """``[B, L]`` the model's probability of the (phi, psi) bin of each output residue."""
+    def _confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``[B, L]`` the model's probability of the (phi, psi) bin of each output residue (0 past ``lengths``)."""
         if "bin_probs" not in pred:
             return pred["confidence"]
         c = pred["bin_centers"]
-        dphi = (angles[..., 0, None] - c[:, 0] + 180) % 360 - 180
-        dpsi = (angles[..., 1, None] - c[:, 1] + 180) % 360 - 180
-        bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)
-        return np.take_along_axis(pred["bin_probs"], bins[..., None], -1)[..., 0]
+        out = np.zeros(angles.shape[:2], dtype=np.float32)
+        inside = np.arange(angles.shape[1])[None, :] < np.asarray(lengths)[:, None]
+        real = inside & np.isfinite(angles[..., 0]) & np.isfinite(angles[..., 1])
+        phi, psi = angles[real, 0], angles[real, 1]  # [M] residues only, no padding
+        dphi = (phi[:, None] - c[:, 0] + 180) % 360 - 180
+        dpsi = (psi[:, None] - c[:, 1] + 180) % 360 - 180
+        bins = (dphi**2 + dpsi**2).argmin(-1)
+        out[real] = pred["bin_probs"][real][np.arange(len(bins)), bins]
+        return out
 
     def _train_identity(self, queries: list[LoopQuery]) -> list[float | None]:
         """Each query's highest identity to a training loop of its CDR (None: no training loops of it)."""

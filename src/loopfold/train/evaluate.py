@@ -19,12 +19,15 @@ def evaluate_model(run_dir: str | Path, df: pd.DataFrame) -> dict:
     ``seed_mse`` scores the sin/cos head (the MSE-optimal mean); ``phi_mae``,
     ``psi_mae`` and ``rmsd_local`` score the conformation the predictor writes:
     the most probable template of the run's library, else the per-residue mode.
+    ``mean_head`` holds the same metrics for the sin/cos head's own angles.
     """
     from loopfold.predict import Predictor
 
     predictor = Predictor(run_dir)
     pred, angles, coords, sources = predictor.predict_frame(df)
     res = evaluate_angles(df, angles, pred["sincos"], coords)
+    # the MSE-optimal mean angles of the sin/cos head, rebuilt with ideal geometry, for comparison
+    res["mean_head"] = evaluate_angles(df, pred["mean"], pred["sincos"])
     res["model"] = predictor.cfg.model
     res["templates_in_evaluation_set"] = len(template_ids(predictor.templates) & set(df["loop_id"]))
     res["template_fraction"] = round(float(np.mean([s is not None for s in sources])), 4) if len(df) else 0.0
