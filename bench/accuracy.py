@@ -99,12 +99,13 @@ def seed_models(names: tuple[str, ...] = MODELS) -> dict:
 
 
 def with_mean_heads(res: dict) -> dict:
-    """Predictor entries plus a '(mean head)' entry for each model that has one."""
+    """Predictor entries plus a '(mean head)' entry for each model whose written conformation
+    differs from its mean head (models that choose templates)."""
     out = {}
     for k, v in res.items():
         if isinstance(v, dict):
             out[k] = v
-            if "mean_head" in v:
+            if "mean_head" in v and v.get("template_fraction", 0) > 0:
                 out[f"{k} (mean head)"] = v["mean_head"]
     return out
 
@@ -123,7 +124,7 @@ def summary(rows: list[dict]) -> dict:
 def markdown(result: dict) -> str:
     lines = []
     for kind, block in result["seed"].items():
-        s = block["summary"]
+        s = summary(block["runs"])
         lines += [f"\n### Seed data, {kind} (test part; {len(block['runs'])} split(s), max test-train identity "
                   f"{max(s['max_test_train_identity']):.2f})\n",
                   "| predictor | seed_mse (mean ± sd) | phi_mae | psi_mae |", "| --- | --- | --- | --- |"]  # fmt: skip
@@ -142,6 +143,14 @@ def markdown(result: dict) -> str:
                 lines.append(f"| {pred} | {cdr} | {c['n_loops']} | {c['seed_mse']:.3f} | {c['phi_mae']:.1f} | "
                              f"{c['psi_mae']:.1f} | {r} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def write_tables(out: Path, result: dict) -> str:
+    """``accuracy.json`` and ``accuracy.md`` in ``out``; returns the markdown."""
+    (out / "accuracy.json").write_text(json.dumps(result, indent=2))
+    md = markdown(result)
+    (out / "accuracy.md").write_text(md)
+    return md
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -217,10 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
         all_df, part, models, out / "all-cdrs", 40
     )
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    (out / "accuracy.json").write_text(json.dumps(result, indent=2))
-    md = markdown(result)
-    (out / "accuracy.md").write_text(md)
-    print(md)
+    print(write_tables(out, result))
     return result
 
 
