@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     pred_ = Predictor(args.model)
     df = load_part(args.dataset, args.split, args.part, pred_.cfg.max_len)
     pred, angles, _, _ = pred_.predict_frame(df)
-    conf = pred_._confidence(pred, angles, np.array([len(p) for p in df["phi"]]))
+    conf = pred_.confidence(pred, angles, np.array([len(p) for p in df["phi"]]))
     batch = batch_from_frame(df, pred_.cfg.max_len)
     import torch
 

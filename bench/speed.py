@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     from loopfold.io.fasta import antibodies_from_fasta
     from loopfold.numbering.anarci import number_sequences
-    from loopfold.predict import Predictor, _chains
+    from loopfold.predict import Predictor, antibody_chains
 
     res: dict = {"n_antibodies": args.n}
     with tempfile.TemporaryDirectory() as d:
@@ -73,13 +73,13 @@ def main(argv: list[str] | None = None) -> dict:
         res["antibodies_per_s_end_to_end"] = round(args.n / total, 1)
         # the numbering step alone, and everything after it, in this process
         abs_ = list(antibodies_from_fasta(big))
-        items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in _chains(ab)]
+        items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in antibody_chains(ab)]
         t0 = time.perf_counter()
         numbered = number_sequences(items, workers=2)
         t_num = time.perf_counter() - t0
         pred = Predictor()
         it = iter(numbered)
-        per_ab = [{label: next(it) for label, _ in _chains(ab)} for ab in abs_]
+        per_ab = [{label: next(it) for label, _ in antibody_chains(ab)} for ab in abs_]
         t0 = time.perf_counter()
         with open(d / "after.jsonl", "w") as fh:
             for lo in range(0, len(abs_), 512):

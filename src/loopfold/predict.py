@@ -136,7 +136,7 @@ class Predictor:
             NumberingError: a given chain holds no antibody domain, or a labelled chain has the other type.
         """
         queries: list[LoopQuery] = []
-        for label, seq in _chains(ab):
+        for label, seq in antibody_chains(ab):
             seq = clean_sequence(seq, f"{ab.name} {label}")
             if numbered is not None:
                 doms = numbered[label]
@@ -176,7 +176,7 @@ class Predictor:
         pred, chosen, chosen_xyz, sources = self.conformations(
             batch, [q.cdr for q in queries], [q.sequence for q in queries]
         )
-        confidence = self._confidence(pred, chosen, lengths)
+        confidence = self.confidence(pred, chosen, lengths)
         identity = self._train_identity(queries)
         results = []
         for i, q in enumerate(queries):
@@ -228,7 +228,7 @@ class Predictor:
         return self.conformations(batch_from_frame(df, self.cfg.max_len), df["cdr"].tolist(), df["sequence"].tolist())
 
     @staticmethod
-    def _confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    def confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """``[B, L]`` the model's probability of the (phi, psi) bin of each output residue (0 past ``lengths``)."""
         if "bin_probs" not in pred:
             return pred["confidence"]
@@ -395,7 +395,8 @@ def loops_pdb(result: dict, predictor: Predictor) -> str:
     return backbones_to_pdb(chains, remarks)
 
 
-def _chains(ab: AntibodyInput) -> list[tuple[str, str]]:
+def antibody_chains(ab: AntibodyInput) -> list[tuple[str, str]]:
+    """``(label, sequence)`` of the chains an antibody input gives: heavy, light, unlabelled."""
     return [(label, seq) for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other))
             if seq is not None]  # fmt: skip
 
@@ -420,7 +421,8 @@ def predict_antibodies(
         for k, ab in enumerate(batch):
             try:
                 chains = [
-                    (f"{ab.name} {label}", clean_sequence(seq, f"{ab.name} {label}")) for label, seq in _chains(ab)
+                    (f"{ab.name} {label}", clean_sequence(seq, f"{ab.name} {label}"))
+                    for label, seq in antibody_chains(ab)
                 ]
             except LoopfoldError as exc:
                 errors[k] = str(exc)
@@ -431,7 +433,7 @@ def predict_antibodies(
         for k, ab in enumerate(batch):
             if k in errors:
                 continue
-            doms = {label: next(numbered) for label, _ in _chains(ab)}
+            doms = {label: next(numbered) for label, _ in antibody_chains(ab)}
             try:
                 qs = predictor.antibody_queries(ab, doms)
             except LoopfoldError as exc:

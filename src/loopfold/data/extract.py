@@ -18,7 +18,7 @@ import numpy as np
 from loopfold.constants import CDRS, CONSERVED_CHOTHIA, DEFAULT_STEMS
 from loopfold.data.records import LoopRecord
 from loopfold.errors import LoopfoldError, NumberingError
-from loopfold.io.pdb import StructureFile, read_structure
+from loopfold.io.pdb import StructureFile, iso_date, read_structure
 from loopfold.numbering.anarci import number_sequence
 from loopfold.numbering.cdr import LoopSlice, locate_cdr
 from loopfold.structure.backbone import Backbone
@@ -176,8 +176,6 @@ def rosetta_metadata(folder: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
     if not table.is_file():
         return out
-    from loopfold.io.pdb import _iso_date
-
     for line in table.read_text(errors="replace").splitlines():
         parts = line.split()
         if not parts or parts[0].startswith("#") or len(parts) < 16:
@@ -186,7 +184,7 @@ def rosetta_metadata(folder: Path) -> dict[str, dict]:
             res = float(parts[1])
         except ValueError:
             res = None
-        out[parts[0]] = {"resolution": res, "date": _iso_date(parts[14]), "pdb_id": parts[0][3:7]}
+        out[parts[0]] = {"resolution": res, "date": iso_date(parts[14]), "pdb_id": parts[0][3:7]}
     return out
 
 

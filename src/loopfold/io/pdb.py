@@ -105,7 +105,8 @@ def _backbone_of_chain(chain: gemmi.Chain, path: str) -> Backbone | None:
     return Backbone("".join(letters), np.stack(rows), tuple(ids), chain.name)
 
 
-def _iso_date(text: str | None) -> str | None:
+def iso_date(text: str | None) -> str | None:
+    """An ISO ``YYYY-MM-DD`` date from ``YYYY-MM-DD`` or PDB-style ``DD-MON-YY`` text, else None."""
     if not text:
         return None
     for fmt in ("%Y-%m-%d", "%d-%b-%y"):
@@ -137,7 +138,7 @@ def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> S
         raise BadStructure(f"{p}: no protein chain with at least two amino-acid residues")
     header = st.info
     date = (
-        _iso_date(header["_pdbx_database_status.recvd_initial_deposition_date"])
+        iso_date(header["_pdbx_database_status.recvd_initial_deposition_date"])
         if ("_pdbx_database_status.recvd_initial_deposition_date" in header)
         else None
     )
