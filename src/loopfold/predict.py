@@ -33,6 +33,7 @@ from loopfold.io.fasta import AntibodyInput, clean_sequence
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
+from loopfold.model.losses import nearest_bins
 from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence, number_sequences
 from loopfold.numbering.cdr import locate_cdr
@@ -236,10 +237,7 @@ class Predictor:
         out = np.zeros(angles.shape[:2], dtype=np.float32)
         inside = np.arange(angles.shape[1])[None, :] < np.asarray(lengths)[:, None]
         real = inside & np.isfinite(angles[..., 0]) & np.isfinite(angles[..., 1])
-        phi, psi = angles[real, 0], angles[real, 1]  # [M] residues only, no padding
-        dphi = (phi[:, None] - c[:, 0] + 180) % 360 - 180
-        dpsi = (psi[:, None] - c[:, 1] + 180) % 360 - 180
-        bins = (dphi**2 + dpsi**2).argmin(-1)
+        bins = nearest_bins(angles[real, 0], angles[real, 1], c)  # [M] residues only, no padding
         out[real] = pred["bin_probs"][real][np.arange(len(bins)), bins]
         return out
 

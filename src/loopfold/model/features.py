@@ -39,6 +39,16 @@ class Batch:
         return Batch(**{k: getattr(self, k)[idx] for k in self.__dataclass_fields__})
 
 
+def sincos(phi_psi: np.ndarray) -> np.ndarray:
+    """``[..., 4]`` (sin phi, cos phi, sin psi, cos psi) of ``[..., 2]`` angles in degrees (NaN stays NaN).
+
+    >>> sincos(np.array([90.0, 180.0])).round(6).tolist()
+    [1.0, 0.0, 0.0, -1.0]
+    """
+    rad = np.radians(phi_psi)
+    return np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
+
+
 def encode_window(sequence: str, stem_n: int, stem_c: int, cdr: str, max_len: int) -> np.ndarray:
     """``[max_len, N_FEATURES]`` features of one window (zeros past its end).
 
@@ -89,8 +99,7 @@ def batch_from_arrays(feats: np.ndarray, lengths: np.ndarray, angles: np.ndarray
     """Assemble a Batch from encoded features and degree angles."""
     max_len = feats.shape[1]
     pad = np.arange(max_len)[None, :] < lengths[:, None]
-    rad = np.radians(angles[..., :2])
-    tgt = np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
+    tgt = sincos(angles[..., :2])
     tmask = np.isfinite(tgt) & pad[..., None]
     omega = angles[..., 2]
     cmask = np.isfinite(omega) & pad

@@ -55,6 +55,16 @@ def fit_bins(phi: np.ndarray, psi: np.ndarray, k: int, seed: int = 0, iters: int
     return ang.astype(np.float32)
 
 
+def nearest_bins(phi: np.ndarray, psi: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Index of the nearest (phi, psi) bin centre ``[K, 2]`` for angles of any shape (degrees, wrapped).
+
+    NaN angles get bin 0; mask them yourself.
+    """
+    dphi = (np.asarray(phi)[..., None] - centers[:, 0] + 180) % 360 - 180
+    dpsi = (np.asarray(psi)[..., None] - centers[:, 1] + 180) % 360 - 180
+    return np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)
+
+
 def assign_bins(angles: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Nearest bin per residue ``[B, L]`` and a mask where phi and psi are both defined."""
     phi, psi = angles[..., 0], angles[..., 1]

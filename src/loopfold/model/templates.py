@@ -24,6 +24,7 @@ from safetensors.numpy import load_file, save_file
 from loopfold.data.identity import identity_matrix
 from loopfold.errors import CheckpointError
 from loopfold.io.atomic import atomic_path
+from loopfold.model.losses import nearest_bins
 from loopfold.structure.geometry import backbone_torsions, internal_geometry
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 
@@ -105,9 +106,7 @@ class TemplateLibrary:
         if ck not in cache:
             tors = self.groups[key][0]
             phi, psi, om = tors[..., 0], tors[..., 1], tors[..., 2]
-            dphi = (phi[..., None] - centers[:, 0] + 180) % 360 - 180
-            dpsi = (psi[..., None] - centers[:, 1] + 180) % 360 - 180
-            bins = np.nan_to_num(dphi**2 + dpsi**2, nan=0.0).argmin(-1)
+            bins = nearest_bins(phi, psi, centers)
             cis = (np.abs(np.nan_to_num(om, nan=180.0)) < 90).astype(int)
             cache[ck] = (bins, np.isfinite(phi) & np.isfinite(psi), cis, np.isfinite(om))
         return cache[ck]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from loopfold.data.identity import identity_matrix
+from loopfold.model.features import sincos
 
 
 def _window(row) -> str:  # noqa: ANN001
@@ -21,8 +22,7 @@ class ResidueMeanBaseline:
         """Average the training windows' sin/cos by (CDR, residue) and by residue."""
         sums: dict[tuple, np.ndarray] = {}
         for row in train.itertuples(index=False):
-            ang = np.radians(np.stack([row.phi, row.psi], 1))
-            sc = np.stack([np.sin(ang[:, 0]), np.cos(ang[:, 0]), np.sin(ang[:, 1]), np.cos(ang[:, 1])], 1)
+            sc = sincos(np.stack([row.phi, row.psi], 1))
             for aa, v in zip(_window(row), sc, strict=True):
                 for key in ((row.cdr, aa), (None, aa)):
                     acc = sums.setdefault(key, np.zeros(8))
@@ -74,6 +74,5 @@ class NearestNeighbourBaseline:
                 t = np.stack([src["phi"], src["psi"], np.nan_to_num(src["omega"], nan=180.0)], 1)
                 t[:, :2] = np.where(np.isfinite(t[:, :2]), t[:, :2], ang[i, :n, :2])
                 ang[i, :n] = t
-                r = np.radians(t[:, :2])
-                sc[i, :n] = np.stack([np.sin(r[:, 0]), np.cos(r[:, 0]), np.sin(r[:, 1]), np.cos(r[:, 1])], 1)
+                sc[i, :n] = sincos(t[:, :2])
         return ang, sc

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from loopfold.model.features import sincos
 from loopfold.model.losses import angular_distance
 from loopfold.structure.rebuild import rebuild_backbone
 from loopfold.structure.superpose import superposed_rmsd
@@ -32,7 +33,7 @@ def true_arrays(df: pd.DataFrame, max_len: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def per_loop_errors(
-    df: pd.DataFrame, angles: np.ndarray, sincos: np.ndarray, coords: list[np.ndarray | None] | None = None
+    df: pd.DataFrame, angles: np.ndarray, pred_sincos: np.ndarray, coords: list[np.ndarray | None] | None = None
 ) -> pd.DataFrame:
     """Per-loop sums for the metrics: squared sin/cos error, abs phi/psi error, counts, RMSD.
 
@@ -40,10 +41,9 @@ def per_loop_errors(
     rebuilt from ``angles`` with ideal geometry.
     """
     true, lens = true_arrays(df, angles.shape[1])
-    rad = np.radians(true[..., :2])
-    t_sc = np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
+    t_sc = sincos(true[..., :2])
     ok = np.isfinite(t_sc)
-    sq = np.where(ok, (sincos - np.nan_to_num(t_sc)) ** 2, 0.0)
+    sq = np.where(ok, (pred_sincos - np.nan_to_num(t_sc)) ** 2, 0.0)
     dphi = angular_distance(angles[..., 0], true[..., 0])
     dpsi = angular_distance(angles[..., 1], true[..., 1])
     rmsds = np.full(len(df), np.nan)
@@ -79,21 +79,20 @@ def summarise(errs: pd.DataFrame) -> dict:
 def evaluate_angles(
     df: pd.DataFrame,
     angles: np.ndarray,
-    sincos: np.ndarray | None = None,
+    pred_sincos: np.ndarray | None = None,
     coords: list[np.ndarray | None] | None = None,
 ) -> dict:
     """Metrics overall, ``by_cdr`` and ``by_length``.
 
     Args:
         angles: predicted phi, psi, omega ``[B, L, 3]`` in degrees (rebuilt for RMSD).
-        sincos: predicted (sin phi, cos phi, sin psi, cos psi) ``[B, L, 4]`` for
+        pred_sincos: predicted (sin phi, cos phi, sin psi, cos psi) ``[B, L, 4]`` for
             ``seed_mse``; derived from ``angles`` when None.
         coords: predicted window coordinates per loop (None entries: rebuilt from ``angles``).
     """
-    if sincos is None:
-        rad = np.radians(angles[..., :2])
-        sincos = np.stack([np.sin(rad[..., 0]), np.cos(rad[..., 0]), np.sin(rad[..., 1]), np.cos(rad[..., 1])], -1)
-    errs = per_loop_errors(df.reset_index(drop=True), angles, sincos, coords)
+    if pred_sincos is None:
+        pred_sincos = sincos(angles[..., :2])
+    errs = per_loop_errors(df.reset_index(drop=True), angles, pred_sincos, coords)
     out = summarise(errs)
     out["by_cdr"] = {str(c): summarise(g) for c, g in errs.groupby("cdr")}
     out["by_length"] = {}
