@@ -282,16 +282,17 @@ def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score a model (and the baselines) on a split part: seed_mse, phi/psi MAE, rmsd_local."""
-    from loopfold.model.checkpoint import load_model
+    from loopfold.predict import Predictor
     from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity
     from loopfold.train.loop import load_part
 
     try:
-        _, cfg, info = load_model(model)
+        predictor = Predictor(model)
+        cfg = predictor.cfg
         df = load_part(data, split, part, cfg.max_len)
         train_split = split if train_data is None else None
         train = load_part(train_data or data, train_split, "train", cfg.max_len) if (split or train_data) else None
-        result = {"part": part, "n_loops": len(df), "model": evaluate_model(model, df)}
+        result = {"part": part, "n_loops": len(df), "model": evaluate_model(predictor, df)}
         if train is not None:
             result["max_test_train_identity"] = max_train_identity(train, df)
             if baselines:
@@ -346,12 +347,20 @@ def _predict_structure_cmd(predictor, structure: Path, loops: str | None, json_o
         for suffix in (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif"):
             name = name.removesuffix(suffix)
         write_text(pdb_dir / _pdb_name(name, used), pdb_text)
-    doc = predictor.document([result])
+    _emit(predictor.document([result]), json_out, [pdb_dir])
+
+
+def _emit(doc: dict, json_out: Path | None, other_outputs: list[Path | None]) -> None:
+    """Write the JSON document to ``json_out``, or print it when no output file was asked for;
+    then say what was written."""
+    from loopfold.io.atomic import write_text
+
+    others = [p for p in other_outputs if p is not None]
     if json_out is not None:
         write_text(json_out, json.dumps(doc) + "\n")
-    elif pdb_dir is None:
+    elif not others:
         out.print_json(json.dumps(doc))
-    written = [str(p) for p in (json_out, pdb_dir) if p is not None]
+    written = [str(p) for p in ([json_out] if json_out is not None else []) + others]
     if written:
         console.print(f"wrote {', '.join(written)}")
 
@@ -420,16 +429,9 @@ def predict_cmd(
                     collected.append(res)
         for fname, res in pdbs:  # written once every antibody succeeded
             write_text(pdb_dir / fname, loops_pdb(res, predictor))
-        doc = predictor.document(collected)
-        if json_out is not None:
-            write_text(json_out, json.dumps(doc) + "\n")
-        elif jsonl_out is None and pdb_dir is None:
-            out.print_json(json.dumps(doc))
+        _emit(predictor.document(collected), json_out, [jsonl_out, pdb_dir])
     except LoopfoldError as exc:
         fail(str(exc))
-    written = [str(p) for p in (json_out, jsonl_out, pdb_dir) if p is not None]
-    if written:
-        console.print(f"wrote {', '.join(written)}")
 
 
 @app.command("report")

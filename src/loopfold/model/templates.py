@@ -14,7 +14,7 @@ fall back to the per-residue mode rebuilt with ideal geometry.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,8 @@ class TemplateLibrary:
     """
 
     groups: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, list[str], list[str]]]
+    #: per (group, bin centres): template bins and masks, computed once (see ``_features``)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> TemplateLibrary:
@@ -101,7 +103,7 @@ class TemplateLibrary:
 
     def _features(self, key: tuple[str, int], centers: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per template of a group: (phi, psi) bin ``[N, W]``, defined mask, cis flag, omega-defined mask."""
-        cache = self.__dict__.setdefault("_cache", {})
+        cache = self._cache
         ck = (key, centers.tobytes())
         if ck not in cache:
             tors = self.groups[key][0]

@@ -9,21 +9,21 @@ import pandas as pd
 
 from loopfold.data.identity import max_identity
 from loopfold.model.templates import template_ids
+from loopfold.predict import Predictor
 from loopfold.train.baselines import NearestNeighbourBaseline, ResidueMeanBaseline
 from loopfold.train.metrics import evaluate_angles
 
 
-def evaluate_model(run_dir: str | Path, df: pd.DataFrame) -> dict:
+def evaluate_model(model: str | Path | Predictor, df: pd.DataFrame) -> dict:
     """Metrics of a trained model, as :class:`loopfold.predict.Predictor` outputs it.
 
     ``seed_mse`` scores the sin/cos head (the MSE-optimal mean); ``phi_mae``,
     ``psi_mae`` and ``rmsd_local`` score the conformation the predictor writes:
     the most probable template of the run's library, else the per-residue mode.
     ``mean_head`` holds the same metrics for the sin/cos head's own angles.
+    ``model`` is a run folder or an already loaded Predictor.
     """
-    from loopfold.predict import Predictor
-
-    predictor = Predictor(run_dir)
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
     pred, angles, coords, sources = predictor.predict_frame(df)
     res = evaluate_angles(df, angles, pred["sincos"], coords)
     # the MSE-optimal mean angles of the sin/cos head, rebuilt with ideal geometry, for comparison
