@@ -56,8 +56,9 @@ def data_build(
     definition: Annotated[str, typer.Option(help="CDR definition: chothia|imgt|north.")] = "north",
     stems: Annotated[int, typer.Option(help="Stem residues each side of a loop.")] = 3,
     numbering: Annotated[
-        str, typer.Option(help="auto|file|sequence: trust file numbers or number sequences.")
-    ] = "auto",
+        str,
+        typer.Option(help="sequence|file|auto: number sequences (validated; as predict does) or trust file numbers."),
+    ] = "sequence",
     workers: Annotated[int, typer.Option(help="Processes for structure folders.")] = max(1, os.cpu_count() or 1),
     strict: Annotated[bool, typer.Option(help="Stop at the first unusable file.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,

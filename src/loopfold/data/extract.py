@@ -1,9 +1,12 @@
 """Structure files -> CDR loop records, with a reason for everything skipped.
 
-Two numbering modes: ``file`` trusts the residue numbers in the file (Chothia,
-as in the Rosetta antibody database; checked against the conserved Cys/Trp)
-and takes the chain type from the chain id (H or L); ``sequence`` numbers each
-chain's sequence with anarcism (IMGT) and works with any numbering and chain ids.
+Two numbering modes: ``sequence`` (the default, and the path prediction uses)
+numbers each chain's sequence (anarcism, validated against the conserved
+residues, anarcii as second opinion; IMGT) and works with any numbering and
+chain ids; ``file`` trusts the residue numbers in the file (Chothia, as in the
+Rosetta antibody database; checked against the conserved Cys/Trp) and takes the
+chain type from the chain id (H or L). ``auto`` picks ``file`` for files whose
+name contains ``chothia``.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class ExtractOptions:
 
     definition: str = "north"
     stems: int = DEFAULT_STEMS
-    numbering: str = "auto"  # auto | file | sequence
+    numbering: str = "sequence"  # sequence | file | auto
     source: str = "pdb"
 
 
@@ -62,7 +65,7 @@ def _numbering_mode(path: str, options: ExtractOptions) -> str:
     return "file" if "chothia" in Path(path).name.lower() else "sequence"
 
 
-def _file_numbering(bb: Backbone) -> tuple[str, list[int], list[int]] | str:
+def file_numbering(bb: Backbone) -> tuple[str, list[int], list[int]] | str:
     """(chain type, indices, numbers) from Chothia numbers in the file, or a skip reason."""
     ctype = bb.chain_id.upper()
     if ctype not in ("H", "L"):
@@ -137,12 +140,10 @@ def extract_file(path: str, options: ExtractOptions, meta: dict | None = None) -
         return result
     mode = _numbering_mode(path, options)
     scheme = "chothia" if mode == "file" else "imgt"
-    if options.definition == "imgt" and scheme == "chothia":
-        scheme, mode = "imgt", "sequence"
     for bb in sf.chains:
         torsions = backbone_torsions(bb.coords)
         if mode == "file":
-            numbered = _file_numbering(bb)
+            numbered = file_numbering(bb)
             if isinstance(numbered, str):
                 result.skipped.append((f"chain {bb.chain_id}", numbered))
                 continue
@@ -151,7 +152,7 @@ def extract_file(path: str, options: ExtractOptions, meta: dict | None = None) -
             try:
                 doms = number_sequence(bb.sequence, name=f"{Path(path).name}:{bb.chain_id}")
             except NumberingError as exc:
-                result.skipped.append((f"chain {bb.chain_id}", f"not an antibody chain ({exc})"))
+                result.skipped.append((f"chain {bb.chain_id}", f"not numbered ({exc})"))
                 continue
             domains = [(d.chain_type, list(d.indices), [p for p, _ in d.positions]) for d in doms]
         for ctype, indices, numbers in domains:

@@ -1,4 +1,13 @@
-"""Number antibody variable domains from sequence with anarcism (IMGT scheme, offline)."""
+"""Number antibody variable domains from sequence, validated, with a second opinion.
+
+anarcism (offline Rust, IMGT) numbers every chain first. Each domain is checked
+against the conserved residues (:mod:`loopfold.numbering.validate`); one that
+fails is numbered again by anarcii (:mod:`loopfold.numbering.second_opinion`)
+and checked again. A chain whose domain fails both is refused with a
+NumberingError naming the chain and the problem, so no loop is ever cut from a
+failed numbering. ``engine`` selects a single numberer, unvalidated, for
+benchmarks (``bench/numbering.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,10 @@ from dataclasses import dataclass
 import anarcism
 
 from loopfold.errors import NumberingError
+from loopfold.numbering import second_opinion
+from loopfold.numbering.validate import check_domain
+
+ENGINES = ("validated", "anarcism", "anarcii")
 
 
 @dataclass(frozen=True)
@@ -18,12 +31,14 @@ class NumberedDomain:
         scheme: the numbering scheme of ``positions`` (``"imgt"`` here).
         indices: 0-based indices into the input sequence, one per numbered residue.
         positions: ``(number, insertion code)`` per numbered residue.
+        numberer: the package whose numbering this is (``anarcism`` or ``anarcii``).
     """
 
     chain_type: str
     scheme: str
     indices: tuple[int, ...]
     positions: tuple[tuple[int, str], ...]
+    numberer: str = "anarcism"
 
 
 def _domains(result: anarcism.SequenceResult) -> list[NumberedDomain]:
@@ -43,29 +58,89 @@ def _domains(result: anarcism.SequenceResult) -> list[NumberedDomain]:
     return out
 
 
-def number_sequence(sequence: str, name: str = "sequence") -> list[NumberedDomain]:
-    """All antibody variable domains of ``sequence`` (a Fab chain gives one, an scFv two).
+def _second_opinion(items: list[tuple[str, str]]) -> list[list[NumberedDomain] | NumberingError]:
+    """anarcii alone, one domain per sequence, unvalidated."""
+    found = second_opinion.renumber(items)
+    out: list[list[NumberedDomain] | NumberingError] = []
+    for name, _ in items:
+        r = found[name]
+        if isinstance(r, str):
+            out.append(NumberingError(f"{name}: cannot be numbered ({r})"))
+        else:
+            out.append([NumberedDomain(r[0], "imgt", r[1], r[2], "anarcii")])
+    return out
 
-    Raises:
-        NumberingError: no antibody variable domain was found, or anarcism rejected it.
-    """
-    try:
-        result = anarcism.number_sequence(sequence, id=name, allowed_chains=["H", "K", "L"])
-    except anarcism.AnarcismError as exc:
-        raise NumberingError(f"{name}: cannot be numbered ({exc})") from None
-    domains = _domains(result)
-    if not domains:
-        raise NumberingError(f"{name}: no antibody variable domain found")
-    return domains
+
+def _validate(
+    items: list[tuple[str, str]], numbered: list[list[NumberedDomain] | NumberingError]
+) -> list[list[NumberedDomain] | NumberingError]:
+    """Check every domain; renumber failing ones with the second opinion; refuse chains that fail both."""
+    jobs: dict[str, tuple[int, int, str]] = {}  # job name -> (item, domain, first problem)
+    subs: list[tuple[str, str]] = []
+    for k, ((name, seq), doms) in enumerate(zip(items, numbered, strict=True)):
+        if isinstance(doms, NumberingError):
+            continue
+        for j, d in enumerate(doms):
+            problem = check_domain(seq, d.indices, d.positions)
+            if problem is not None:
+                stop = doms[j + 1].indices[0] if j + 1 < len(doms) else len(seq)  # this domain's stretch
+                jobs[f"{k}:{j}"] = (k, j, problem)
+                subs.append((f"{k}:{j}", seq[d.indices[0] : stop]))
+    if not jobs:
+        return numbered
+    again = second_opinion.renumber(subs)
+    out = [d if isinstance(d, NumberingError) else list(d) for d in numbered]
+    for key, (k, j, problem) in jobs.items():
+        if isinstance(out[k], NumberingError):
+            continue
+        name, seq = items[k]
+        off = numbered[k][j].indices[0]
+        r = again[key]
+        if not isinstance(r, str):
+            dom = NumberedDomain(r[0], "imgt", tuple(i + off for i in r[1]), r[2], "anarcii")
+            second = check_domain(seq, dom.indices, dom.positions)
+            if second is None:
+                out[k][j] = dom
+                continue
+            r = second
+        out[k] = NumberingError(
+            f"{name}: numbering failed validation ({problem}; second opinion, anarcii: {r}); chain refused"
+        )
+    return out
 
 
 def number_sequences(
-    items: list[tuple[str, str]], workers: int | None = None
+    items: list[tuple[str, str]], workers: int | None = None, engine: str = "validated"
 ) -> list[list[NumberedDomain] | NumberingError]:
-    """Number many ``(name, sequence)`` pairs; failures come back as NumberingError values."""
+    """Number many ``(name, sequence)`` pairs; failures come back as NumberingError values.
+
+    Args:
+        engine: ``validated`` (default: anarcism, checked, anarcii for domains that fail),
+            or ``anarcism`` / ``anarcii`` alone without validation.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"numbering engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    if engine == "anarcii":
+        return _second_opinion(items)
     results = anarcism.number_sequences(items, workers=workers, allowed_chains=["H", "K", "L"])
     out: list[list[NumberedDomain] | NumberingError] = []
     for (name, _), res in zip(items, results, strict=True):
         doms = _domains(res)
         out.append(doms if doms else NumberingError(f"{name}: no antibody variable domain found"))
-    return out
+    return out if engine == "anarcism" else _validate(items, out)
+
+
+def number_sequence(sequence: str, name: str = "sequence", engine: str = "validated") -> list[NumberedDomain]:
+    """All antibody variable domains of ``sequence`` (a Fab chain gives one, an scFv two), validated.
+
+    Raises:
+        NumberingError: no antibody variable domain was found, anarcism rejected the
+            sequence, or a domain failed validation under both numberings.
+    """
+    try:
+        result = number_sequences([(name, sequence)], workers=1, engine=engine)[0]
+    except anarcism.AnarcismError as exc:
+        raise NumberingError(f"{name}: cannot be numbered ({exc})") from None
+    if isinstance(result, NumberingError):
+        raise result
+    return result
