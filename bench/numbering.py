@@ -8,7 +8,10 @@ definitions from the file's Chothia numbers (the reference) and from the IMGT
 numbering of its sequence by each option: ``anarcism`` alone, ``anarcii``
 alone, and ``validated`` (anarcism, checked, anarcii for domains that fail; the
 path loopfold uses). A cut agrees when it starts and ends at the same residues
-(so its stems agree too). Also counted: domains failing validation under each
+(so its stems agree too). Loops with a chain break in their window (3 stems each
+side) are counted apart: residues missing from a structure shift a sequence
+numbering but not the file's numbers, and such loops never reach training
+(``has_chain_break``). Also counted: domains failing validation under each
 option, loops cut from such domains, chains refused, and chains/s (2 workers
 for anarcism; anarcii's own threads). Writes ``OUT/numbering.json`` and ``.md``.
 """
@@ -22,19 +25,24 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from loopfold.constants import CDRS, DEFINITIONS
+import numpy as np
+
+from loopfold.constants import CDRS, CHAIN_BREAK_DISTANCE, DEFINITIONS
 from loopfold.data.extract import file_numbering, is_structure_file
 from loopfold.errors import LoopfoldError
 from loopfold.io.pdb import read_structure
 from loopfold.numbering.anarci import ENGINES, number_sequences
 from loopfold.numbering.cdr import locate_cdr
 from loopfold.numbering.validate import check_domain
+from loopfold.structure.backbone import peptide_distances
 
 ROOT = Path(__file__).resolve().parents[1]
+STEMS = 3
 
 
-def read_chains(path: Path) -> list[tuple[str, str, str, list[int]]]:
-    """(name, chain type, sequence, Chothia numbers) of each chain whose file numbering passes its check."""
+def read_chains(path: Path) -> list[tuple[str, str, str, list[int], list[int]]]:
+    """(name, chain type, sequence, Chothia numbers, chain-break positions) of each chain whose file
+    numbering passes its check (a break at i: residues i and i + 1 are not bonded)."""
     try:
         sf = read_structure(path)
     except LoopfoldError:
@@ -43,7 +51,8 @@ def read_chains(path: Path) -> list[tuple[str, str, str, list[int]]]:
     for bb in sf.chains:
         fn = file_numbering(bb)
         if not isinstance(fn, str):
-            out.append((f"{sf.pdb_id}_{bb.chain_id}", fn[0], bb.sequence, fn[2]))
+            breaks = np.nonzero(peptide_distances(bb.coords) > CHAIN_BREAK_DISTANCE)[0].tolist()
+            out.append((f"{sf.pdb_id}_{bb.chain_id}", fn[0], bb.sequence, fn[2], breaks))
     return out
 
 
@@ -60,12 +69,13 @@ def cuts(indices, numbers, ctype: str, scheme: str) -> dict:  # noqa: ANN001
 def score(chains: list, engine: str) -> dict:
     """Agreement of one numbering option with the file numbering, per definition and CDR."""
     t0 = time.perf_counter()
-    numbered = number_sequences([(n, s) for n, _, s, _ in chains], workers=2, engine=engine)
+    numbered = number_sequences([(c[0], c[2]) for c in chains], workers=2, engine=engine)
     seconds = time.perf_counter() - t0
-    table: dict = {f"{d} {c}": {"agree": 0, "differ": 0, "not_cut": 0} for d in DEFINITIONS for c in CDRS}
+    table: dict = {f"{d} {c}": {"agree": 0, "differ": 0, "not_cut": 0, "n_broken": 0, "broken_differ": 0}
+                   for d in DEFINITIONS for c in CDRS}  # fmt: skip
     failed_domains = refused = from_failed = 0
     examples: list[str] = []
-    for (name, ctype, seq, numbers), doms in zip(chains, numbered, strict=True):
+    for (name, ctype, seq, numbers, breaks), doms in zip(chains, numbered, strict=True):
         ref = cuts(list(range(len(seq))), numbers, ctype, "chothia")
         got: dict = {}
         if isinstance(doms, LoopfoldError):
@@ -83,12 +93,16 @@ def score(chains: list, engine: str) -> dict:
             row = table[f"{key[0]} {key[1]}"]
             g = got.get(key)
             kind = "not_cut" if g is None else ("agree" if g == r else "differ")
+            if any(r[0] - STEMS <= b < r[1] + STEMS - 1 for b in breaks):  # residues missing in the window
+                row["n_broken"] += 1
+                row["broken_differ"] += kind != "agree"
+                continue
             row[kind] += 1
             if kind == "differ" and key[0] == "north" and len(examples) < 12:
                 examples.append(f"{name} {key[1]}: {seq[g[0]:g[1]]} vs file {seq[r[0]:r[1]]}")
     for row in table.values():
         n = row["agree"] + row["differ"] + row["not_cut"]
-        row["n"] = n
+        row["n"] = n  # loops whose window (3 stems each side) has no chain break
         row["agreement"] = round(row["agree"] / n, 4) if n else None
     return {"chains": len(chains), "seconds": round(seconds, 2), "chains_per_s": round(len(chains) / seconds, 1),
             "domains_failing_validation": failed_domains, "loops_cut_from_failed_domains": from_failed,
@@ -104,12 +118,18 @@ def markdown(res: dict) -> str:
         r = res["options"][e]
         lines.append(f"| {e} | {r['chains_per_s']} | {r['domains_failing_validation']} | "
                      f"{r['loops_cut_from_failed_domains']} | {r['chains_refused']} |")  # fmt: skip
-    lines += ["", "Agreement with the files' Chothia numbering (same first and last residue), % (differ / not cut):",
-              "", "| definition CDR | n | " + " | ".join(engines) + " |", "| --- | --- |" + " --- |" * len(engines)]
+    lines += ["", "Agreement with the files' Chothia numbering (same first and last residue) over loops whose "
+              "window (3 stems each side) has no chain break, % (differ / not cut); last columns: loops with a "
+              "break in the window (residues missing from the structure, which a sequence cannot show), and how "
+              "many of them each option cuts differently:", "",
+              "| definition CDR | n | " + " | ".join(engines) + " | n with break | " + " | ".join(engines) + " |",
+              "| --- | --- |" + " --- |" * (2 * len(engines) + 1)]  # fmt: skip
     for key in res["options"][engines[0]]["cdrs"]:
         rows = [res["options"][e]["cdrs"][key] for e in engines]
         cells = [f"{100 * r['agreement']:.2f} ({r['differ']}/{r['not_cut']})" if r["n"] else "-" for r in rows]
-        lines.append(f"| {key} | {rows[0]['n']} | " + " | ".join(cells) + " |")
+        broken = [str(r["broken_differ"]) for r in rows]
+        lines.append(f"| {key} | {rows[0]['n']} | " + " | ".join(cells) + f" | {rows[0]['n_broken']} | "
+                     + " | ".join(broken) + " |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -90,8 +90,8 @@ def test_train_evaluate_resume_cli(tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["part"] == "test" and res["model"]["n_loops"] == res["n_loops"] > 0
-    assert set(res["baselines"]) == {"residue-mean", "nearest-neighbour"} and "max_test_train_identity" in res
-    for key in ("seed_mse", "phi_mae", "psi_mae", "rmsd_local", "by_cdr", "by_length"):
+    assert set(res["baselines"]) == {"residue-mean", "identity template"} and "max_test_train_identity" in res
+    for key in ("seed_mse", "phi_mae", "psi_mae", "rmsd_loop", "rmsd_stem", "rmsd_local", "by_cdr", "by_length"):
         assert key in res["model"]
     cfg.write_text(json.dumps({"hidden": 16, "epochs": 3, "n_bins": 4, "max_len": 31, "batch_size": 8}))
     r = run("train", "--data", ds, "--split", tmp_path / "sp", "--out", tmp_path / "run", "--config", cfg, "--resume")

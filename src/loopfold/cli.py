@@ -280,17 +280,21 @@ def evaluate_cmd(
     part: Annotated[str, typer.Option(help="train|validation|test.")] = "test",
     train_data: Annotated[Path | None, typer.Option(help="Training dataset for baselines (default --data).")] = None,
     baselines: Annotated[bool, typer.Option(help="Also score the baselines.")] = True,
+    unique: Annotated[
+        bool, typer.Option("--unique/--all-copies", help="Score each distinct loop window once (default).")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Score a model (and the baselines) on a split part: seed_mse, phi/psi MAE, rmsd_local."""
+    """Score a model (and the baselines) on a split part: rmsd_loop, rmsd_stem, loop phi/psi MAE, seed_mse."""
     from loopfold.predict import Predictor
-    from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity
+    from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
     from loopfold.train.loop import load_part
 
     try:
         predictor = Predictor(model)
         cfg = predictor.cfg
         df = load_part(data, split, part, cfg.max_len)
+        df = unique_loops(df) if unique else df
         train_split = split if train_data is None else None
         train = load_part(train_data or data, train_split, "train", cfg.max_len) if (split or train_data) else None
         result = {"part": part, "n_loops": len(df), "model": evaluate_model(predictor, df)}
@@ -304,12 +308,12 @@ def evaluate_cmd(
         out.print_json(json.dumps(result))
         return
     table = Table(title=f"{model} on {data} ({part}, {len(df)} loops)")
-    for col in ("predictor", "seed_mse", "phi_mae", "psi_mae", "rmsd_local"):
+    cols = ("rmsd_loop", "rmsd_stem", "phi_mae", "psi_mae", "seed_mse", "rmsd_local")
+    for col in ("predictor", *cols):
         table.add_column(col, justify="right")
     rows = {"model " + cfg.model: result["model"], **result.get("baselines", {})}
     for name, m in rows.items():
-        r = "-" if m["rmsd_local"] is None else f"{m['rmsd_local']:.2f}"
-        table.add_row(name, f"{m['seed_mse']:.3f}", f"{m['phi_mae']:.1f}", f"{m['psi_mae']:.1f}", r)
+        table.add_row(name, *("-" if m[c] is None else f"{m[c]:.{3 if c == 'seed_mse' else 2}f}" for c in cols))
     out.print(table)
     if "max_test_train_identity" in result:
         out.print(f"max test-train identity: {result['max_test_train_identity']:.2f}")

@@ -34,7 +34,7 @@ from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.losses import nearest_bins
-from loopfold.model.templates import IDENTITY_WEIGHT, choose_conformations, load_templates, log_probs
+from loopfold.model.templates import choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence, number_sequences
 from loopfold.numbering.cdr import locate_cdr
 from loopfold.structure.closure import close_loop
@@ -219,7 +219,7 @@ class Predictor:
         where no template fits) and template ids."""
         pred = run_network(self.model, batch, temperature=self.temperature)
         lengths = batch.lengths.numpy()
-        chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates, IDENTITY_WEIGHT)
+        chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates, self.cfg.identity_weight)
         return pred, chosen, xyz, sources
 
     def predict_frame(
@@ -263,7 +263,7 @@ class Predictor:
         if self.templates is not None:
             logp, cis_logp = log_probs(pred)
             ranked = self.templates.rank(q.cdr, q.sequence, logp[i, :n], pred["bin_centers"],
-                                         None if cis_logp is None else cis_logp[i, :n], IDENTITY_WEIGHT, k)  # fmt: skip
+                                         None if cis_logp is None else cis_logp[i, :n], self.cfg.identity_weight, k)  # fmt: skip
             if ranked:
                 scores = np.array([r[3] for r in ranked])
                 w = np.exp(scores - scores.max())

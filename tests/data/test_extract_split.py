@@ -6,6 +6,8 @@ from loopfold.data.build import build_dataset
 from loopfold.data.extract import ExtractOptions, extract_file
 from loopfold.data.info import dataset_info
 from loopfold.data.records import LoopRecord
+from loopfold.data.identity import identity_matrix
+from loopfold.data.recut import recut_sequences
 from loopfold.data.splits import Exclusions, leakage_report, make_split
 from loopfold.data.store import read_dataset, write_dataset
 from loopfold.errors import InvalidFile
@@ -29,7 +31,7 @@ def test_extract_trusts_chothia_file_numbering(tmp_path):
     seq = "AVYYCSRWGGDGFYAMDYWGQG"
     assert len(seq) == len(ids)
     path = write_pdb(tmp_path / "pdb1abc_chothia.pdb", [make_backbone(seq, "H", ids)])
-    res = extract_file(str(path), ExtractOptions(definition="chothia", stems=2, source="rosetta"))
+    res = extract_file(str(path), ExtractOptions(definition="chothia", stems=2, numbering="auto", source="rosetta"))
     assert [r.cdr for r in res.records] == ["H3"]
     assert res.records[0].sequence == seq[ids.index("95") : ids.index("102") + 1]
     assert res.records[0].pdb_id == "1abc"
@@ -45,7 +47,7 @@ def test_extract_flags_break_and_skips_non_antibody(tmp_path):
     res = extract_file(str(write_pdb(tmp_path / "b.pdb", [heavy, other])), ExtractOptions())
     h3 = next(r for r in res.records if r.cdr == "H3")
     assert h3.has_chain_break and not next(r for r in res.records if r.cdr == "H1").has_chain_break
-    assert any("not an antibody chain" in why for _, why in res.skipped)
+    assert any("no antibody variable domain found" in why for _, why in res.skipped)
 
 
 def test_build_folder_skips_bad_files_with_reasons(tmp_path, fab_pdb):
@@ -128,10 +130,27 @@ def test_exclusions_by_id_and_identity():
             rec(3, "PPPPPGGGGG").to_row(),
         ]
     )
-    excl = Exclusions(frozenset({"1abc"}), {"H3": ["PPPPPGGGGA"]})
+    excl = Exclusions(frozenset({"1abc"}), {("north", "H3"): ["PPPPPGGGGA"]})
     split = make_split(df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)
     assert split["part"].tolist()[0] == "excluded" and split["part"].tolist()[3] == "excluded"
     assert split["part"].tolist()[2] != "excluded"
+
+
+def test_exclusions_compare_loops_under_the_benchmark_definition():
+    from dataclasses import replace
+
+    from tests.conftest import TRASTUZUMAB_VH
+
+    north_h1 = "AASGFNIKDTYIH"  # trastuzumab's North H1 holds its IMGT H1 GFNIKDTY plus five residues
+    start = TRASTUZUMAB_VH.index(north_h1)
+    with_chain = replace(rec(0, north_h1, cdr="H1"), chain_sequence=TRASTUZUMAB_VH, loop_start=start)
+    df = pd.DataFrame([with_chain.to_row(), rec(1, north_h1, cdr="H1").to_row(), rec(2, "WWWWWYYYYYYYY", "H1").to_row()])
+    assert identity_matrix([north_h1], ["GFNIKDTY"])[0, 0] < 0.7  # compared across definitions it would pass
+    excl = Exclusions(frozenset(), {("imgt", "H1"): ["GFNIKDTY"]})
+    split = make_split(df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)
+    # row 0 is re-cut under IMGT from its chain; row 1 (no chain) by containment; row 2 is unrelated
+    assert split["part"].tolist()[:2] == ["excluded", "excluded"] and split["part"].tolist()[2] != "excluded"
+    assert recut_sequences(df, "imgt")[:2] == ["GFNIKDTY", None]
 
 
 def test_date_split_puts_newest_in_test():

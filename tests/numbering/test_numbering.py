@@ -63,8 +63,9 @@ def test_bounds_and_unknown_names():
     assert cdr_bounds("H3", "chothia", "chothia") == (95, 102)
     with pytest.raises(ValueError, match="unknown CDR"):
         cdr_bounds("H4", "north", "imgt")
+    assert cdr_bounds("H3", "imgt", "chothia") == (93, 102)
     with pytest.raises(ValueError, match="not available"):
-        cdr_bounds("H3", "imgt", "chothia")
+        cdr_bounds("H3", "imgt", "kabat")
 
 
 def test_truncated_chain_has_no_loop():

@@ -8,47 +8,81 @@ import torch
 from loopfold.model.checkpoint import load_model
 from loopfold.model.config import TrainConfig
 from loopfold.structure.rebuild import rebuild_backbone
-from loopfold.train.baselines import NearestNeighbourBaseline, ResidueMeanBaseline
+from loopfold.train.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
 from loopfold.train.loop import train_model
 from loopfold.train.metrics import evaluate_angles
 from tests.model.test_model import frame
 
 
-def test_metrics_hand_computed():
+def test_metrics_hand_computed_over_loop_and_window():
     df = frame(n=2, length=9)
     df = df[df["phi"].map(len) == 9].reset_index(drop=True)
     true = np.stack([np.stack([r.phi, r.psi, r.omega], 1) for r in df.itertuples()])
     pred = np.nan_to_num(true, nan=180.0).copy()
     pred[..., 0] += 10.0  # phi off by 10 degrees everywhere
+    pred[:, :2, 1] += 40.0  # psi off by 40 degrees on the two N-stem residues only
     res = evaluate_angles(df, pred)
     assert res["phi_mae"] == pytest.approx(10.0) and res["psi_mae"] == pytest.approx(0.0, abs=1e-9)
+    assert res["phi_mae_window"] == pytest.approx(10.0)
+    n_psi_window = np.isfinite(true[..., 1]).sum()
+    assert res["psi_mae_window"] == pytest.approx(40.0 * 2 * len(df) / n_psi_window)
     # sin/cos error of a 10-degree shift: (sin(a+10)-sin a)^2 + (cos(a+10)-cos a)^2 = 2 - 2 cos 10
-    n_phi = np.isfinite(true[..., 0]).sum()
-    n_psi = np.isfinite(true[..., 1]).sum()
+    loop = true[:, 2:-2]  # frame(): two stem residues each side
+    n_phi, n_psi = np.isfinite(loop[..., 0]).sum(), np.isfinite(loop[..., 1]).sum()
     expected = (2 - 2 * np.cos(np.radians(10))) * n_phi / (2 * n_phi + 2 * n_psi)
     assert res["seed_mse"] == pytest.approx(expected, rel=1e-6)
-    assert res["rmsd_local"] is None and res["by_cdr"]["H3"]["n_loops"] == len(df)
+    assert res["seed_mse_window"] > res["seed_mse"]
+    assert res["rmsd_loop"] is None and res["rmsd_local"] is None and res["by_cdr"]["H3"]["n_loops"] == len(df)
 
 
-def test_rmsd_local_zero_for_perfect_prediction():
-    df = frame(n=3, length=9)
+def _with_coords(n: int = 3) -> tuple:
+    df = frame(n=n, length=9)
     tors = [np.nan_to_num(np.stack([r.phi, r.psi, r.omega], 1), nan=180.0) for r in df.itertuples()]
     df["coords"] = [rebuild_backbone(t) for t in tors]
-    pred = np.full((3, 10, 3), 180.0)
+    pred = np.full((n, 10, 3), 180.0)
     for i, t in enumerate(tors):
         pred[i, : len(t)] = t
+    return df, pred
+
+
+def test_rmsds_zero_for_perfect_prediction():
+    df, pred = _with_coords()
     res = evaluate_angles(df, pred)
-    assert res["rmsd_local"] == pytest.approx(0.0, abs=1e-6) and res["n_rmsd"] == 3
+    for key in ("rmsd_loop", "rmsd_stem", "rmsd_local"):
+        assert res[key] == pytest.approx(0.0, abs=1e-6), key
+    assert res["n_rmsd"] == 3
 
 
-def test_baselines_predict_shapes_and_nn_copies_identical_loop():
+def test_rmsd_stem_sees_a_displaced_loop_that_rmsd_loop_does_not():
+    df, pred = _with_coords(n=1)
+    true = np.asarray(df["coords"][0])
+    moved = true.copy()
+    moved[2:-2] += [0.6, 0.0, 0.8]  # the loop residues shifted 1 Å as a rigid body, stems in place
+    res = evaluate_angles(df, pred, coords=[moved])
+    assert res["rmsd_loop"] == pytest.approx(0.0, abs=1e-6)
+    assert res["rmsd_stem"] == pytest.approx(1.0, abs=1e-6)
+    assert 0.1 < res["rmsd_local"] < 1.0
+
+
+def test_baselines_predict_shapes_and_identity_template_copies_identical_loop():
     train = frame(n=6)
     test = train.iloc[:2].reset_index(drop=True)
-    ang, sc = NearestNeighbourBaseline().fit(train).predict(test, 12)
+    ang, sc, coords = IdentityTemplateBaseline().fit(train).predict(test, 12)
     n = len(test["phi"][0])
     np.testing.assert_allclose(ang[0, 1:n, 0], test["phi"][0][1:], atol=1e-6)
+    assert coords == [None, None]  # no coordinates in training: torsions only
     ang2, _ = ResidueMeanBaseline().fit(train).predict(test, 12)
     assert ang2.shape == (2, 12, 3) and np.isfinite(ang2).all()
+
+
+def test_identity_template_uses_the_template_geometry_of_the_model():
+    train, _ = _with_coords(n=6)
+    train["has_missing_atoms"] = False
+    test = train.iloc[[1]].reset_index(drop=True)
+    base = IdentityTemplateBaseline().fit(train)
+    _, _, coords = base.predict(test, 12)
+    tors, xyz, seqs, ids = base.library.groups[("H3", len(test["phi"][0]))]
+    np.testing.assert_allclose(coords[0], xyz[seqs.index(test["sequence"][0])])
 
 
 def test_resume_after_interruption_gives_same_result(tmp_path):

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loopfold.data.identity import max_identity, single_linkage_clusters
+from loopfold.data.recut import containment_identity, recut_sequences
 from loopfold.data.store import read_dataset
 from loopfold.errors import InvalidFile
 from loopfold.io.atomic import atomic_path, write_text
@@ -30,10 +31,10 @@ REPORT = "split.json"
 
 @dataclass(frozen=True)
 class Exclusions:
-    """Benchmark PDB ids (lower case) and benchmark loop sequences per CDR."""
+    """Benchmark PDB ids (lower case) and benchmark loop sequences per (CDR definition, CDR)."""
 
     pdb_ids: frozenset[str]
-    sequences: dict[str, list[str]]
+    sequences: dict[tuple[str, str], list[str]]
 
 
 def read_exclusions(paths: list[str | os.PathLike[str]]) -> Exclusions:
@@ -43,7 +44,7 @@ def read_exclusions(paths: list[str | os.PathLike[str]]) -> Exclusions:
     comment lines (``#``) and fields that are not 4-character ids are skipped.
     """
     ids: set[str] = set()
-    seqs: dict[str, list[str]] = {}
+    seqs: dict[tuple[str, str], list[str]] = {}
     for path in paths:
         p = Path(path)
         if not p.is_file():
@@ -51,14 +52,39 @@ def read_exclusions(paths: list[str | os.PathLike[str]]) -> Exclusions:
         if p.read_bytes()[:4] == b"PAR1":
             df = read_dataset(p)
             ids.update(str(x).lower()[:4] for x in df["pdb_id"].dropna())
-            for cdr, group in df.groupby("cdr"):
-                seqs.setdefault(str(cdr), []).extend(group["sequence"].tolist())
+            for (definition, cdr), group in df.groupby(["definition", "cdr"]):
+                seqs.setdefault((str(definition), str(cdr)), []).extend(group["sequence"].tolist())
             continue
         for line in p.read_text(errors="replace").splitlines():
             field = line.replace(",", " ").split()[0] if line.strip() else ""
             if field and not field.startswith("#") and len(field) == 4 and field[0].isdigit():
                 ids.add(field.lower())
     return Exclusions(frozenset(ids), seqs)
+
+
+def similar_to_exclusions(df: pd.DataFrame, exclusions: Exclusions, identity: float) -> np.ndarray:
+    """Rows whose loop is >= ``identity`` identical to a benchmark loop of the same CDR, compared
+    under the benchmark's CDR definition (rows cut under another one are re-cut, see
+    :mod:`loopfold.data.recut`)."""
+    close = np.zeros(len(df), dtype=bool)
+    own = df["definition"].to_numpy()
+    recut: dict[str, list[str | None]] = {}
+    for (definition, cdr), refs in exclusions.sequences.items():
+        idx = np.nonzero((df["cdr"] == cdr).to_numpy())[0]
+        if not refs or not len(idx):
+            continue
+        same = idx[own[idx] == definition]
+        close[same] |= max_identity(df["sequence"].iloc[same].tolist(), refs) >= identity
+        other = idx[own[idx] != definition]
+        if len(other):
+            if definition not in recut:
+                recut[definition] = recut_sequences(df, definition)
+            cut = [recut[definition][i] for i in other]
+            has = np.array([c is not None for c in cut], dtype=bool)
+            close[other[has]] |= max_identity([c for c in cut if c is not None], refs) >= identity
+            rest = other[~has]
+            close[rest] |= containment_identity(df["sequence"].iloc[rest].tolist(), refs) >= identity
+    return close
 
 
 def _assign_clusters(labels: np.ndarray, fractions: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
@@ -104,11 +130,7 @@ def make_split(
     if exclusions is not None:
         pdb = df["pdb_id"].fillna("").str.lower().str[:4]
         excluded |= pdb.isin(exclusions.pdb_ids).to_numpy() & (pdb != "").to_numpy()
-        for cdr, idx in df.groupby("cdr").indices.items():
-            refs = exclusions.sequences.get(str(cdr), [])
-            if refs:
-                close = max_identity(df["sequence"].iloc[idx].tolist(), refs) >= identity
-                excluded[idx[close]] = True
+        excluded |= similar_to_exclusions(df, exclusions, identity)
     for cdr, idx in df.groupby("cdr").indices.items():
         idx = idx[~excluded[idx]]
         if len(idx) == 0:

@@ -35,6 +35,9 @@ class TrainConfig:
     n_bins: int = 48
     bin_weight: float = 0.1
     cis_weight: float = 0.1
+    #: weight of sequence identity beside the log probability when choosing a template
+    #: (tuned on validation loops by ``bench/tune_identity.py``)
+    identity_weight: float = 20.0
     seed_bottleneck: bool = True
     seed_backward_at_last: bool = True
     seed_leaky_mask: bool = True

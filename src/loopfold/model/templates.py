@@ -29,8 +29,6 @@ from loopfold.structure.geometry import backbone_torsions, internal_geometry
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 
 TEMPLATES = "templates.safetensors"
-#: Weight of sequence identity beside the model's log probability (chosen on validation loops).
-IDENTITY_WEIGHT = 20.0
 
 
 @dataclass

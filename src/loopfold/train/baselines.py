@@ -1,4 +1,4 @@
-"""Baselines: per-residue-type mean, and nearest neighbour (the database-search idea of FREAD)."""
+"""Baselines: per-residue-type mean, and the most identical training loop (the database-search idea of FREAD)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pandas as pd
 
 from loopfold.data.identity import identity_matrix
 from loopfold.model.features import sincos
+from loopfold.model.templates import TemplateLibrary
 
 
 def _window(row) -> str:  # noqa: ANN001
@@ -44,35 +45,53 @@ class ResidueMeanBaseline:
         return ang, sc
 
 
-class NearestNeighbourBaseline:
-    """Copies the torsions of the most similar training loop of the same CDR and window length."""
+class IdentityTemplateBaseline:
+    """Copies the most sequence-identical training loop of the same CDR and window length.
 
-    name = "nearest-neighbour"
+    Loops with coordinates are rebuilt exactly as the model's templates are (own
+    torsions and bond angles, ideal bond lengths:
+    :class:`loopfold.model.templates.TemplateLibrary`), so the baseline and the
+    model differ only in which training loop they pick. Training data without
+    coordinates (the seed's angle tables) give torsions only, rebuilt with ideal
+    geometry. Windows with no training loop of their (CDR, length) fall back to
+    the residue mean.
+    """
 
-    def fit(self, train: pd.DataFrame) -> NearestNeighbourBaseline:
-        """Index training loops by (CDR, window length); the residue mean is the fallback."""
-        self.train = train.reset_index(drop=True)
-        self.groups = self.train.groupby([self.train["cdr"], self.train["phi"].map(len)]).indices
+    name = "identity template"
+
+    def fit(self, train: pd.DataFrame) -> IdentityTemplateBaseline:
+        """Template library of the training loops with coordinates, torsions of all; residue-mean fallback."""
+        self.library = TemplateLibrary.from_frame(train)
+        train = train.reset_index(drop=True)
+        self.torsions: dict[tuple[str, int], tuple[np.ndarray, list[str]]] = {}
+        for key, idx in train.groupby([train["cdr"], train["phi"].map(len)]).indices.items():
+            rows = train.iloc[idx]
+            tors = np.stack([np.stack([r.phi, r.psi, np.nan_to_num(r.omega, nan=180.0)], 1)
+                             for r in rows.itertuples(index=False)])  # fmt: skip
+            self.torsions[key] = (tors, rows["sequence"].tolist())
         self.fallback = ResidueMeanBaseline().fit(train)
         return self
 
-    def predict(self, df: pd.DataFrame, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-        """(angles, sincos) as for :class:`ResidueMeanBaseline`."""
+    def predict(self, df: pd.DataFrame, max_len: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray | None]]:
+        """(angles, sincos) as for :class:`ResidueMeanBaseline`, and window coordinates (None: rebuild)."""
         ang, sc = self.fallback.predict(df, max_len)
+        coords: list[np.ndarray | None] = [None] * len(df)
         df = df.reset_index(drop=True)
         keys = list(zip(df["cdr"], df["phi"].map(len), strict=True))
         for key in set(keys):
-            if key not in self.groups:
+            if key in self.library.groups:
+                tors, xyz, seqs, _ = self.library.groups[key]
+            elif key in self.torsions:
+                (tors, seqs), xyz = self.torsions[key], None
+            else:
                 continue
             rows = [i for i, k in enumerate(keys) if k == key]
-            cand = self.groups[key]
-            sim = identity_matrix([df["sequence"][i] for i in rows], [self.train["sequence"][j] for j in cand])
-            best = cand[sim.argmax(1)]
+            best = identity_matrix([df["sequence"][i] for i in rows], seqs).argmax(1)
+            n = key[1]
             for i, j in zip(rows, best, strict=True):
-                src = self.train.iloc[j]
-                n = len(src["phi"])
-                t = np.stack([src["phi"], src["psi"], np.nan_to_num(src["omega"], nan=180.0)], 1)
+                t = tors[j].copy()
                 t[:, :2] = np.where(np.isfinite(t[:, :2]), t[:, :2], ang[i, :n, :2])
                 ang[i, :n] = t
                 sc[i, :n] = sincos(t[:, :2])
-        return ang, sc
+                coords[i] = None if xyz is None else xyz[j]
+        return ang, sc, coords

@@ -10,15 +10,15 @@ import pandas as pd
 from loopfold.data.identity import max_identity
 from loopfold.model.templates import template_ids
 from loopfold.predict import Predictor
-from loopfold.train.baselines import NearestNeighbourBaseline, ResidueMeanBaseline
+from loopfold.train.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
 from loopfold.train.metrics import evaluate_angles
 
 
 def evaluate_model(model: str | Path | Predictor, df: pd.DataFrame) -> dict:
     """Metrics of a trained model, as :class:`loopfold.predict.Predictor` outputs it.
 
-    ``seed_mse`` scores the sin/cos head (the MSE-optimal mean); ``phi_mae``,
-    ``psi_mae`` and ``rmsd_local`` score the conformation the predictor writes:
+    ``seed_mse`` scores the sin/cos head (the MSE-optimal mean); the angle errors
+    and RMSDs (``rmsd_loop``, ``rmsd_stem``, ``rmsd_local``) score the conformation the predictor writes:
     the most probable template of the run's library, else the per-residue mode.
     ``mean_head`` holds the same metrics for the sin/cos head's own angles.
     ``model`` is a run folder or an already loaded Predictor.
@@ -34,12 +34,19 @@ def evaluate_model(model: str | Path | Predictor, df: pd.DataFrame) -> dict:
     return res
 
 
+def unique_loops(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct (CDR, window sequence), the first kept: copies of one antibody
+    (bound and unbound structures, several PDB entries) are scored once."""
+    window = df["stem_n"] + df["sequence"] + df["stem_c"]
+    return df[~pd.DataFrame({"cdr": df["cdr"], "w": window}).duplicated()].reset_index(drop=True)
+
+
 def evaluate_baselines(train: pd.DataFrame, df: pd.DataFrame, max_len: int) -> dict[str, dict]:
-    """Per-residue-type mean and nearest-neighbour baselines fitted on ``train``."""
-    out = {}
-    for base in (ResidueMeanBaseline(), NearestNeighbourBaseline()):
-        ang, sc = base.fit(train).predict(df, max_len)
-        out[base.name] = evaluate_angles(df, ang, sc)
+    """Per-residue-type mean (ideal geometry) and identity-template baselines fitted on ``train``."""
+    ang, sc = ResidueMeanBaseline().fit(train).predict(df, max_len)
+    out = {ResidueMeanBaseline.name: evaluate_angles(df, ang, sc)}
+    ang, sc, coords = IdentityTemplateBaseline().fit(train).predict(df, max_len)
+    out[IdentityTemplateBaseline.name] = evaluate_angles(df, ang, sc, coords)
     return out
 
 
