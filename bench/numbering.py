@@ -66,20 +66,35 @@ def cuts(indices, numbers, ctype: str, scheme: str) -> dict:  # noqa: ANN001
     return out
 
 
-def score(chains: list, engine: str) -> dict:
-    """Agreement of one numbering option with the file numbering, per definition and CDR."""
+def pyigclassify_loops(data: Path) -> dict[tuple[str, str], set[str]]:
+    """North et al.'s own loop sequences per (PDB id, CDR) from PyIgClassify (empty if absent)."""
+    path = data / "pyigclassify/database/csv/AbMatchToPaperClustersMay2012.csv"
+    out: dict[tuple[str, str], set[str]] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines()[1:]:
+            key, seq = line.split(",")[:2]
+            if "_" in key and seq:
+                out.setdefault((key[:4].lower(), key.split("_")[1]), set()).add(seq)
+    return out
+
+
+def score(chains: list, engine: str, north_ref: dict[tuple[str, str], set[str]]) -> dict:
+    """Agreement of one numbering option with the file numbering, per definition and CDR, and of its
+    North loops with PyIgClassify's (chains of PDB entries that PyIgClassify holds)."""
     t0 = time.perf_counter()
     numbered = number_sequences([(c[0], c[2]) for c in chains], workers=2, engine=engine)
     seconds = time.perf_counter() - t0
     table: dict = {f"{d} {c}": {"agree": 0, "differ": 0, "not_cut": 0, "n_broken": 0, "broken_differ": 0}
                    for d in DEFINITIONS for c in CDRS}  # fmt: skip
-    failed_domains = refused = from_failed = 0
+    failed_domains = from_failed = 0
+    refused: list[str] = []
     examples: list[str] = []
+    north = {c: {"agree": 0, "n": 0, "file_agree": 0} for c in CDRS}
     for (name, ctype, seq, numbers, breaks), doms in zip(chains, numbered, strict=True):
         ref = cuts(list(range(len(seq))), numbers, ctype, "chothia")
         got: dict = {}
         if isinstance(doms, LoopfoldError):
-            refused += 1
+            refused.append(str(doms))
         else:
             for dom in (d for d in doms if d.chain_type == ctype):
                 bad = check_domain(seq, dom.indices, dom.positions) is not None
@@ -87,6 +102,14 @@ def score(chains: list, engine: str) -> dict:
                 these = cuts(dom.indices, [p for p, _ in dom.positions], ctype, "imgt")
                 from_failed += bad * sum(v is not None for v in these.values())
                 got.update({k: v for k, v in these.items() if v is not None and k not in got})
+        for cdr in (c for c in CDRS if c[0] == ctype):
+            known = north_ref.get((name[:4], cdr))
+            r = ref[("north", cdr)]
+            if known and r is not None and not any(r[0] - STEMS <= b < r[1] + STEMS - 1 for b in breaks):
+                g = got.get(("north", cdr))
+                north[cdr]["n"] += 1
+                north[cdr]["agree"] += g is not None and seq[g[0] : g[1]] in known
+                north[cdr]["file_agree"] += seq[r[0] : r[1]] in known
         for key, r in ref.items():
             if r is None:
                 continue
@@ -106,7 +129,8 @@ def score(chains: list, engine: str) -> dict:
         row["agreement"] = round(row["agree"] / n, 4) if n else None
     return {"chains": len(chains), "seconds": round(seconds, 2), "chains_per_s": round(len(chains) / seconds, 1),
             "domains_failing_validation": failed_domains, "loops_cut_from_failed_domains": from_failed,
-            "chains_refused": refused, "cdrs": table, "north_examples": examples}  # fmt: skip
+            "chains_refused": len(refused), "refused": refused[:20], "cdrs": table, "north_examples": examples,
+            "north_vs_pyigclassify": north}  # fmt: skip
 
 
 def markdown(res: dict) -> str:
@@ -130,6 +154,15 @@ def markdown(res: dict) -> str:
         broken = [str(r["broken_differ"]) for r in rows]
         lines.append(f"| {key} | {rows[0]['n']} | " + " | ".join(cells) + f" | {rows[0]['n_broken']} | "
                      + " | ".join(broken) + " |")  # fmt: skip
+    lines += ["", "North loops against PyIgClassify's own (North et al.) loop sequences for the same PDB entry "
+              "(chains without a break in the window), % identical; last column: the file's Chothia cut:", "",
+              "| CDR | n | " + " | ".join(engines) + " | file numbering |",
+              "| --- | --- |" + " --- |" * (len(engines) + 1)]
+    for cdr in CDRS:
+        rows = [res["options"][e]["north_vs_pyigclassify"][cdr] for e in engines]
+        n = rows[0]["n"]
+        cells = [f"{100 * r['agree'] / n:.2f}" if n else "-" for r in rows]
+        lines.append(f"| {cdr} | {n} | " + " | ".join(cells) + f" | {100 * rows[0]['file_agree'] / max(n, 1):.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -148,8 +181,9 @@ def main(argv: list[str] | None = None) -> dict:
     with ProcessPoolExecutor(2) as ex:
         chains = [c for part in ex.map(read_chains, files, chunksize=16) for c in part]
     res = {"files": len(files), "chains": len(chains), "options": {}}
+    north_ref = pyigclassify_loops(Path(args.data))
     for engine in args.engines.split(","):
-        res["options"][engine] = score(chains, engine)
+        res["options"][engine] = score(chains, engine, north_ref)
         print(f"{engine}: {res['options'][engine]['chains_per_s']} chains/s", flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

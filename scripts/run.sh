@@ -11,3 +11,5 @@ if [ -f ../shared/data/seed/pdb_martin_02.pickle ]; then
 fi
 .venv/bin/loopfold predict --fasta examples/trastuzumab.fasta --json out/example.json --pdb-dir out/example_pdb
 echo "predictions: $(pwd)/out/example.json and $(pwd)/out/example_pdb/trastuzumab.pdb"
+echo "(trastuzumab is in the shipped model's training set: its loops are flagged seen_in_training;"
+echo " held-out accuracy is in docs/benchmarks.md)"

@@ -219,7 +219,9 @@ class Predictor:
         where no template fits) and template ids."""
         pred = run_network(self.model, batch, temperature=self.temperature)
         lengths = batch.lengths.numpy()
-        chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates, self.cfg.identity_weight)
+        chosen, xyz, sources = choose_conformations(
+            pred, cdrs, sequences, lengths, self.templates, self.cfg.identity_weight
+        )
         return pred, chosen, xyz, sources
 
     def predict_frame(
@@ -262,8 +264,9 @@ class Predictor:
         """
         if self.templates is not None:
             logp, cis_logp = log_probs(pred)
-            ranked = self.templates.rank(q.cdr, q.sequence, logp[i, :n], pred["bin_centers"],
-                                         None if cis_logp is None else cis_logp[i, :n], self.cfg.identity_weight, k)  # fmt: skip
+            cis = None if cis_logp is None else cis_logp[i, :n]
+            ranked = self.templates.rank(q.cdr, q.sequence, logp[i, :n], pred["bin_centers"], cis,
+                                         self.cfg.identity_weight, k)  # fmt: skip
             if ranked:
                 scores = np.array([r[3] for r in ranked])
                 w = np.exp(scores - scores.max())

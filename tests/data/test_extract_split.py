@@ -4,9 +4,9 @@ import pytest
 
 from loopfold.data.build import build_dataset
 from loopfold.data.extract import ExtractOptions, extract_file
+from loopfold.data.identity import identity_matrix
 from loopfold.data.info import dataset_info
 from loopfold.data.records import LoopRecord
-from loopfold.data.identity import identity_matrix
 from loopfold.data.recut import recut_sequences
 from loopfold.data.splits import Exclusions, leakage_report, make_split
 from loopfold.data.store import read_dataset, write_dataset
@@ -144,7 +144,8 @@ def test_exclusions_compare_loops_under_the_benchmark_definition():
     north_h1 = "AASGFNIKDTYIH"  # trastuzumab's North H1 holds its IMGT H1 GFNIKDTY plus five residues
     start = TRASTUZUMAB_VH.index(north_h1)
     with_chain = replace(rec(0, north_h1, cdr="H1"), chain_sequence=TRASTUZUMAB_VH, loop_start=start)
-    df = pd.DataFrame([with_chain.to_row(), rec(1, north_h1, cdr="H1").to_row(), rec(2, "WWWWWYYYYYYYY", "H1").to_row()])
+    rows = [with_chain, rec(1, north_h1, cdr="H1"), rec(2, "WWWWWYYYYYYYY", "H1")]
+    df = pd.DataFrame([r.to_row() for r in rows])
     assert identity_matrix([north_h1], ["GFNIKDTY"])[0, 0] < 0.7  # compared across definitions it would pass
     excl = Exclusions(frozenset(), {("imgt", "H1"): ["GFNIKDTY"]})
     split = make_split(df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)

@@ -77,7 +77,7 @@ def _validate(
     """Check every domain; renumber failing ones with the second opinion; refuse chains that fail both."""
     jobs: dict[str, tuple[int, int, str]] = {}  # job name -> (item, domain, first problem)
     subs: list[tuple[str, str]] = []
-    for k, ((name, seq), doms) in enumerate(zip(items, numbered, strict=True)):
+    for k, ((_, seq), doms) in enumerate(zip(items, numbered, strict=True)):
         if isinstance(doms, NumberingError):
             continue
         for j, d in enumerate(doms):

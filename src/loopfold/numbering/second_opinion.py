@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
 import threading
 
 _LOCK = threading.Lock()
@@ -25,9 +26,16 @@ def _model():  # noqa: ANN202 - anarcii's own type
 
         threads = torch.get_num_threads()  # anarcii sets torch's thread count; keep the caller's
         with contextlib.redirect_stdout(io.StringIO()):
-            _MODEL = Anarcii(seq_type="antibody", mode="accuracy", cpu=True, ncpu=threads, verbose=False)
+            _MODEL = Anarcii(seq_type="antibody", mode="accuracy", cpu=True, ncpu=_threads(), verbose=False)
         torch.set_num_threads(threads)
     return _MODEL
+
+
+def _threads() -> int:
+    """Torch threads for anarcii: one inside worker processes (they already share the cores), else all."""
+    import torch
+
+    return 1 if multiprocessing.parent_process() is not None else torch.get_num_threads()
 
 
 def renumber(items: list[tuple[str, str]]) -> dict[str, tuple[str, tuple[int, ...], tuple[tuple[int, str], ...]] | str]:
@@ -43,9 +51,12 @@ def renumber(items: list[tuple[str, str]]) -> dict[str, tuple[str, tuple[int, ..
 
         model = _model()
         threads = torch.get_num_threads()
-        with contextlib.redirect_stdout(io.StringIO()):
-            raw = model.number([(n, s) for n, s in items])
-        torch.set_num_threads(threads)
+        torch.set_num_threads(_threads())
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                raw = model.number([(n, s) for n, s in items])
+        finally:
+            torch.set_num_threads(threads)
     out: dict = {}
     for name, seq in items:
         res = raw.get(name) or {}

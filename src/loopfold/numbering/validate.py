@@ -45,7 +45,8 @@ def check_domain(sequence: str, indices: tuple[int, ...], positions: tuple[tuple
             continue
         if pos == 118 and letter.get(119) == "G" and letter.get(121) == "G":
             continue  # a variant Trp/Phe inside an intact G-x-G motif
-        near = [q for q in range(pos - SHIFT_WINDOW, pos + SHIFT_WINDOW + 1) if q != pos and letter.get(q, "-") in allowed]
+        window = range(pos - SHIFT_WINDOW, pos + SHIFT_WINDOW + 1)
+        near = [q for q in window if q != pos and letter.get(q, "-") in allowed]
         if near:
             return f"conserved {allowed[0]}{pos} found at position {near[0]} (numbering shifted)"
         unusual.append(f"{letter[pos]}{pos}")

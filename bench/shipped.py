@@ -1,0 +1,126 @@
+"""Shipped models side by side on the held-out sets, with the field's metrics; tables + JSON.
+
+    .venv/bin/python bench/shipped.py [--data ../shared/data] [--out out/bench]
+                                      [--model NAME=RUN_DIR ...]   # default: the shipped weights
+
+Sets (North CDRs, 3 stems, numbered from sequence with validation, unique loops):
+
+* docking benchmark 5.5: every antibody once (bound and unbound copies of one
+  antibody share their loop windows, which are scored once);
+* RAB: the Rosetta Antibody Benchmark antibodies whose structures are in the
+  Rosetta antibody database (their ids are excluded from training).
+
+Per model and set, per CDR: ``rmsd_loop``, ``rmsd_stem``, loop phi/psi MAE,
+``seed_mse`` (loop residues), window ``rmsd_local``; beside each model the
+residue-mean and identity-template baselines fitted on that model's own
+training loops (the identity template uses the same template geometry). Leakage
+per model: training loops >= 70% identical to a RAB loop (IMGT cuts as RAB ships
+them; training loops re-cut under IMGT) or a docking loop (same CDR), and
+templates inside the evaluation set. Writes ``OUT/shipped.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+from accuracy import build_data
+
+from loopfold.data.splits import Exclusions, similar_to_exclusions
+from loopfold.data.store import read_dataset
+from loopfold.predict import MANIFEST, Predictor
+from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
+from loopfold.train.loop import usable
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ("rmsd_loop", "rmsd_stem", "phi_mae", "psi_mae", "seed_mse", "rmsd_local")
+
+
+def exclusion_sequences(df: pd.DataFrame) -> dict[tuple[str, str], list[str]]:
+    """Loop sequences per (definition, CDR) of a benchmark dataset."""
+    return {(str(d), str(c)): g["sequence"].tolist() for (d, c), g in df.groupby(["definition", "cdr"])}
+
+
+def score_model(name: str, run: Path, rosetta: pd.DataFrame, sets: dict[str, pd.DataFrame], refs: dict) -> dict:
+    """One model on every set, with baselines fitted on its own training loops, and its leakage."""
+    predictor = Predictor(run)
+    ids = set(pd.read_csv(run / MANIFEST)["loop_id"])
+    train = usable(rosetta[rosetta["loop_id"].isin(ids)], predictor.cfg.max_len)
+    out: dict = {"run": str(run), "n_train": len(train), "leakage": {}}
+    for ref_name, seqs in refs.items():
+        out["leakage"][f"training loops >= 70% identical to a {ref_name} loop"] = int(
+            similar_to_exclusions(train, Exclusions(frozenset(), seqs), 0.7).sum()
+        )
+    for set_name, df in sets.items():
+        res = {"n_loops": len(df), "max_test_train_identity": max_train_identity(train, df)}
+        res.update(evaluate_baselines(train, df, predictor.cfg.max_len))
+        res["model"] = evaluate_model(predictor, df)
+        out[set_name] = res
+        print(f"{name} on {set_name}: H3 rmsd_loop {res['model']['by_cdr']['H3']['rmsd_loop']:.2f}", flush=True)
+    return out
+
+
+def markdown(result: dict) -> str:
+    lines = []
+    for set_name in result["sets"]:
+        lines += [f"\n### {set_name} ({result['sets'][set_name]} unique loops)\n",
+                  "| predictor | CDR | n | " + " | ".join(METRICS) + " |",
+                  "| --- | --- | --- |" + " --- |" * len(METRICS)]  # fmt: skip
+        for model, res in result["models"].items():
+            r = res[set_name]
+            for pred in ("model", "identity template", "residue-mean"):
+                label = model if pred == "model" else f"{pred} ({model}'s training loops)"
+                for cdr, m in r[pred]["by_cdr"].items():
+                    cells = ["-" if m[k] is None else (f"{m[k]:.3f}" if k == "seed_mse" else f"{m[k]:.2f}")
+                             for k in METRICS]  # fmt: skip
+                    lines.append(f"| {label} | {cdr} | {m['n_rmsd']} | " + " | ".join(cells) + " |")
+    lines += ["\n### Leakage\n", "| model | check | count |", "| --- | --- | --- |"]
+    for model, res in result["models"].items():
+        for check, n in res["leakage"].items():
+            lines.append(f"| {model} | {check} | {n} |")
+        for set_name in result["sets"]:
+            r = res[set_name]
+            lines.append(f"| {model} | {set_name}: templates in the evaluation set | "
+                         f"{r['model']['templates_in_evaluation_set']} |")  # fmt: skip
+            lines.append(f"| {model} | {set_name}: max test-train identity | {r['max_test_train_identity']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "data"))
+    ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
+    ap.add_argument("--model", action="append", default=[], help="NAME=RUN_DIR (repeatable)")
+    args = ap.parse_args(argv)
+    data, out = Path(args.data), Path(args.out)
+    if not data.is_dir():
+        sys.exit(f"error: {data}: shared data folder not found")
+    models = dict(m.split("=", 1) for m in args.model) or {"shipped": str(ROOT / "src/loopfold/weights")}
+    paths = build_data(data, out / "data")
+    rosetta = read_dataset(paths["rosetta"])
+    rab_json = read_dataset(paths["rab"])
+    docking = read_dataset(paths["docking"])
+    rab_ids = set(rab_json["pdb_id"])
+    sets = {
+        "Docking benchmark 5.5": unique_loops(usable(docking, 40)),
+        "RAB (structures in the Rosetta database)": unique_loops(usable(rosetta[rosetta["pdb_id"].isin(rab_ids)], 40)),
+    }
+    refs = {"RAB": exclusion_sequences(rab_json), "docking benchmark": exclusion_sequences(docking)}
+    result = {
+        "sets": {k: len(v) for k, v in sets.items()},
+        "rab_antibodies_with_structures": int(sets["RAB (structures in the Rosetta database)"]["pdb_id"].nunique()),
+        "models": {name: score_model(name, Path(run), rosetta, sets, refs) for name, run in models.items()},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shipped.json").write_text(json.dumps(result, indent=2))
+    md = markdown(result)
+    (out / "shipped.md").write_text(md)
+    print(md)
+    return result
+
+
+if __name__ == "__main__":
+    main()
