@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from loopfold.cli import app
 from loopfold.constants import BOND_C_N, BOND_CA_C, BOND_N_CA
+from loopfold.data.identity import identity_matrix
 from loopfold.errors import InvalidSequence
 from loopfold.predict import Predictor
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
@@ -184,3 +185,29 @@ def test_fasta_streaming_rules(tmp_path):
     out = tmp_path / "o.jsonl"
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out)])
     assert r.exit_code == 2 and "lyso heavy" in r.output and not out.exists()
+
+
+def test_identity_weight_comes_from_the_run_config(tmp_path):
+    import shutil
+
+    from loopfold.predict import SHIPPED
+
+    runs = {}
+    for name, weight in (("probability_only", 0.0), ("identity_only", 1e6)):
+        d = tmp_path / name
+        shutil.copytree(SHIPPED, d)
+        doc = json.loads((d / "config.json").read_text())
+        doc["config"]["identity_weight"] = weight
+        (d / "config.json").write_text(json.dumps(doc))
+        runs[name] = Predictor(d)
+        assert runs[name].cfg.identity_weight == weight
+    lib = runs["identity_only"].templates
+    picked = {}
+    for seq in ("ARDYYGSSYFDY", "ARGGYYGSSPFAY", "AKDRGYSSGWYFDV"):
+        for name, p in runs.items():
+            picked[name, seq] = p.predict_queries([p.loop_query(seq, "H3")])[0]["template"]
+        # identity alone picks a training loop at least as identical as any other of that length
+        tors, xyz, seqs, ids = lib.groups[("H3", len(seq) + 6)]
+        best = max(identity_matrix([seq], seqs)[0])
+        assert identity_matrix([seq], [seqs[ids.index(picked["identity_only", seq])]])[0, 0] == pytest.approx(best)
+    assert any(picked["identity_only", s] != picked["probability_only", s] for _, s in picked)

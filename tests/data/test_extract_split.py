@@ -37,6 +37,16 @@ def test_extract_trusts_chothia_file_numbering(tmp_path):
     assert res.records[0].pdb_id == "1abc"
 
 
+def test_default_build_numbers_sequences_as_predict_does(tmp_path):
+    # a file named like the Rosetta database but numbered 1..N: trusted file numbers would find no
+    # conserved Cys22 and skip the chain; the default numbers the sequence (the path predict uses)
+    path = write_pdb(tmp_path / "pdb9xyz_chothia.pdb", [make_backbone(TRASTUZUMAB_VH, "H")])
+    assert [r.sequence for r in extract_file(str(path), ExtractOptions()).records if r.cdr == "H3"] == [
+        "SRWGGDGFYAMDY"
+    ]
+    assert not extract_file(str(path), ExtractOptions(numbering="auto")).records
+
+
 def test_extract_flags_break_and_skips_non_antibody(tmp_path):
     heavy = make_backbone(TRASTUZUMAB_VH, "H", seed=3)
     coords = heavy.coords.copy()
@@ -134,6 +144,8 @@ def test_exclusions_by_id_and_identity():
     split = make_split(df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)
     assert split["part"].tolist()[0] == "excluded" and split["part"].tolist()[3] == "excluded"
     assert split["part"].tolist()[2] != "excluded"
+    # row 1 is 90% identical to row 0, whose PDB id is excluded: a benchmark loop in this dataset
+    assert split["part"].tolist()[1] == "excluded"
 
 
 def test_exclusions_compare_loops_under_the_benchmark_definition():

@@ -5,7 +5,8 @@ assigned to parts. ``random``: loops assigned at random (leaky on redundant
 data; kept to show the leak). ``date``: the newest loops are the test part;
 older loops >= ``identity`` to a newer part's loop are removed. Benchmark
 loops (by PDB id, and by identity >= the threshold to any benchmark loop of
-the same CDR) go to the part ``excluded``.
+the same CDR, the dataset's own loops of those ids included) go to the part
+``excluded``.
 """
 
 from __future__ import annotations
@@ -129,8 +130,13 @@ def make_split(
     excluded = np.zeros(len(df), dtype=bool)
     if exclusions is not None:
         pdb = df["pdb_id"].fillna("").str.lower().str[:4]
-        excluded |= pdb.isin(exclusions.pdb_ids).to_numpy() & (pdb != "").to_numpy()
-        excluded |= similar_to_exclusions(df, exclusions, identity)
+        by_id = pdb.isin(exclusions.pdb_ids).to_numpy() & (pdb != "").to_numpy()
+        excluded |= by_id
+        # loops of the excluded ids are benchmark loops too, cut under this dataset's definition
+        refs = {k: list(v) for k, v in exclusions.sequences.items()}
+        for (definition, cdr), g in df[by_id].groupby(["definition", "cdr"]):
+            refs.setdefault((str(definition), str(cdr)), []).extend(g["sequence"].tolist())
+        excluded |= similar_to_exclusions(df, Exclusions(exclusions.pdb_ids, refs), identity)
     for cdr, idx in df.groupby("cdr").indices.items():
         idx = idx[~excluded[idx]]
         if len(idx) == 0:
