@@ -11,7 +11,8 @@ Sets (North CDRs, 3 stems, numbered from sequence with validation, unique loops)
   Rosetta antibody database (their ids are excluded from training).
 
 Per model and set, per CDR: ``rmsd_loop``, ``rmsd_stem``, loop phi/psi MAE,
-``seed_mse`` (loop residues), window ``rmsd_local``; beside each model the
+``seed_mse`` (loop residues), window ``rmsd_local``, and H3 of 16 residues or
+more apart; beside each model the
 residue-mean and identity-template baselines fitted on that model's own
 training loops (the identity template uses the same template geometry). Leakage
 per model: training loops >= 70% identical to a RAB loop (IMGT cuts as RAB ships
@@ -36,6 +37,7 @@ from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_trai
 from loopfold.train.loop import usable
 
 ROOT = Path(__file__).resolve().parents[1]
+LONG_H3 = 16
 METRICS = ("rmsd_loop", "rmsd_stem", "phi_mae", "psi_mae", "seed_mse", "rmsd_local")
 
 
@@ -58,6 +60,8 @@ def score_model(name: str, run: Path, rosetta: pd.DataFrame, sets: dict[str, pd.
         res = {"n_loops": len(df), "max_test_train_identity": max_train_identity(train, df)}
         res.update(evaluate_baselines(train, df, predictor.cfg.max_len))
         res["model"] = evaluate_model(predictor, df)
+        long_h3 = df[(df["cdr"] == "H3") & (df["sequence"].str.len() >= LONG_H3)].reset_index(drop=True)
+        res["model_long_h3"] = evaluate_model(predictor, long_h3) if len(long_h3) else None
         out[set_name] = res
         print(f"{name} on {set_name}: H3 rmsd_loop {res['model']['by_cdr']['H3']['rmsd_loop']:.2f}", flush=True)
     return out
@@ -77,6 +81,13 @@ def markdown(result: dict) -> str:
                     cells = ["-" if m[k] is None else (f"{m[k]:.3f}" if k == "seed_mse" else f"{m[k]:.2f}")
                              for k in METRICS]  # fmt: skip
                     lines.append(f"| {label} | {cdr} | {m['n_rmsd']} | " + " | ".join(cells) + " |")
+    lines += [f"\n### CDR-H3 of {LONG_H3} residues or more\n", "| model | set | n | rmsd_loop | rmsd_stem |",
+              "| --- | --- | --- | --- | --- |"]
+    for model, res in result["models"].items():
+        for set_name in result["sets"]:
+            m = res[set_name]["model_long_h3"]
+            if m:
+                lines.append(f"| {model} | {set_name} | {m['n_rmsd']} | {m['rmsd_loop']:.2f} | {m['rmsd_stem']:.2f} |")
     lines += ["\n### Leakage\n", "| model | check | count |", "| --- | --- | --- |"]
     for model, res in result["models"].items():
         for check, n in res["leakage"].items():
