@@ -1,0 +1,55 @@
+"""The ``loopfold`` command: a thin shell over the public API.
+
+Every LoopfoldError ends as one line on stderr and a non-zero exit (2).
+The commands live in ``data``, ``train`` (train, evaluate, report) and
+``predict``; importing this package registers them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loopfold.errors import LoopfoldError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Antibody CDR loop backbones from sequence.")
+data_app = typer.Typer(no_args_is_help=True, help="Build, inspect and split loop datasets.")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+out = Console()
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one error line and exit."""
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except LoopfoldError as exc:  # safety net: commands catch their own
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
+from loopfold.cli import data, predict, train  # noqa: E402,F401 - registers the commands
+
+if __name__ == "__main__":
+    main()

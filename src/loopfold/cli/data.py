@@ -1,0 +1,190 @@
+"""``loopfold data``: build, inspect, merge and split loop datasets."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from loopfold.cli import _progress, data_app, fail, out
+from loopfold.errors import LoopfoldError
+
+
+@data_app.command("build")
+def data_build(
+    source: Annotated[
+        Path, typer.Argument(help="Folder of structures, PyIgClassify csv folder, seed pickle or RAB JSON.")
+    ],
+    out_path: Annotated[Path, typer.Option("--out", help="Dataset Parquet file to write.")],
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="pdb|pyigclassify|seed-pickle|rab-json (detected if absent).")
+    ] = None,
+    definition: Annotated[str, typer.Option(help="CDR definition: chothia|imgt|north.")] = "north",
+    stems: Annotated[int, typer.Option(help="Stem residues each side of a loop.")] = 3,
+    numbering: Annotated[
+        str,
+        typer.Option(help="sequence|file|auto: number sequences (validated; as predict does) or trust file numbers."),
+    ] = "sequence",
+    workers: Annotated[int, typer.Option(help="Processes for structure folders.")] = max(1, os.cpu_count() or 1),
+    strict: Annotated[bool, typer.Option(help="Stop at the first unusable file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+) -> None:
+    """Build a loop dataset from a source."""
+    from loopfold.constants import DEFINITIONS
+    from loopfold.data.build import build_dataset
+    from loopfold.data.extract import ExtractOptions
+    from loopfold.data.store import write_dataset
+
+    if definition not in DEFINITIONS:
+        fail(f"--definition {definition!r}: expected one of {', '.join(DEFINITIONS)}")
+    if numbering not in ("auto", "file", "sequence"):
+        fail(f"--numbering {numbering!r}: expected auto, file or sequence")
+    if stems < 0:
+        fail(f"--stems {stems}: must be >= 0")
+    src = source if source.is_dir() else source.parent
+    opts = ExtractOptions(definition=definition, stems=stems, numbering=numbering, source=src.name)
+    try:
+        with _progress() as prog:
+            task = prog.add_task(f"reading {source.name}", total=None)
+            records, report = build_dataset(
+                source,
+                fmt,
+                opts,
+                workers=workers,
+                strict=strict,
+                progress=lambda done, total: prog.update(task, completed=done, total=total),
+            )
+        if not records:
+            fail(f"{source}: no loops found ({sum(report.skipped.values())} items skipped)")
+        write_dataset(out_path, records)
+    except LoopfoldError as exc:
+        fail(str(exc))
+    summary = report.to_dict()
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    table = Table(title=f"{source} -> {out_path}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("files read", str(report.files_read))
+    table.add_row("files unusable", str(len(report.files_failed)))
+    table.add_row("loops kept", str(report.loops_kept))
+    for reason, count in report.skipped.most_common():
+        table.add_row(f"skipped: {reason}", str(count))
+    out.print(table)
+
+
+@data_app.command("info")
+def data_info(
+    path: Annotated[Path, typer.Argument(help="Dataset Parquet file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Summarise a dataset: loops per source, CDR and length; redundancy."""
+    from loopfold.data.info import dataset_info
+    from loopfold.data.store import read_dataset
+
+    try:
+        info = dataset_info(read_dataset(path))
+    except LoopfoldError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    table = Table(title=str(path))
+    table.add_column("key")
+    table.add_column("value")
+    for key in (
+        "n_loops",
+        "n_unique_sequences",
+        "redundancy",
+        "max_copies",
+        "with_coords",
+        "chain_breaks",
+        "missing_atoms",
+    ):
+        table.add_row(key, str(info[key]))
+    table.add_row("by_source", ", ".join(f"{k}: {v}" for k, v in info["by_source"].items()))
+    for cdr, n in info["by_cdr"].items():
+        lengths = info["by_length"][cdr]
+        table.add_row(f"{cdr}", f"{n} loops, lengths {min(map(int, lengths))}-{max(map(int, lengths))}")
+    out.print(table)
+
+
+@data_app.command("merge")
+def data_merge(
+    paths: Annotated[list[Path], typer.Argument(help="Datasets to merge.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Merged dataset to write.")],
+) -> None:
+    """Merge datasets (e.g. structures and PyIgClassify tables) into one; loop ids must stay unique."""
+    from loopfold.data.store import merge_datasets
+
+    try:
+        n = merge_datasets(paths, out_path)
+    except LoopfoldError as exc:
+        fail(str(exc))
+    out.print(f"{n} loops -> {out_path}")
+
+
+@data_app.command("split")
+def data_split(
+    path: Annotated[Path, typer.Argument(help="Dataset Parquet file.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for manifest.csv and split.json.")],
+    by: Annotated[str, typer.Option(help="cluster|random|date.")] = "cluster",
+    identity: Annotated[float, typer.Option(help="Identity threshold for clusters and exclusion.")] = 0.7,
+    fractions: Annotated[tuple[float, float, float], typer.Option(help="Train, validation, test fractions.")] = (
+        0.7,
+        0.2,
+        0.1,
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    exclude_ids: Annotated[
+        list[Path] | None,
+        typer.Option("--exclude-ids", help="PDB id lists or benchmark datasets to keep out of every part."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the leakage report as JSON.")] = False,
+) -> None:
+    """Split a dataset into train/validation/test without leaking similar loops."""
+    from loopfold.data.splits import leakage_report, make_split, read_exclusions, write_split
+    from loopfold.data.store import read_dataset
+
+    if not 0 < identity <= 1:
+        fail(f"--identity {identity}: must be in (0, 1]")
+    try:
+        df = read_dataset(path)
+        excl = read_exclusions(list(exclude_ids or []))
+        split = make_split(df, by, identity, fractions, seed, excl)
+        report = leakage_report(df, split)
+        report["settings"] = {
+            "dataset": str(path),
+            "by": by,
+            "identity": identity,
+            "fractions": list(fractions),
+            "seed": seed,
+            "exclude": [str(p) for p in exclude_ids or []],
+        }
+        write_split(out_dir, split, report)
+    except (ValueError, LoopfoldError) as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    table = Table(title=f"{by} split of {path} at {identity:.0%} identity")
+    for col in ("CDR", "train", "validation", "test", "clusters", "max test-train id"):
+        table.add_column(col)
+    for cdr, e in report["by_cdr"].items():
+        table.add_row(
+            cdr,
+            str(e["train"]),
+            str(e["validation"]),
+            str(e["test"]),
+            str(e["clusters"]),
+            f"{e['max_test_train_identity']:.2f}",
+        )
+    out.print(table)
+    out.print(f"sizes {report['sizes']}; max test-train identity {report['max_test_train_identity']:.2f}")
+
+
