@@ -177,14 +177,26 @@ def test_fasta_streaming_rules(tmp_path):
     with pytest.raises(InvalidFile, match="records of antibody 'a' are not adjacent"):
         list(antibodies_from_fasta(fa))
     fa.write_text(f">a|H\n{TRASTUZUMAB_VH[:20]}B{TRASTUZUMAB_VH[21:]}\n")
-    r = runner.invoke(app, ["predict", "--fasta", str(fa)])
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--on-error", "fail"])
     assert r.exit_code == 2 and "record 'a|H': position 21 is 'B'" in r.output
-    fa.write_text(
-        f">ok|H\n{TRASTUZUMAB_VH}\n>lyso|H\nKVFGRCELAAAMKRHGLDNYRGYSLGNWVCAAKFESNFNTQATNRNTDGSTDYGILQINSRWW\n"
-    )
-    out = tmp_path / "o.jsonl"
-    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out)])
-    assert r.exit_code == 2 and "lyso heavy" in r.output and not out.exists()
+
+
+def test_one_bad_record_is_reported_and_the_batch_goes_on(tmp_path):
+    fa = tmp_path / "in.fasta"
+    lyso = "KVFGRCELAAAMKRHGLDNYRGYSLGNWVCAAKFESNFNTQATNRNTDGSTDYGILQINSRWW"
+    fa.write_text(f">ok|H\n{TRASTUZUMAB_VH}\n>lyso|H\n{lyso}\n>ok2|H\n{TRASTUZUMAB_VH}\n")
+    out, doc = tmp_path / "o.jsonl", tmp_path / "o.json"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out), "--json", str(doc)])
+    assert r.exit_code == 3 and "1 of 3 record(s) failed (lyso: lyso heavy" in r.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [x["id"] for x in lines] == ["ok", "lyso", "ok2"]
+    assert "error" in lines[1] and "loops" not in lines[1] and len(lines[2]["loops"]) == 3
+    assert [x.get("error") is None for x in json.loads(doc.read_text())["results"]] == [True, False, True]
+    # strict: the first failure ends the run; the record streamed before it stays
+    out2 = tmp_path / "o2.jsonl"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out2), "--on-error", "fail"])
+    assert r.exit_code == 2 and "lyso heavy" in r.output and "wrote 1 record(s)" in r.output
+    assert [json.loads(x)["id"] for x in out2.read_text().splitlines()] == ["ok"]
 
 
 def test_identity_weight_comes_from_the_run_config(tmp_path):

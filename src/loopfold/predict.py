@@ -408,8 +408,9 @@ def predict_antibodies(
     samples: int = 0,
     chunk: int = 512,
     workers: int | None = None,
-) -> Iterator[tuple[dict | None, str | None]]:
-    """Yield ``(result, error)`` per antibody, in input order; errors are messages, not raised.
+) -> Iterator[tuple[dict, str | None]]:
+    """Yield ``(result, error)`` per antibody, in input order; errors are messages, not raised:
+    a failed antibody's result is ``{"id": name, "error": message}``.
 
     Antibodies are taken ``chunk`` at a time: their chains are numbered together
     (anarcism, ``workers`` threads) and their loops go through the network in one
@@ -448,6 +449,6 @@ def predict_antibodies(
             grouped.setdefault(k, []).append(lp)
         for k, ab in enumerate(batch):
             if k in errors:
-                yield None, errors[k]
+                yield {"id": ab.name, "error": errors[k]}, errors[k]
             else:
                 yield {"id": ab.name, "loops": grouped.get(k, [])}, None

@@ -1,22 +1,33 @@
-"""``loopfold predict``: sequences or a structure in, loops out (JSON, JSONL, PDB)."""
+"""``loopfold predict``: sequences or a structure in, loops out (JSON, JSONL, PDB).
+
+Outputs are checked before any work (never an input, never another output,
+writable); ``--jsonl`` streams one finished record per line; ``--json`` and
+``--pdb-dir`` are written whole at the end. SIGINT and SIGTERM end the run
+with one line saying what was written and leave no temporary file. A record
+that cannot be predicted is reported (``{"id": ..., "error": ...}`` in the
+outputs, a summary on stderr, exit 3) unless ``--on-error fail``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from loopfold.cli import app, console, fail, out
-from loopfold.errors import LoopfoldError
+from loopfold.errors import InvalidFile, LoopfoldError
+
+#: Exit status when some records failed and the others were written.
+EXIT_SOME_FAILED = 3
+STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
 
 
 def _pdb_name(name: str, used: dict[str, str]) -> str:
     """A safe file name for a record, or a LoopfoldError naming it."""
-    from loopfold.errors import InvalidFile
-
     bad = any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or "/" in name or "\\" in name
     if bad or name in ("", ".", "..") or ".." in name or name.startswith("~"):
         raise InvalidFile(f"record {name!r}: name cannot become a file name (path separator, '..' or control char)")
@@ -28,10 +39,61 @@ def _pdb_name(name: str, used: dict[str, str]) -> str:
     return safe + ".pdb"
 
 
-def _predict_structure_cmd(predictor, structure: Path, loops: str | None, json_out, pdb_dir, used) -> None:  # noqa: ANN001
+@dataclass
+class _Outputs:
+    """Where results go, and what has been written so far (for the messages)."""
+
+    json_out: Path | None
+    jsonl_out: Path | None
+    pdb_dir: Path | None
+    inputs: dict[str, Path | None]
+    jsonl_written: int = 0
+    pdb_written: int = 0
+    done: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def written(self) -> str:
+        """What is on disk now, in words."""
+        parts = []
+        if self.jsonl_out is not None:
+            parts.append(f"{self.jsonl_written} record(s) in {self.jsonl_out}")
+        if self.pdb_written:
+            parts.append(f"{self.pdb_written} PDB file(s) in {self.pdb_dir}")
+        return "wrote " + ", ".join(parts) if parts else "nothing written"
+
+    def pdb_path(self, name: str, used: dict[str, str]) -> str:
+        """The record's PDB file name; refused when it would land on an input."""
+        fname = _pdb_name(name, used)
+        for opt, ipath in self.inputs.items():
+            if ipath is not None and os.path.realpath(self.pdb_dir / fname) == os.path.realpath(ipath):
+                raise InvalidFile(f"--pdb-dir {self.pdb_dir}: {fname} is the input {opt}; refusing to write over it")
+        return fname
+
+
+def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
+    """Write the whole-set outputs (PDB set, JSON document), say what was written; the exit status."""
+    from loopfold.io.outputs import open_output, write_file_set
+
+    if pdbs:
+        o.pdb_written = write_file_set(o.pdb_dir, pdbs)
+    if o.json_out is not None:
+        with open_output(o.json_out) as fh:
+            fh.write(json.dumps(doc) + "\n")
+    elif o.jsonl_out is None and o.pdb_dir is None:
+        out.print_json(json.dumps(doc))
+    written = [str(p) for p in (o.json_out, o.jsonl_out, o.pdb_dir) if p is not None]
+    if o.failures:
+        first = "; ".join(f"{i}: {e}" for i, e in o.failures[:3])
+        console.print(f"{len(o.failures)} of {o.done} record(s) failed ({first}"
+                      f"{'; ...' if len(o.failures) > 3 else ''})", highlight=False, soft_wrap=True)  # fmt: skip
+    if written:
+        console.print(f"wrote {', '.join(written)}", highlight=False)
+    return EXIT_SOME_FAILED if o.failures else 0
+
+
+def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
     """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
     from loopfold.constants import CDRS
-    from loopfold.io.atomic import write_text
     from loopfold.predict import predict_structure
 
     wanted = None
@@ -41,27 +103,37 @@ def _predict_structure_cmd(predictor, structure: Path, loops: str | None, json_o
         if bad or not wanted:
             fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
     result, pdb_text = predict_structure(predictor, structure, wanted)
-    if pdb_dir is not None:
-        name = structure.name
-        for suffix in (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif"):
-            name = name.removesuffix(suffix)
-        write_text(pdb_dir / _pdb_name(name, used), pdb_text)
-    _emit(predictor.document([result]), json_out, [pdb_dir])
+    o.done = 1
+    return _finish(o, predictor.document([result]), [(pdb_name, pdb_text)] if pdb_name else [])
 
 
-def _emit(doc: dict, json_out: Path | None, other_outputs: list[Path | None]) -> None:
-    """Write the JSON document to ``json_out``, or print it when no output file was asked for;
-    then say what was written."""
-    from loopfold.io.atomic import write_text
+def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN001
+    """Consume ``(result, error)`` pairs: stream JSONL, collect the JSON document and PDB texts."""
+    from loopfold.io.outputs import JsonlStream
+    from loopfold.predict import loops_pdb
 
-    others = [p for p in other_outputs if p is not None]
-    if json_out is not None:
-        write_text(json_out, json.dumps(doc) + "\n")
-    elif not others:
-        out.print_json(json.dumps(doc))
-    written = [str(p) for p in ([json_out] if json_out is not None else []) + others]
-    if written:
-        console.print(f"wrote {', '.join(written)}")
+    used: dict[str, str] = {}
+    collected, pdbs = [], []
+    keep_doc = o.json_out is not None or (o.jsonl_out is None and o.pdb_dir is None)
+    jsonl = JsonlStream(o.jsonl_out) if o.jsonl_out is not None else None
+    try:
+        for res, err in results:
+            o.done += 1
+            if err is not None:
+                if on_error == "fail":
+                    raise InvalidFile(err)
+                o.failures.append((res["id"], err))
+            elif o.pdb_dir is not None:
+                pdbs.append((o.pdb_path(res["id"], used), loops_pdb(res, predictor)))
+            if jsonl is not None:
+                jsonl.write(res)
+                o.jsonl_written = jsonl.written
+            if keep_doc:
+                collected.append(res)
+    finally:
+        if jsonl is not None:
+            jsonl.close()
+    return _finish(o, predictor.document(collected), pdbs)
 
 
 @app.command("predict")
@@ -76,60 +148,67 @@ def predict_cmd(
         Path | None, typer.Option("--structure", help="PDB/mmCIF: replace its CDR loops, keep the framework.")
     ] = None,
     loops: Annotated[str | None, typer.Option("--loops", help="With --structure: e.g. H3,L1 (default all).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write one JSON document.")] = None,
-    jsonl_out: Annotated[Path | None, typer.Option("--jsonl", help="Write one JSON result per line.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write one JSON document ('-': stdout).")] = None,
+    jsonl_out: Annotated[
+        Path | None, typer.Option("--jsonl", help="Stream one JSON result per line as each finishes ('-': stdout).")
+    ] = None,
     pdb_dir: Annotated[Path | None, typer.Option("--pdb-dir", help="Write one PDB per antibody here.")] = None,
     samples: Annotated[int, typer.Option(help="Also give K distinct conformations per loop.")] = 0,
+    on_error: Annotated[
+        str, typer.Option("--on-error", help="report: record failures and go on (exit 3); fail: stop at the first.")
+    ] = "report",
     model: Annotated[Path | None, typer.Option("--model", help="Run folder (default: the shipped model).")] = None,
 ) -> None:
     """Predict CDR loop backbones from sequence."""
-    from loopfold.io.atomic import atomic_path, write_text
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
-    from loopfold.predict import Predictor, loops_pdb, predict_antibodies
+    from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
+    from loopfold.predict import Predictor, predict_antibodies
 
     given = [x is not None for x in (loop, heavy or light, fasta, structure)]
     if sum(given) != 1:
         fail("give exactly one input: --loop, --heavy/--light, --fasta or --structure")
     if samples < 0 or samples > 100:
         fail(f"--samples {samples}: must be between 0 and 100")
+    if on_error not in ("report", "fail"):
+        fail(f"--on-error {on_error!r}: expected report or fail")
+    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure})
+    pdb_name = None
     try:
+        check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir})
+        if structure is not None and pdb_dir is not None:
+            name = structure.name
+            for suffix in STRUCTURE_SUFFIXES:
+                name = name.removesuffix(suffix)
+            pdb_name = o.pdb_path(name, {})
         predictor = Predictor(model)
-        if structure is not None:
-            _predict_structure_cmd(predictor, structure, loops, json_out, pdb_dir, used={})
-            return
-        if loop is not None:
-            stem_pair = None
-            if stems is not None:
-                parts = stems.split(",")
-                if len(parts) != 2:
-                    fail(f"--stems {stems!r}: expected two sequences separated by a comma")
-                stem_pair = (parts[0], parts[1])
-            q = predictor.loop_query(loop, cdr, stem_pair)
-            results = iter([({"id": "query", "loops": predictor.predict_queries([q], samples)}, None)])
-        else:
-            abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
-            results = predict_antibodies(predictor, abs_, samples)
-        used: dict[str, str] = {}
-        collected = []
-        stack = contextlib.ExitStack()
-        with stack:
-            jsonl_fh = None
-            if jsonl_out is not None:
-                jsonl_fh = stack.enter_context(open(stack.enter_context(atomic_path(jsonl_out)), "w"))
-            pdbs = []
-            for res, err in results:
-                if err is not None:
-                    fail(err)
-                if pdb_dir is not None:
-                    pdbs.append((_pdb_name(res["id"], used), res))
-                if jsonl_fh is not None:
-                    jsonl_fh.write(json.dumps(res) + "\n")
-                if json_out is not None or (jsonl_out is None and pdb_dir is None):
-                    collected.append(res)
-        for fname, res in pdbs:  # written once every antibody succeeded
-            write_text(pdb_dir / fname, loops_pdb(res, predictor))
-        _emit(predictor.document(collected), json_out, [jsonl_out, pdb_dir])
     except LoopfoldError as exc:
         fail(str(exc))
-
-
+    with interrupts_as_exceptions():
+        try:
+            if structure is not None:
+                code = _structure(predictor, o, structure, loops, pdb_name)
+            elif loop is not None:
+                stem_pair = None
+                if stems is not None:
+                    parts = stems.split(",")
+                    if len(parts) != 2:
+                        fail(f"--stems {stems!r}: expected two sequences separated by a comma")
+                    stem_pair = (parts[0], parts[1])
+                q = predictor.loop_query(loop, cdr, stem_pair)
+                code = _stream(predictor, o, iter([({"id": "query", "loops": predictor.predict_queries([q], samples)},
+                                                    None)]), on_error)  # fmt: skip
+            else:
+                abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
+                # a batch reports bad records and goes on; a single antibody's failure is the run's
+                code = _stream(predictor, o, predict_antibodies(predictor, abs_, samples),
+                               on_error if fasta is not None else "fail")  # fmt: skip
+        except KeyboardInterrupt as exc:
+            signame = str(exc) or "SIGINT"
+            fail(f"interrupted by {signame} after {o.done} record(s); {o.written()}",
+                 code=143 if signame == "SIGTERM" else 130)  # fmt: skip
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            fail(f"writing output failed{where}: {exc.strerror or exc}; {o.written()}")
+        except LoopfoldError as exc:
+            fail(f"{exc}; {o.written()}" if o.jsonl_written else str(exc))
+    raise typer.Exit(code)

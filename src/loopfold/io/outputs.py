@@ -1,0 +1,185 @@
+"""Output files that never destroy a user's data.
+
+* :func:`check_outputs` refuses, before any work, an output that is an input
+  or another output (compared after following symlinks, and by inode), a file
+  output that is a folder, a folder output that is a file, and places that
+  cannot be written.
+* :func:`open_output` writes a document: atomically (temporary file, then a
+  rename) for regular files and new paths, through a symlink to its target,
+  and directly for ``-`` (standard output), character devices and FIFOs,
+  which a rename would replace.
+* :class:`JsonlStream` appends one finished record per line and flushes, so a
+  killed run keeps every record that finished.
+* :func:`interrupts_as_exceptions` turns SIGTERM into KeyboardInterrupt so that
+  temporary files are cleaned up on either signal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from loopfold.errors import InvalidFile
+from loopfold.io.atomic import atomic_path
+
+STDOUT = "-"
+
+
+def _streamed(path: Path) -> bool:
+    """True for ``-`` and existing character devices and FIFOs (written in place, never renamed)."""
+    if str(path) == STDOUT:
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two paths name the same file (after symlinks; by inode when both exist)."""
+    if str(a) == STDOUT or str(b) == STDOUT:
+        return False
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    with contextlib.suppress(OSError):
+        return os.path.samefile(a, b)
+    return False
+
+
+def _writable_folder(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def check_outputs(
+    inputs: dict[str, Path | None], files: dict[str, Path | None], folders: dict[str, Path | None]
+) -> None:
+    """Refuse unsafe or unwritable outputs before any work starts.
+
+    Args:
+        inputs: option name -> input path (None when not given).
+        files: option name -> output file path.
+        folders: option name -> output folder path.
+
+    Raises:
+        InvalidFile: one line naming the option, the path and the problem.
+    """
+    ins = {k: v for k, v in inputs.items() if v is not None}
+    outs = {k: v for k, v in {**files, **folders}.items() if v is not None}
+    for name, path in outs.items():
+        for iname, ipath in ins.items():
+            if _same(path, ipath):
+                raise InvalidFile(f"{name} {path}: is the input {iname}; refusing to write over an input")
+    names = list(outs)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            if _same(outs[a], outs[b]):
+                raise InvalidFile(f"{a} and {b} name the same path {outs[a]}; give each output its own")
+    for name, path in files.items():
+        if path is None or _streamed(path):
+            continue
+        if path.is_dir():
+            raise InvalidFile(f"{name} {path}: is a folder, expected a file")
+        target = Path(os.path.realpath(path))
+        if target.exists() and not os.access(target, os.W_OK):
+            raise InvalidFile(f"{name} {path}: file is not writable")
+        if not _writable_folder(target.parent):
+            raise InvalidFile(f"{name} {path}: folder {target.parent} does not exist or is not writable")
+    for name, path in folders.items():
+        if path is None:
+            continue
+        if path.exists() and not path.is_dir():
+            raise InvalidFile(f"{name} {path}: exists and is not a folder")
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not _writable_folder(existing):
+            raise InvalidFile(f"{name} {path}: folder {existing} is not writable")
+
+
+@contextlib.contextmanager
+def open_output(path: Path) -> Iterator[IO[str]]:
+    """A text handle for one output document (see the module docstring for how each kind is written).
+
+    Nothing reaches a regular file unless the block finishes without an exception.
+    """
+    if str(path) == STDOUT:
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    if _streamed(path):
+        with open(path, "w", encoding="utf-8") as fh:
+            yield fh
+        return
+    with atomic_path(os.path.realpath(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        yield fh
+
+
+class JsonlStream:
+    """One JSON record per line, appended and flushed as each record finishes.
+
+    A regular file (or a symlink's target) is truncated when opened and then
+    grows record by record; ``-``, devices and FIFOs are written in place.
+    ``written`` counts the records on disk.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.written = 0
+        self._fh: IO[str] = sys.stdout if str(path) == STDOUT else open(os.path.realpath(path), "w", encoding="utf-8")
+
+    def write(self, record: dict) -> None:
+        """Append one record as a single line and flush it."""
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        """Flush and close (standard output is only flushed)."""
+        if self._fh is sys.stdout:
+            self._fh.flush()
+        else:
+            self._fh.close()
+
+
+@contextlib.contextmanager
+def interrupts_as_exceptions() -> Iterator[None]:
+    """Within the block SIGTERM raises KeyboardInterrupt, as SIGINT does, so ``finally`` blocks and
+    atomic writes clean up; the previous handler is restored afterwards."""
+
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def write_file_set(folder: Path, files: list[tuple[str, str]]) -> int:
+    """Write ``(name, text)`` files into ``folder`` as a set: all are written into a hidden staging
+    folder first and moved into place only when every one succeeded; the staging folder is
+    removed whatever happens (an interrupt included). Returns how many files were written."""
+    import shutil
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".loopfold-", dir=folder))
+    try:
+        for name, text in files:
+            (staging / name).write_text(text, encoding="utf-8")
+        for name, _ in files:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return len(files)
