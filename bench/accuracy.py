@@ -10,8 +10,8 @@
    loops >= 70% identical to benchmark loops excluded, 70% cluster split;
 3. RAB (IMGT CDRs + 2 anchors): a loopnet trained the same way on Rosetta loops
    cut with the IMGT definition and 2 stems;
-4. the docking benchmark (numbered from sequence, unique loops): the shipped model
-   (``bench/shipped.py`` compares shipped models on it and on RAB structures).
+The shipped model on the docking benchmark and on RAB structures is
+``bench/shipped.py``.
 Writes ``OUT/accuracy.json`` and ``OUT/accuracy.md``. Trained runs are kept
 under OUT and reused when the benchmark is run again (only evaluation is redone).
 Models' rows score the written conformation; "(mean head)" rows score the
@@ -166,7 +166,6 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "data"))
     ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--shipped", default=str(ROOT / "src" / "loopfold" / "weights"))
     args = ap.parse_args(argv)
     data, out = Path(args.data), Path(args.out)
     if not data.is_dir():
@@ -190,16 +189,6 @@ def main(argv: list[str] | None = None) -> dict:
     res["loopnet"] = evaluate_model(imgt_run, rab)
     result["cdr"]["RAB (held out), IMGT loopnet"] = res
     (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
-    print("docking benchmark: the shipped model", flush=True)
-    shipped = Path(args.shipped)
-    manifest = set(pd.read_csv(shipped / "training_loops.csv")["loop_id"])
-    ros = read_dataset(paths["rosetta"])
-    train = usable(ros[ros["loop_id"].isin(manifest)], 40)
-    dock = unique_loops(usable(read_dataset(paths["docking"]), 40))
-    res = {"n_train": len(train), "n_test": len(dock), "max_test_train_identity": max_train_identity(train, dock)}
-    res.update(evaluate_baselines(train, dock, 40))
-    res["shipped loopnet"] = evaluate_model(shipped, dock)
-    result["cdr"]["Docking benchmark 5.5 (held out), shipped model"] = res
     seed_df = read_dataset(paths["seed"])
     (out / "accuracy.json").write_text(json.dumps(result, indent=2))  # partial results
     print("seed data, the seed's own random split", flush=True)

@@ -5,7 +5,8 @@
 Confidence is the (temperature-scaled) probability of the Ramachandran bin of
 each output residue; a residue counts as correct when its true (phi, psi) falls
 in that same bin. Prints mean confidence vs observed accuracy per decile and
-the expected calibration error (ECE).
+the expected calibration error (ECE). Each antibody's loops count once
+(bound and unbound copies of one antibody are one).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from loopfold.model.calibration import reliability
 from loopfold.model.features import batch_from_frame
 from loopfold.model.losses import assign_bins
 from loopfold.predict import Predictor
+from loopfold.train.evaluate import unique_loops
 from loopfold.train.loop import load_part
 
 
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     pred_ = Predictor(args.model)
-    df = load_part(args.dataset, args.split, args.part, pred_.cfg.max_len)
+    df = unique_loops(load_part(args.dataset, args.split, args.part, pred_.cfg.max_len))
     pred, angles, _, _ = pred_.predict_frame(df)
     conf = pred_.confidence(pred, angles, np.array([len(p) for p in df["phi"]]))
     batch = batch_from_frame(df, pred_.cfg.max_len)

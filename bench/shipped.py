@@ -13,8 +13,9 @@ Sets (North CDRs, 3 stems, numbered from sequence with validation, unique loops)
 Per model and set, per CDR: ``rmsd_loop``, ``rmsd_stem``, loop phi/psi MAE,
 ``seed_mse`` (loop residues), window ``rmsd_local``, and H3 of 16 residues or
 more apart; beside each model the
-residue-mean and identity-template baselines fitted on that model's own
-training loops (the identity template uses the same template geometry). Leakage
+residue-mean and identity-template baselines fitted on the loops that model
+may copy (its template library, the training part; the identity template uses
+the same template geometry). Leakage
 per model: training loops >= 70% identical to a RAB loop (IMGT cuts as RAB ships
 them; training loops re-cut under IMGT) or a docking loop (same CDR), and
 templates inside the evaluation set. Writes ``OUT/shipped.json`` and ``.md``.
@@ -32,6 +33,7 @@ from accuracy import build_data
 
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.data.store import read_dataset
+from loopfold.model.templates import template_ids
 from loopfold.predict import MANIFEST, Predictor
 from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
 from loopfold.train.loop import usable
@@ -50,14 +52,17 @@ def score_model(name: str, run: Path, rosetta: pd.DataFrame, sets: dict[str, pd.
     """One model on every set, with baselines fitted on its own training loops, and its leakage."""
     predictor = Predictor(run)
     ids = set(pd.read_csv(run / MANIFEST)["loop_id"])
-    train = usable(rosetta[rosetta["loop_id"].isin(ids)], predictor.cfg.max_len)
-    out: dict = {"run": str(run), "n_train": len(train), "leakage": {}}
+    learnt = usable(rosetta[rosetta["loop_id"].isin(ids)], predictor.cfg.max_len)  # training + validation
+    # the baselines get the loops the model may copy (its template library: the training part)
+    train = rosetta[rosetta["loop_id"].isin(template_ids(predictor.templates))]
+    out: dict = {"run": str(run), "n_learnt": len(learnt), "n_templates": len(train), "leakage": {}}
     for ref_name, seqs in refs.items():
         out["leakage"][f"training loops >= 70% identical to a {ref_name} loop"] = int(
-            similar_to_exclusions(train, Exclusions(frozenset(), seqs), 0.7).sum()
+            similar_to_exclusions(learnt, Exclusions(frozenset(), seqs), 0.7).sum()
         )
     for set_name, df in sets.items():
-        res = {"n_loops": len(df), "max_test_train_identity": max_train_identity(train, df)}
+        # max identity of a test loop to any loop the model learnt from (same CDR and definition)
+        res = {"n_loops": len(df), "max_test_train_identity": max_train_identity(learnt, df)}
         res.update(evaluate_baselines(train, df, predictor.cfg.max_len))
         res["model"] = evaluate_model(predictor, df)
         long_h3 = df[(df["cdr"] == "H3") & (df["sequence"].str.len() >= LONG_H3)].reset_index(drop=True)
@@ -76,7 +81,7 @@ def markdown(result: dict) -> str:
         for model, res in result["models"].items():
             r = res[set_name]
             for pred in ("model", "identity template", "residue-mean"):
-                label = model if pred == "model" else f"{pred} ({model}'s training loops)"
+                label = model if pred == "model" else f"{pred} ({model}'s templates)"
                 for cdr, m in r[pred]["by_cdr"].items():
                     cells = ["-" if m[k] is None else (f"{m[k]:.3f}" if k == "seed_mse" else f"{m[k]:.2f}")
                              for k in METRICS]  # fmt: skip
@@ -109,6 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     data, out = Path(args.data), Path(args.out)
     if not data.is_dir():
         sys.exit(f"error: {data}: shared data folder not found")
+    if any("=" not in m for m in args.model):
+        sys.exit("error: --model takes NAME=RUN_DIR")
     models = dict(m.split("=", 1) for m in args.model) or {"shipped": str(ROOT / "src/loopfold/weights")}
     paths = build_data(data, out / "data")
     rosetta = read_dataset(paths["rosetta"])

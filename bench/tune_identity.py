@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from loopfold.errors import LoopfoldError
 from loopfold.io.atomic import write_text
 from loopfold.model.checkpoint import CONFIG
 from loopfold.model.decode import run_network
@@ -57,7 +58,10 @@ def main(argv: list[str] | None = None) -> dict:
         weights = [float(x) for x in args.weights.split(",")]
     except ValueError:
         sys.exit(f"error: --weights {args.weights!r}: expected comma-separated numbers")
-    res = tune(args.run, args.data, args.split, weights)
+    try:
+        res = tune(args.run, args.data, args.split, weights)
+    except LoopfoldError as exc:
+        sys.exit(f"error: {exc}")
     if args.apply:
         doc = json.loads((args.run / CONFIG).read_text())
         doc["config"]["identity_weight"] = res["best"]

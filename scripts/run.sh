@@ -11,5 +11,9 @@ if [ -f ../shared/data/seed/pdb_martin_02.pickle ]; then
 fi
 .venv/bin/loopfold predict --fasta examples/trastuzumab.fasta --json out/example.json --pdb-dir out/example_pdb
 echo "predictions: $(pwd)/out/example.json and $(pwd)/out/example_pdb/trastuzumab.pdb"
-echo "(trastuzumab is in the shipped model's training set: its loops are flagged seen_in_training;"
-echo " held-out accuracy is in docs/benchmarks.md)"
+.venv/bin/python - <<'PY'
+import json
+for lp in json.load(open("out/example.json"))["results"][0]["loops"]:
+    print(f"  {lp['cdr']} {lp['sequence']}: seen_in_training={lp['seen_in_training']}, "
+          f"highest identity to a training loop {lp['max_training_identity']}")
+PY

@@ -164,6 +164,11 @@ def test_exclusions_compare_loops_under_the_benchmark_definition():
     # row 0 is re-cut under IMGT from its chain; row 1 (no chain) by containment; row 2 is unrelated
     assert split["part"].tolist()[:2] == ["excluded", "excluded"] and split["part"].tolist()[2] != "excluded"
     assert recut_sequences(df, "imgt")[:2] == ["GFNIKDTY", None]
+    # a reference cut elsewhere: inside the North loop (containment would exclude) but 50% identical
+    # to the IMGT H1; the row with a chain is judged on its re-cut loop and kept
+    excl = Exclusions(frozenset(), {("imgt", "H1"): ["ASGFNIKD"]})
+    parts = make_split(df, "cluster", 0.7, (0.7, 0.2, 0.1), 0, excl)["part"].tolist()
+    assert parts[0] != "excluded" and parts[1] == "excluded"
 
 
 def test_date_split_puts_newest_in_test():

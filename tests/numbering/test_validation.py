@@ -67,6 +67,12 @@ def test_one_unusual_conserved_residue_is_tolerated_two_are_not():
     assert check_domain("AACAAWAACAARGQGAA", idx, pos) is None  # R118 inside an intact G-x-G motif
     assert check_domain("AACAAWAACAARAQGAA", idx, pos) is None  # R118 without the motif: the one tolerated
     assert check_domain("ACAAAWAACAAWGQGAA", idx, pos) == "conserved C23 found at position 22 (numbering shifted)"
+    # the Cys numbered 24 with 23 left empty: a gap at a framework position is a slip
+    gap = tuple((24, "") if p == (23, "") else p for p in pos)
+    assert check_domain(seq, idx, gap) == "conserved position 23 left empty inside the domain (numbering shifted)"
+    # CDR3 residues the numbering skipped (sequence index jumps between 104 and 118)
+    skipped = tuple(range(9)) + tuple(i + 2 for i in range(9, len(seq)))
+    assert "skipped" in check_domain(seq + "AA", skipped, pos)
 
 
 # IMGT CDRs of trastuzumab and the frameworks around them
@@ -98,9 +104,10 @@ def generated_chains():
     return out
 
 
-def test_generated_chains_with_cdrs_of_every_length():
+@pytest.mark.parametrize("engine", ["validated", "anarcii"])
+def test_generated_chains_with_cdrs_of_every_length(engine):
     chains = generated_chains()
-    res = number_sequences([(f"g{i}", s) for i, (_, s, _) in enumerate(chains)])
+    res = number_sequences([(f"g{i}", s) for i, (_, s, _) in enumerate(chains)], engine=engine)
     for (ctype, seq, cdrs), doms in zip(chains, res, strict=True):
         assert not isinstance(doms, NumberingError), doms
         dom = doms[0]
@@ -109,3 +116,5 @@ def test_generated_chains_with_cdrs_of_every_length():
         assert (at[23], at[41], at[104], at[118]) == ("C", "W", "C", "W" if ctype == "H" else "F")
         for cdr, loop in cdrs.items():
             assert cut(seq, doms, cdr, "imgt")[1] == loop, (cdr, len(loop))
+        cdr3 = ctype + "3"  # North CDR3 = IMGT CDR3 (105-117); its stem is the conserved Cys side
+        assert cut(seq, doms, cdr3, "north") == (seq[seq.index(cdrs[cdr3]) - 3 : seq.index(cdrs[cdr3])], cdrs[cdr3])

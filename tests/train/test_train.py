@@ -8,6 +8,7 @@ import torch
 from loopfold.model.checkpoint import load_model
 from loopfold.model.config import TrainConfig
 from loopfold.structure.rebuild import rebuild_backbone
+from loopfold.structure.superpose import superposed_rmsd
 from loopfold.train.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
 from loopfold.train.loop import train_model
 from loopfold.train.metrics import evaluate_angles
@@ -58,6 +59,9 @@ def test_rmsd_stem_sees_a_displaced_loop_that_rmsd_loop_does_not():
     true = np.asarray(df["coords"][0])
     moved = true.copy()
     moved[2:-2] += [0.6, 0.0, 0.8]  # the loop residues shifted 1 Å as a rigid body, stems in place
+    q, _ = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))
+    rot = q * np.sign(np.linalg.det(q))  # a proper rotation: the prediction sits elsewhere in space
+    moved = moved @ rot.T + [10.0, -4.0, 7.0]
     res = evaluate_angles(df, pred, coords=[moved])
     assert res["rmsd_loop"] == pytest.approx(0.0, abs=1e-6)
     assert res["rmsd_stem"] == pytest.approx(1.0, abs=1e-6)
@@ -76,13 +80,23 @@ def test_baselines_predict_shapes_and_identity_template_copies_identical_loop():
 
 
 def test_identity_template_uses_the_template_geometry_of_the_model():
+    from loopfold.structure.geometry import internal_geometry
+    from loopfold.structure.rebuild import ideal_geometry
+
     train, _ = _with_coords(n=6)
+    geom = ideal_geometry((len(train["phi"][1]),))
+    geom = type(geom)(**{**geom.__dict__, "n_ca_c": geom.n_ca_c + 6.0})  # tau 6 degrees wider than ideal
+    tors = np.nan_to_num(np.stack([train["phi"][1], train["psi"][1], train["omega"][1]], 1), nan=180.0)
+    train.at[1, "coords"] = rebuild_backbone(tors, geom)
     train["has_missing_atoms"] = False
-    test = train.iloc[[1]].reset_index(drop=True)
+    query = train.iloc[[1]].reset_index(drop=True)
+    query.at[0, "sequence"] = "W" + query["sequence"][0][1:]  # not identical, still closest to loop 1
     base = IdentityTemplateBaseline().fit(train)
-    _, _, coords = base.predict(test, 12)
-    tors, xyz, seqs, ids = base.library.groups[("H3", len(test["phi"][0]))]
-    np.testing.assert_allclose(coords[0], xyz[seqs.index(test["sequence"][0])])
+    _, _, coords = base.predict(query, 12)
+    _, xyz, _, ids = base.library.groups[("H3", len(query["phi"][0]))]
+    np.testing.assert_allclose(coords[0], xyz[ids.index("t1")])  # the library's copy of loop 1
+    assert np.allclose(internal_geometry(coords[0]).n_ca_c, geom.n_ca_c, atol=1e-6)  # with its own tau
+    assert superposed_rmsd(coords[0], rebuild_backbone(tors)) > 0.1  # not an ideal-geometry rebuild
 
 
 def test_resume_after_interruption_gives_same_result(tmp_path):

@@ -99,6 +99,8 @@ def _validate(
         if not isinstance(r, str):
             dom = NumberedDomain(r[0], "imgt", tuple(i + off for i in r[1]), r[2], "anarcii")
             second = check_domain(seq, dom.indices, dom.positions)
+            if second is None and dom.chain_type != numbered[k][j].chain_type:
+                second = f"chain type {dom.chain_type}, anarcism said {numbered[k][j].chain_type}"
             if second is None:
                 out[k][j] = dom
                 continue

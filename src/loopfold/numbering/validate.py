@@ -39,9 +39,14 @@ def check_domain(sequence: str, indices: tuple[int, ...], positions: tuple[tuple
     """
     letter = {p: sequence[i] for i, (p, ic) in zip(indices, positions, strict=True) if not ic}
     index = {p: i for i, (p, ic) in zip(indices, positions, strict=True) if not ic}
+    numbers = [p for p, _ in positions]
     unusual = []
     for pos, allowed in CONSERVED_IMGT.items():
-        if pos not in letter or letter[pos] in allowed:
+        if pos not in letter:
+            if numbers and numbers[0] < pos < numbers[-1]:  # a framework position is never a gap
+                return f"conserved position {pos} left empty inside the domain (numbering shifted)"
+            continue
+        if letter[pos] in allowed:
             continue
         if pos == 118 and letter.get(119) == "G" and letter.get(121) == "G":
             continue  # a variant Trp/Phe inside an intact G-x-G motif
@@ -52,6 +57,8 @@ def check_domain(sequence: str, indices: tuple[int, ...], positions: tuple[tuple
         unusual.append(f"{letter[pos]}{pos}")
     if len(unusual) > 1:
         return f"unexpected residues at conserved positions {', '.join(unusual)}"
-    if 104 in index and 118 in index and not index[104] < index[118]:
-        return "CDR3 is not bounded by positions 104 and 118"
+    if 104 in index and 118 in index:
+        inside = sum(1 for p in numbers if 104 < p < 118)
+        if index[118] - index[104] - 1 != inside:
+            return "CDR3 between positions 104 and 118 holds residues the numbering skipped"
     return None

@@ -35,10 +35,21 @@ def evaluate_model(model: str | Path | Predictor, df: pd.DataFrame) -> dict:
 
 
 def unique_loops(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per distinct (CDR, window sequence), the first kept: copies of one antibody
-    (bound and unbound structures, several PDB entries) are scored once."""
-    window = df["stem_n"] + df["sequence"] + df["stem_c"]
-    return df[~pd.DataFrame({"cdr": df["cdr"], "w": window}).duplicated()].reset_index(drop=True)
+    """Each antibody chain's loops once: copies of one antibody (bound and unbound structures,
+    several PDB entries) are scored once, the first kept.
+
+    A chain is known by the sequences of all its CDRs in ``df`` (its PDB id and chain
+    group them); a loop is a duplicate when an earlier row has the same CDR, window and
+    chain signature. Different antibodies that share a loop window keep one row each.
+    """
+    window = (df["stem_n"] + df["sequence"] + df["stem_c"]).tolist()
+    chain_key = list(zip(df["pdb_id"].fillna("").tolist(), df["chain"].fillna("").tolist(), strict=True))
+    signature: dict[tuple[str, str], tuple] = {}
+    for key, cdr, seq in zip(chain_key, df["cdr"], df["sequence"], strict=True):
+        signature[key] = signature.get(key, ()) + ((cdr, seq),)
+    keys = [(cdr, w, tuple(sorted(signature[k])) if k != ("", "") else (i,))
+            for i, (cdr, w, k) in enumerate(zip(df["cdr"], window, chain_key, strict=True))]  # fmt: skip
+    return df[~pd.Series(keys, index=df.index).duplicated()].reset_index(drop=True)
 
 
 def evaluate_baselines(train: pd.DataFrame, df: pd.DataFrame, max_len: int) -> dict[str, dict]:
