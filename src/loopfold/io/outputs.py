@@ -112,12 +112,24 @@ def open_output(path: Path) -> Iterator[IO[str]]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    if _streamed(path):
-        with open(path, "w", encoding="utf-8") as fh:
+    with _named(path):
+        if _streamed(path):
+            with open(path, "w", encoding="utf-8") as fh:
+                yield fh
+            return
+        with atomic_path(os.path.realpath(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             yield fh
-        return
-    with atomic_path(os.path.realpath(path)) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        yield fh
+
+
+@contextlib.contextmanager
+def _named(path: Path) -> Iterator[None]:
+    """Give write errors the output's name (a full device reports none of its own)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None or str(exc.filename).startswith(str(Path(os.path.realpath(path)).parent) + "/."):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
 
 
 class JsonlStream:
@@ -135,8 +147,9 @@ class JsonlStream:
 
     def write(self, record: dict) -> None:
         """Append one record as a single line and flush it."""
-        self._fh.write(json.dumps(record) + "\n")
-        self._fh.flush()
+        with _named(self.path):
+            self._fh.write(json.dumps(record) + "\n")
+            self._fh.flush()
         self.written += 1
 
     def close(self) -> None:
