@@ -10,6 +10,7 @@ from loopfold.cli import app
 from loopfold.constants import BOND_C_N, BOND_CA_C, BOND_N_CA
 from loopfold.data.identity import identity_matrix
 from loopfold.errors import InvalidSequence
+from loopfold.io.fasta import AntibodyInput
 from loopfold.predict import Predictor
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
@@ -223,3 +224,21 @@ def test_identity_weight_comes_from_the_run_config(tmp_path):
         best = max(identity_matrix([seq], seqs)[0])
         assert identity_matrix([seq], [seqs[ids.index(picked["identity_only", seq])]])[0, 0] == pytest.approx(best)
     assert any(picked["identity_only", s] != picked["probability_only", s] for _, s in picked)
+
+
+def test_templates_match_the_loop_length_whatever_the_stems(predictor):
+    lib = predictor.templates
+    loop = "ARDYYGSSYFDY"
+    for stems in (("", ""), ("C", "WGQGT"), ("AVYYC", "W")):
+        (lp,) = predictor.predict_queries([predictor.loop_query(loop, "H3", stems)])
+        assert lp["template"] in lib.groups[("H3", len(loop) + 6)][3], stems  # a 12-residue H3 template
+        assert len(lp["phi"]) == len(loop) and lp["stem_n"] == stems[0] and lp["stem_c"] == stems[1]
+        assert lp["warnings"], stems
+    (lp,) = predictor.predict_queries([predictor.loop_query(loop, "H3", ("YYC", "WGQ"))])
+    assert "warnings" not in lp
+    # a heavy chain that starts two residues before H1: the N-stem is padded, the loop keeps its length
+    vh = TRASTUZUMAB_VH[20:]
+    h1 = next(q for q in predictor.antibody_queries(AntibodyInput("short", vh, None)) if q.cdr == "H1")
+    (lp,) = predictor.predict_queries([h1])
+    assert len(h1.stem_n) < 3 and lp["template"] in lib.groups[("H1", len(h1.sequence) + 6)][3]
+    assert "N-stem has" in lp["warnings"][0]

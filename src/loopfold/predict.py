@@ -28,7 +28,7 @@ import pandas as pd
 from loopfold import __version__
 from loopfold.constants import CDRS
 from loopfold.data.identity import max_identity
-from loopfold.errors import BadStructure, InvalidSequence, LoopfoldError, NumberingError
+from loopfold.errors import InvalidSequence, LoopfoldError, NumberingError
 from loopfold.io.fasta import AntibodyInput, clean_sequence
 from loopfold.model.checkpoint import load_model
 from loopfold.model.decode import run_network
@@ -37,10 +37,8 @@ from loopfold.model.losses import nearest_bins
 from loopfold.model.templates import choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence, number_sequences
 from loopfold.numbering.cdr import locate_cdr
-from loopfold.structure.closure import close_loop
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
-from loopfold.structure.superpose import rmsd
 
 SCHEMA_VERSION = "1"
 SHIPPED = Path(__file__).resolve().parent / "weights"
@@ -105,10 +103,42 @@ class Predictor:
             default = self.default_stems.get(cdr, ["", ""])
             stems = (default[0], default[1])
         sn, sc = (clean_sequence(s, "stem") if s else "" for s in stems)
-        self._check_length(cdr, sn + seq + sc)
+        self._check_length(cdr, seq)
         return LoopQuery(cdr, cdr[0], seq, sn, sc, None)
 
-    def _check_length(self, what: str, window: str) -> None:
+    def standard_stems(self, q: LoopQuery) -> tuple[str, str, list[str]]:
+        """The N- and C-stems the model reads (``self.stems`` residues each side) and notes on changes.
+
+        Templates are windows of exactly that many stems, so a loop is matched with
+        templates of its own length. Longer stems keep the residues next to the loop;
+        shorter or missing ones are padded with the CDR's most common training stem.
+
+        Raises:
+            InvalidSequence: stems are short and the model has no typical stems for the CDR.
+        """
+        k, (sn, sc), notes = self.stems, (q.stem_n, q.stem_c), []
+        dn, dc = (self.default_stems.get(q.cdr) or ["", ""])[:2]
+        if len(sn) > k:
+            notes.append(f"N-stem {sn} has more than {k} residues: the {k} next to the loop were used")
+            sn = sn[-k:]
+        if len(sc) > k:
+            notes.append(f"C-stem {sc} has more than {k} residues: the {k} next to the loop were used")
+            sc = sc[:k]
+        if (len(sn) < k or len(sc) < k) and (len(dn) < k or len(dc) < k):
+            raise InvalidSequence(f"{q.cdr} {q.sequence}: needs {k} stem residues each side and the model has no "
+                                  f"typical {q.cdr} stems to pad with")  # fmt: skip
+        if len(sn) < k:
+            notes.append(f"N-stem has {len(sn)} of {k} residues: padded with {dn[: k - len(sn)]} from the "
+                         f"most common {q.cdr} stem {dn}")  # fmt: skip
+            sn = dn[: k - len(sn)] + sn
+        if len(sc) < k:
+            notes.append(f"C-stem has {len(sc)} of {k} residues: padded with {dc[len(sc) :]} from the "
+                         f"most common {q.cdr} stem {dc}")  # fmt: skip
+            sc = sc + dc[len(sc) :]
+        return sn, sc, notes
+
+    def _check_length(self, what: str, loop: str) -> None:
+        window = loop + "x" * (2 * self.stems)  # the model always reads `stems` residues each side
         if len(window) > self.cfg.max_len:
             raise InvalidSequence(
                 f"{what}: window of {len(window)} residues (loop + stems) exceeds the model's limit of "
@@ -125,7 +155,7 @@ class Predictor:
                 if sl is None:
                     continue
                 lo, hi = max(0, sl.start - self.stems), min(len(sequence), sl.stop + self.stems)
-                self._check_length(cdr, sequence[lo:hi])
+                self._check_length(cdr, sequence[sl.start : sl.stop])
                 out.append(LoopQuery(cdr, dom.chain_type, sequence[sl.start : sl.stop], sequence[lo : sl.start],
                                      sequence[sl.stop : hi], sl.start))  # fmt: skip
         return out
@@ -169,9 +199,10 @@ class Predictor:
         if not queries:
             return []
         L = self.cfg.max_len
-        feats = np.stack([encode_window(q.stem_n + q.sequence + q.stem_c, len(q.stem_n), len(q.stem_c), q.cdr, L)
-                          for q in queries])  # fmt: skip
-        lengths = np.array([len(q.stem_n) + len(q.sequence) + len(q.stem_c) for q in queries])
+        std = [self.standard_stems(q) for q in queries]  # the model's stem count each side
+        feats = np.stack([encode_window(sn + q.sequence + sc, len(sn), len(sc), q.cdr, L)
+                          for q, (sn, sc, _) in zip(queries, std, strict=True)])  # fmt: skip
+        lengths = np.array([len(sn) + len(q.sequence) + len(sc) for q, (sn, sc, _) in zip(queries, std, strict=True)])
         nan = np.full((len(queries), L, 3), np.nan, dtype=np.float32)
         batch = batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool))
         pred, chosen, chosen_xyz, sources = self.conformations(
@@ -184,16 +215,16 @@ class Predictor:
             n = lengths[i]
             ang = chosen[i, :n]
             xyz = chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(ang)
-            a, b = len(q.stem_n), n - len(q.stem_c)
-            extra: dict = {}
-            if place is not None:
-                xyz, extra = place(i, q, xyz)
+            sn, sc, notes = std[i]
+            a, b = len(sn), n - len(sc)
+            extra: dict = {"warnings": notes} if notes else {}
+            if place is not None:  # place sees the query's own residues only (padding cut off)
+                pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
+                xyz = xyz.copy()
+                xyz[pn : n - pc], placed = place(i, q, xyz[pn : n - pc])
+                extra.update(placed)
                 ang = backbone_torsions(xyz)
             angles = ang.copy()
-            if a == 0:
-                angles[0, 0] = np.nan
-            if len(q.stem_c) == 0:
-                angles[-1, 1:] = np.nan
             ident = identity[i]
             loop = {
                 "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
@@ -302,98 +333,6 @@ class Predictor:
         """Name, loopfold version, architecture, definition."""
         return {"name": self.name, "loopfold_version": __version__, "architecture": self.cfg.model,
                 "definition": self.definition, "stems": self.stems}  # fmt: skip
-
-
-def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] | None = None) -> tuple[dict, str]:
-    """Replace CDR loops of a structure with predictions closed onto its stems.
-
-    Each chain is numbered from its sequence; each chosen loop is predicted,
-    its window superposed on the last N-terminal stem residue and closed by CCD
-    onto the first C-terminal stem residue. Framework atoms are written as read.
-
-    Returns:
-        (the result dict with loop coordinates in the structure's frame, the PDB text).
-
-    Raises:
-        LoopfoldError: unreadable structure, no antibody chain, a requested loop
-            absent, or stems with missing atoms or breaks.
-    """
-    from loopfold.io.pdb import read_structure, structure_with_backbones
-
-    wanted = None if loops is None else set(loops)
-    sf = read_structure(path)
-    replacements: dict[str, dict[str, np.ndarray]] = {}
-    results: list[dict] = []
-    found: set[str] = set()
-    for bb in sf.chains:
-        try:
-            doms = number_sequence(bb.sequence, name=f"{path}:{bb.chain_id}")
-        except NumberingError:
-            continue
-        queries = [q for q in predictor.chain_queries(bb.sequence, doms) if wanted is None or q.cdr in wanted]
-        for q in queries:
-            lo = q.start - len(q.stem_n)
-            hi = q.start + len(q.sequence) + len(q.stem_c)
-            if not q.stem_n or not q.stem_c:
-                raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id} has no stem residue on one side")
-            window = bb.coords[lo:hi]
-            stem_idx = list(range(len(q.stem_n))) + [len(q.stem_n) + len(q.sequence)]
-            if np.isnan(window[stem_idx, :3]).any():
-                raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id}: stem residues lack backbone atoms")
-
-        def place(i: int, q: LoopQuery, xyz: np.ndarray, bb=bb) -> tuple[np.ndarray, dict]:  # noqa: ANN001
-            lo = q.start - len(q.stem_n)
-            a, n = len(q.stem_n), len(q.sequence)
-            true = bb.coords[lo : lo + len(xyz)]
-            closed = close_loop(xyz, true[:a], true[a + n, :3], a, n)
-            placed = closed.coords.copy()
-            placed[a + n :] = true[a + n :]  # the C-terminal stem keeps its own atoms
-            gap = float(np.linalg.norm(placed[a + n - 1, 2] - true[a + n, 0]))
-            return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
-                            "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
-
-        loop_results = predictor.predict_queries(queries, place=place)
-        for q, lp in zip(queries, loop_results, strict=True):
-            found.add(q.cdr)
-            lp["chain_id"] = bb.chain_id
-            ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
-            replacements.setdefault(bb.chain_id, {}).update(
-                {
-                    rid: np.stack([np.array(lp["coords"][k][j]) for k in ("N", "CA", "C", "O")])
-                    for j, rid in enumerate(ids)
-                }  # fmt: skip
-            )
-            results.append(lp)
-    if not results:
-        raise NumberingError(f"{path}: no antibody CDR loops found")
-    missing = sorted((wanted or set()) - found)
-    if missing:
-        raise BadStructure(f"{path}: requested loops not found: {', '.join(missing)}")
-    names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
-    remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD"]
-    return {"id": Path(path).name, "loops": results}, structure_with_backbones(path, replacements, remarks)
-
-
-def loops_pdb(result: dict, predictor: Predictor) -> str:
-    """PDB text of one result's predicted loops: chain H/L, residues numbered from the loop start
-    (1-based in the input chain), each loop centred 20 Å from the previous (they are predicted apart)."""
-    from loopfold.io.pdb import backbones_to_pdb
-    from loopfold.structure.backbone import Backbone
-
-    chains, offset = [], 0.0
-    for lp in result["loops"]:
-        xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
-        xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
-        offset += 20.0
-        first = (lp["start"] or 0) + 1
-        ids = tuple(str(first + i) for i in range(len(lp["sequence"])))
-        chains.append(Backbone(lp["sequence"], xyz, ids, lp["chain"]))
-    remarks = [
-        f"loopfold {__version__} model {predictor.name}",
-        "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
-        *[f"{lp['cdr']} {lp['sequence']}" for lp in result["loops"]],
-    ]
-    return backbones_to_pdb(chains, remarks)
 
 
 def antibody_chains(ab: AntibodyInput) -> list[tuple[str, str]]:

@@ -94,7 +94,7 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
 def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
     """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
     from loopfold.constants import CDRS
-    from loopfold.predict import predict_structure
+    from loopfold.graft import predict_structure
 
     wanted = None
     if loops is not None:
@@ -109,8 +109,8 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
 
 def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN001
     """Consume ``(result, error)`` pairs: stream JSONL, collect the JSON document and PDB texts."""
+    from loopfold.graft import loops_pdb
     from loopfold.io.outputs import JsonlStream
-    from loopfold.predict import loops_pdb
 
     used: dict[str, str] = {}
     collected, pdbs = [], []
