@@ -104,3 +104,17 @@ def test_interrupt_keeps_streamed_records_and_leaves_no_temporary_files(tmp_path
     assert f"interrupted by {signal.Signals(sig).name}" in err and f"wrote {len(lines)} record(s)" in err
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.startswith(".")]
     assert leftovers == [] and (not pdbs.exists() or not any(pdbs.iterdir()))  # the PDB set: all or nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fasta", "X", "--loops", "H3"], "--loops goes with --structure"),
+        (["--structure", "X", "--samples", "2"], "--samples does not go with --structure"),
+        (["--heavy", TRASTUZUMAB_VH, "--cdr", "H3"], "--cdr and --stems go with --loop"),
+        (["--heavy", TRASTUZUMAB_VH, "--stems", "YYC,WGQ"], "--cdr and --stems go with --loop"),
+    ],
+)
+def test_options_that_would_be_ignored_are_refused(args, message):
+    r = predict(*args)
+    assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1

@@ -112,6 +112,33 @@ def test_corrupt_model_folder(tmp_path):
     assert r.exit_code == 2 and "config.json" in r.output
 
 
+@pytest.mark.parametrize(
+    ("where", "key", "value", "message"),
+    [
+        ("info", "bin_temperature", 0, "bin_temperature 0: expected a positive number"),
+        ("info", "bin_temperature", -1.5, "bin_temperature -1.5: expected a positive number"),
+        ("info", "stems", 5, "stems 5 but the typical H1 stems are"),
+        ("info", "definition", "chothia", "definition 'chothia' but the template library was cut under 'north'"),
+        ("info", "definition", "kabat", "definition 'kabat': expected one of"),
+        ("config", "max_len", "40", "max_len must be an integer, got '40'"),
+        ("config", "dropout", 1.5, "dropout 1.5 is outside"),
+    ],
+)
+def test_run_config_is_validated_on_load(tmp_path, where, key, value, message):
+    import shutil
+
+    from loopfold.predict import SHIPPED
+
+    run = tmp_path / "run"
+    shutil.copytree(SHIPPED, run)
+    doc = json.loads((run / "config.json").read_text())
+    doc[where][key] = value
+    (run / "config.json").write_text(json.dumps(doc))
+    r = runner.invoke(app, ["predict", "--loop", "ARDYYGSSYFDY", "--model", str(run)])
+    assert r.exit_code == 2 and message in r.output and "config.json" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
 def test_invalid_sequence_api(predictor):
     with pytest.raises(InvalidSequence, match="position 2"):
         predictor.loop_query("A1C", "H3")

@@ -28,9 +28,10 @@ import pandas as pd
 from loopfold import __version__
 from loopfold.constants import CDRS
 from loopfold.data.identity import max_identity
-from loopfold.errors import InvalidSequence, LoopfoldError, NumberingError
+from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopfoldError, NumberingError
 from loopfold.io.fasta import AntibodyInput, clean_sequence
-from loopfold.model.checkpoint import load_model
+from loopfold.model.checkpoint import CONFIG, load_model
+from loopfold.model.config import check_run_info
 from loopfold.model.decode import run_network
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.losses import nearest_bins
@@ -80,12 +81,17 @@ class Predictor:
     def __init__(self, run_dir: str | Path | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else SHIPPED
         self.model, self.cfg, self.info = load_model(self.run_dir)
+        self.templates = load_templates(self.run_dir)
+        try:
+            check_run_info(self.info, self.cfg, str(self.run_dir / CONFIG),
+                           self.templates.definition if self.templates is not None else None)  # fmt: skip
+        except InvalidFile as exc:
+            raise CheckpointError(str(exc)) from None
         self.definition = self.info.get("definition", "north")
         self.stems = int(self.info.get("stems", 3))
         self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
         self.name = self.info.get("name", f"loopfold-{self.cfg.model}")
         self.temperature = float(self.info.get("bin_temperature", 1.0))
-        self.templates = load_templates(self.run_dir)
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
         if manifest.is_file():
@@ -107,7 +113,8 @@ class Predictor:
         return LoopQuery(cdr, cdr[0], seq, sn, sc, None)
 
     def standard_stems(self, q: LoopQuery) -> tuple[str, str, list[str]]:
-        """The N- and C-stems the model reads (``self.stems`` residues each side) and notes on changes.
+        """The N- and C-stems the model reads (as many residues as its typical stems for the CDR, else
+        ``self.stems`` each side) and notes on changes.
 
         Templates are windows of exactly that many stems, so a loop is matched with
         templates of its own length. Longer stems keep the residues next to the loop;
@@ -116,29 +123,32 @@ class Predictor:
         Raises:
             InvalidSequence: stems are short and the model has no typical stems for the CDR.
         """
-        k, (sn, sc), notes = self.stems, (q.stem_n, q.stem_c), []
-        dn, dc = (self.default_stems.get(q.cdr) or ["", ""])[:2]
-        if len(sn) > k:
-            notes.append(f"N-stem {sn} has more than {k} residues: the {k} next to the loop were used")
-            sn = sn[-k:]
-        if len(sc) > k:
-            notes.append(f"C-stem {sc} has more than {k} residues: the {k} next to the loop were used")
-            sc = sc[:k]
-        if (len(sn) < k or len(sc) < k) and (len(dn) < k or len(dc) < k):
-            raise InvalidSequence(f"{q.cdr} {q.sequence}: needs {k} stem residues each side and the model has no "
+        (sn, sc), notes = (q.stem_n, q.stem_c), []
+        default = self.default_stems.get(q.cdr)
+        dn, dc = (default[0], default[1]) if default else ("", "")
+        kn, kc = (len(dn), len(dc)) if default else (self.stems, self.stems)
+        if len(sn) > kn:
+            notes.append(f"N-stem {sn} has more than {kn} residues: the {kn} next to the loop were used")
+            sn = sn[len(sn) - kn :]
+        if len(sc) > kc:
+            notes.append(f"C-stem {sc} has more than {kc} residues: the {kc} next to the loop were used")
+            sc = sc[:kc]
+        if (len(sn) < kn or len(sc) < kc) and not default:
+            raise InvalidSequence(f"{q.cdr} {q.sequence}: needs {kn} + {kc} stem residues and the model has no "
                                   f"typical {q.cdr} stems to pad with")  # fmt: skip
-        if len(sn) < k:
-            notes.append(f"N-stem has {len(sn)} of {k} residues: padded with {dn[: k - len(sn)]} from the "
+        if len(sn) < kn:
+            notes.append(f"N-stem has {len(sn)} of {kn} residues: padded with {dn[: kn - len(sn)]} from the "
                          f"most common {q.cdr} stem {dn}")  # fmt: skip
-            sn = dn[: k - len(sn)] + sn
-        if len(sc) < k:
-            notes.append(f"C-stem has {len(sc)} of {k} residues: padded with {dc[len(sc) :]} from the "
+            sn = dn[: kn - len(sn)] + sn
+        if len(sc) < kc:
+            notes.append(f"C-stem has {len(sc)} of {kc} residues: padded with {dc[len(sc) :]} from the "
                          f"most common {q.cdr} stem {dc}")  # fmt: skip
             sc = sc + dc[len(sc) :]
         return sn, sc, notes
 
     def _check_length(self, what: str, loop: str) -> None:
-        window = loop + "x" * (2 * self.stems)  # the model always reads `stems` residues each side
+        stems = self.default_stems.get(what)
+        window = loop + ("".join(stems) if stems else "x" * (2 * self.stems))  # the stems the model reads
         if len(window) > self.cfg.max_len:
             raise InvalidSequence(
                 f"{what}: window of {len(window)} residues (loop + stems) exceeds the model's limit of "

@@ -139,7 +139,7 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
 @app.command("predict")
 def predict_cmd(
     loop: Annotated[str | None, typer.Option("--loop", help="A loop sequence alone (with --cdr).")] = None,
-    cdr: Annotated[str, typer.Option("--cdr", help="CDR of --loop: H1..L3.")] = "H3",
+    cdr: Annotated[str | None, typer.Option("--cdr", help="CDR of --loop: H1..L3 (H3 if not given).")] = None,
     stems: Annotated[str | None, typer.Option("--stems", help="Stems of --loop as N,C (e.g. YYC,WGQ).")] = None,
     heavy: Annotated[str | None, typer.Option("--heavy", help="Heavy chain sequence.")] = None,
     light: Annotated[str | None, typer.Option("--light", help="Light chain sequence.")] = None,
@@ -171,6 +171,14 @@ def predict_cmd(
         fail(f"--samples {samples}: must be between 0 and 100")
     if on_error not in ("report", "fail"):
         fail(f"--on-error {on_error!r}: expected report or fail")
+    ignored = [(loops is not None and structure is None, "--loops goes with --structure"),
+               (samples > 0 and structure is not None, "--samples does not go with --structure (loops are "
+                                                        "closed onto the structure's stems one way)"),
+               ((cdr is not None or stems is not None) and loop is None,
+                "--cdr and --stems go with --loop")]  # fmt: skip
+    for bad, message in ignored:
+        if bad:
+            fail(message)
     o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure})
     pdb_name = None
     try:
@@ -194,7 +202,7 @@ def predict_cmd(
                     if len(parts) != 2:
                         fail(f"--stems {stems!r}: expected two sequences separated by a comma")
                     stem_pair = (parts[0], parts[1])
-                q = predictor.loop_query(loop, cdr, stem_pair)
+                q = predictor.loop_query(loop, cdr or "H3", stem_pair)
                 code = _stream(predictor, o, iter([({"id": "query", "loops": predictor.predict_queries([q], samples)},
                                                     None)]), on_error)  # fmt: skip
             else:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from loopfold.errors import InvalidFile
 
 MODEL_NAMES = ("loopnet", "bilstm", "seed-lstm")
+#: Allowed range of each numeric field (inclusive).
+RANGES = (
+    ("max_len", 4, 512), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000), ("lr", 1e-12, 10.0),
+    ("weight_decay", 0.0, 10.0), ("dropout", 0.0, 0.99), ("patience", 1, 100_000), ("clip", 0.0, 1e6),
+    ("seed", 0, 2**32 - 1), ("hidden", 1, 65_536), ("n_bins", 2, 4096), ("bin_weight", 0.0, 1e6),
+    ("cis_weight", 0.0, 1e6), ("identity_weight", 0.0, 1e9),
+)  # fmt: skip
 DEFAULT_MODEL = "loopnet"
 
 
@@ -48,14 +56,31 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        """A config from a dict; unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """A config from a dict, checked field by field (type and range).
+
+        Raises:
+            InvalidFile: unknown keys, a value of the wrong type (``"40"`` for an
+                integer) or out of range, or an unknown model; one line naming the key.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = set(data) - set(known)
         if unknown:
             raise InvalidFile(f"config: unknown keys {sorted(unknown)}")
+        for key, value in data.items():
+            kind = {"int": int, "float": float, "bool": bool, "str": str}[str(known[key].type)]
+            ok = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+            if kind is float:
+                ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok:
+                what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+                raise InvalidFile(f"config: {key} must be {what}, got {value!r}")
         cfg = cls(**data)
         if cfg.model not in MODEL_NAMES:
             raise InvalidFile(f"config: unknown model {cfg.model!r}; expected one of {', '.join(MODEL_NAMES)}")
+        for key, low, high in RANGES:
+            value = getattr(cfg, key)
+            if not low <= value <= high:
+                raise InvalidFile(f"config: {key} {value!r} is outside [{low}, {high}]")
         return cfg
 
 
@@ -82,3 +107,32 @@ def load_config(path: str | Path | None, model: str | None, overrides: dict | No
     base = defaults_for(name)
     cfg = TrainConfig.from_dict({**{f.name: getattr(base, f.name) for f in fields(base)}, **data, "model": name})
     return replace(cfg, **(overrides or {}))
+
+
+def check_run_info(info: dict, cfg: TrainConfig, where: str, template_definition: str | None = None) -> None:
+    """Check the ``info`` block of a run's config (what prediction relies on besides the weights).
+
+    Raises:
+        InvalidFile: one line naming ``where``, the key and the problem: an unknown CDR
+            definition or one that differs from the template library's, stems that are not
+            a whole number fitting the window or differ from the typical stems' length, a
+            calibration temperature that is not a positive number.
+    """
+    from loopfold.constants import DEFINITIONS
+
+    definition = info.get("definition", "north")
+    if definition not in DEFINITIONS:
+        raise InvalidFile(f"{where}: definition {definition!r}: expected one of {', '.join(DEFINITIONS)}")
+    if template_definition is not None and template_definition != definition:
+        raise InvalidFile(f"{where}: definition {definition!r} but the template library was cut under "
+                          f"{template_definition!r}")  # fmt: skip
+    stems = info.get("stems", 3)
+    if not isinstance(stems, int) or isinstance(stems, bool) or stems < 0 or 2 * stems >= cfg.max_len:
+        raise InvalidFile(f"{where}: stems {stems!r}: expected a whole number below {cfg.max_len // 2}")
+    for cdr, pair in (info.get("default_stems") or {}).items():
+        ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
+        if not ok or len(pair[0]) != stems:  # ``stems`` is the N-side count (the seed's windows have none)
+            raise InvalidFile(f"{where}: stems {stems} but the typical {cdr} stems are {pair!r}")
+    t = info.get("bin_temperature", 1.0)
+    if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
+        raise InvalidFile(f"{where}: bin_temperature {t!r}: expected a positive number")

@@ -40,6 +40,8 @@ class TemplateLibrary:
     """
 
     groups: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, list[str], list[str]]]
+    #: the CDR definition the loops were cut under (None when unknown)
+    definition: str | None = None
     #: per (group, bin centres): template bins and masks, computed once (see ``_features``)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -56,7 +58,9 @@ class TemplateLibrary:
             g[1].append(ideal_bond_rebuild(row.coords, tors))
             g[2].append(row.sequence)
             g[3].append(row.loop_id)
-        return cls({k: (np.stack(v[0]), np.stack(v[1]), v[2], v[3]) for k, v in groups.items()})
+        defs = df["definition"].unique().tolist() if "definition" in df and len(df) else []
+        return cls({k: (np.stack(v[0]), np.stack(v[1]), v[2], v[3]) for k, v in groups.items()},
+                   str(defs[0]) if len(defs) == 1 else None)  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write all groups to one safetensors file (atomically); sequences and ids in its metadata."""
@@ -67,6 +71,8 @@ class TemplateLibrary:
             tensors[f"{key}.coords"] = xyz.astype(np.float32)
             meta[f"{key}.sequences"] = ",".join(seqs)
             meta[f"{key}.ids"] = ",".join(ids)
+        if self.definition is not None:
+            meta["definition"] = self.definition
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
 
@@ -97,7 +103,7 @@ class TemplateLibrary:
                 meta.get(f"{key}.sequences", "").split(","),
                 meta.get(f"{key}.ids", "").split(","),
             )
-        return cls(groups)
+        return cls(groups, meta.get("definition"))
 
     def _features(self, key: tuple[str, int], centers: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per template of a group: (phi, psi) bin ``[N, W]``, defined mask, cis flag, omega-defined mask."""
