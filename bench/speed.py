@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    from loopfold.io.fasta import antibodies_from_fasta
+    from loopfold.io.fasta import antibodies_from_fasta, antibody_chains
     from loopfold.numbering.anarci import number_sequences
-    from loopfold.predict import Predictor, antibody_chains
+    from loopfold.predict import Predictor
 
     res: dict = {"n_antibodies": args.n}
     with tempfile.TemporaryDirectory() as d:

@@ -197,13 +197,14 @@ def test_report_from_prediction_json(tmp_path):
 
 
 def test_fasta_streaming_rules(tmp_path):
-    from loopfold.errors import InvalidFile
     from loopfold.io.fasta import antibodies_from_fasta
 
     fa = tmp_path / "in.fasta"
     fa.write_text(f">a|H\n{TRASTUZUMAB_VH}\n>b|H\n{TRASTUZUMAB_VH}\n>a|L\n{TRASTUZUMAB_VL}\n")
-    with pytest.raises(InvalidFile, match="records of antibody 'a' are not adjacent"):
-        list(antibodies_from_fasta(fa))
+    abs_ = list(antibodies_from_fasta(fa))
+    assert [a.error is None for a in abs_] == [True, True, False] and "records of antibody 'a' are not adjacent" in (
+        abs_[2].error
+    )
     fa.write_text(f">a|H\n{TRASTUZUMAB_VH[:20]}B{TRASTUZUMAB_VH[21:]}\n")
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--on-error", "fail"])
     assert r.exit_code == 2 and "record 'a|H': position 21 is 'B'" in r.output
@@ -269,3 +270,20 @@ def test_templates_match_the_loop_length_whatever_the_stems(predictor):
     (lp,) = predictor.predict_queries([h1])
     assert len(h1.stem_n) < 3 and lp["template"] in lib.groups[("H1", len(h1.sequence) + 6)][3]
     assert "N-stem has" in lp["warnings"][0]
+
+
+def test_records_and_loops_never_vanish_silently(tmp_path):
+    fa = tmp_path / "in.fasta"
+    scfv = TRASTUZUMAB_VH + "GGGGSGGGGSGGGGS" + TRASTUZUMAB_VL
+    no_fr4 = TRASTUZUMAB_VH[: TRASTUZUMAB_VH.index("WGQG")]  # a VH that stops after CDR-H3
+    fa.write_text(f">mix\n{TRASTUZUMAB_VH}\n>mix|H\n{TRASTUZUMAB_VH}\n>mix|L\n{TRASTUZUMAB_VL}\n"
+                  f">short|H\n{no_fr4}\n>scfv|H\n{scfv}\n")  # fmt: skip
+    out = tmp_path / "o.jsonl"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out)])
+    assert r.exit_code == 3, r.output
+    res = {x["id"]: x for x in map(json.loads, out.read_text().splitlines())}
+    assert "mixes unlabelled and |H/|L records" in res["mix"]["error"]  # not one antibody with 9 loops
+    assert [lp["cdr"] for lp in res["short"]["loops"]] == ["H1", "H2"]
+    assert res["short"]["missing"][0]["cdr"] == "H3" and "ends at IMGT position" in res["short"]["missing"][0]["reason"]
+    assert [m["cdr"] for m in res["scfv"]["missing"]] == ["L1", "L2", "L3"]
+    assert "scFv" in res["scfv"]["missing"][0]["reason"]

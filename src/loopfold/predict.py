@@ -16,9 +16,7 @@ measured reliability.
 from __future__ import annotations
 
 import csv
-import itertools
-import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,15 +26,15 @@ import pandas as pd
 from loopfold import __version__
 from loopfold.constants import CDRS
 from loopfold.data.identity import max_identity
-from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopfoldError, NumberingError
-from loopfold.io.fasta import AntibodyInput, clean_sequence
+from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, NumberingError
+from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
 from loopfold.model.config import check_run_info
 from loopfold.model.decode import run_network
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.losses import nearest_bins
 from loopfold.model.templates import choose_conformations, load_templates, log_probs
-from loopfold.numbering.anarci import NumberedDomain, number_sequence, number_sequences
+from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
@@ -155,14 +153,19 @@ class Predictor:
                 f"{self.cfg.max_len} (loops up to {self.cfg.max_len - 2 * self.stems} residues)"
             )
 
-    def chain_queries(self, sequence: str, domains: list[NumberedDomain]) -> list[LoopQuery]:
-        """The CDR loops of a numbered chain sequence."""
+    def chain_queries(
+        self, sequence: str, domains: list[NumberedDomain], missing: list[dict] | None = None
+    ) -> list[LoopQuery]:
+        """The CDR loops of a numbered chain sequence; CDRs that cannot be cut are appended to
+        ``missing`` as ``{"cdr": ..., "reason": ...}``."""
         out = []
         for dom in domains:
             numbers = [p for p, _ in dom.positions]
             for cdr in (c for c in CDRS if c[0] == dom.chain_type):
                 sl = locate_cdr(dom.indices, numbers, cdr, self.definition, dom.scheme)
                 if sl is None:
+                    if missing is not None:
+                        missing.append({"cdr": cdr, "reason": _why_missing(cdr, numbers, self.definition)})
                     continue
                 lo, hi = max(0, sl.start - self.stems), min(len(sequence), sl.stop + self.stems)
                 self._check_length(cdr, sequence[sl.start : sl.stop])
@@ -170,8 +173,13 @@ class Predictor:
                                      sequence[sl.stop : hi], sl.start))  # fmt: skip
         return out
 
-    def antibody_queries(self, ab: AntibodyInput, numbered: dict | None = None) -> list[LoopQuery]:
+    def antibody_queries(
+        self, ab: AntibodyInput, numbered: dict | None = None, missing: list[dict] | None = None
+    ) -> list[LoopQuery]:
         """Number an antibody's chains (or take ``numbered``: label -> domains) and cut its loops.
+
+        CDRs that cannot be cut, and domains of the other chain type inside a labelled
+        chain (an scFv given as ``heavy``), are appended to ``missing`` with the reason.
 
         Raises:
             NumberingError: a given chain holds no antibody domain, or a labelled chain has the other type.
@@ -187,10 +195,15 @@ class Predictor:
                 doms = number_sequence(seq, name=f"{ab.name} {label}")
             want = {"heavy": "H", "light": "L"}.get(label)
             if want is not None:
+                other = [d for d in doms if d.chain_type != want]
                 doms = [d for d in doms if d.chain_type == want]
                 if not doms:
                     raise NumberingError(f"{ab.name} {label}: no {label} chain variable domain found")
-            queries.extend(self.chain_queries(seq, doms))
+                if other and missing is not None:
+                    missing.extend({"cdr": c, "reason": f"the {label} sequence also holds a {c[0]} domain (an "
+                                    "scFv?): give it as an unlabelled record to predict both"}
+                                   for c in CDRS if c[0] == other[0].chain_type)  # fmt: skip
+            queries.extend(self.chain_queries(seq, doms, missing))
         return queries
 
     # --- prediction -------------------------------------------------------
@@ -345,59 +358,13 @@ class Predictor:
                 "definition": self.definition, "stems": self.stems}  # fmt: skip
 
 
-def antibody_chains(ab: AntibodyInput) -> list[tuple[str, str]]:
-    """``(label, sequence)`` of the chains an antibody input gives: heavy, light, unlabelled."""
-    return [(label, seq) for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other))
-            if seq is not None]  # fmt: skip
+def _why_missing(cdr: str, numbers: list[int], definition: str) -> str:
+    """Why a CDR could not be cut from a numbered domain, in words."""
+    from loopfold.numbering.cdr import cdr_bounds
 
-
-def predict_antibodies(
-    predictor: Predictor,
-    antibodies: Iterable[AntibodyInput],
-    samples: int = 0,
-    chunk: int = 512,
-    workers: int | None = None,
-) -> Iterator[tuple[dict, str | None]]:
-    """Yield ``(result, error)`` per antibody, in input order; errors are messages, not raised:
-    a failed antibody's result is ``{"id": name, "error": message}``.
-
-    Antibodies are taken ``chunk`` at a time: their chains are numbered together
-    (anarcism, ``workers`` threads) and their loops go through the network in one
-    call, so memory stays flat however many antibodies stream through.
-    """
-    it = iter(antibodies)
-    while batch := list(itertools.islice(it, chunk)):
-        errors: dict[int, str] = {}
-        items = []
-        for k, ab in enumerate(batch):
-            try:
-                chains = [
-                    (f"{ab.name} {label}", clean_sequence(seq, f"{ab.name} {label}"))
-                    for label, seq in antibody_chains(ab)
-                ]
-            except LoopfoldError as exc:
-                errors[k] = str(exc)
-                continue
-            items += chains
-        numbered = iter(number_sequences(items, workers=workers or os.cpu_count())) if items else iter(())
-        queries, owners = [], []
-        for k, ab in enumerate(batch):
-            if k in errors:
-                continue
-            doms = {label: next(numbered) for label, _ in antibody_chains(ab)}
-            try:
-                qs = predictor.antibody_queries(ab, doms)
-            except LoopfoldError as exc:
-                errors[k] = str(exc)
-                continue
-            queries += qs
-            owners += [k] * len(qs)
-        loops = predictor.predict_queries(queries, samples) if queries else []
-        grouped: dict[int, list[dict]] = {}
-        for k, lp in zip(owners, loops, strict=True):
-            grouped.setdefault(k, []).append(lp)
-        for k, ab in enumerate(batch):
-            if k in errors:
-                yield {"id": ab.name, "error": errors[k]}, errors[k]
-            else:
-                yield {"id": ab.name, "loops": grouped.get(k, [])}, None
+    lo, hi = cdr_bounds(cdr, definition, "imgt")
+    if numbers[-1] <= hi:
+        return f"the sequence ends at IMGT position {numbers[-1]}, before the end of {cdr} ({hi}) and its anchor"
+    if numbers[0] >= lo:
+        return f"the sequence starts at IMGT position {numbers[0]}, after the start of {cdr} ({lo}) or its anchor"
+    return f"{cdr} is not contiguous in the numbering"

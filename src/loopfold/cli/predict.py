@@ -160,9 +160,10 @@ def predict_cmd(
     model: Annotated[Path | None, typer.Option("--model", help="Run folder (default: the shipped model).")] = None,
 ) -> None:
     """Predict CDR loop backbones from sequence."""
+    from loopfold.batch import predict_antibodies
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
     from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
-    from loopfold.predict import Predictor, predict_antibodies
+    from loopfold.predict import Predictor
 
     given = [x is not None for x in (loop, heavy or light, fasta, structure)]
     if sum(given) != 1:

@@ -25,6 +25,7 @@ class AntibodyInput:
     heavy: str | None
     light: str | None
     other: str | None = None  # an unlabelled record: numbered to find its chains
+    error: str | None = None  # why the records of this antibody cannot be used (reported, not raised)
 
 
 def clean_sequence(seq: str, what: str) -> str:
@@ -81,28 +82,51 @@ def antibodies_from_fasta(path: str | os.PathLike[str]) -> Iterator[AntibodyInpu
     """Antibodies of a FASTA file, streamed (see the module docstring for the convention).
 
     The ``|H`` and ``|L`` records of one antibody must be adjacent, so that a file
-    of any size is read with bounded memory.
+    of any size is read with bounded memory. A record that cannot be used (a letter
+    that is not a standard amino acid, a second chain of one kind, an unlabelled
+    record beside ``|H``/``|L`` ones, records of one antibody apart) makes its
+    antibody come out with ``error`` set, naming the record; reading goes on.
 
     Raises:
-        InvalidFile: a bad record, two chains of one kind, or an antibody's records apart.
-        InvalidSequence: a letter that is not a standard amino acid (naming record and position).
+        InvalidFile: the file itself cannot be read as FASTA.
     """
     done: set[str] = set()
-    name: str | None = None
-    chains: dict[str, str] = {}
+    current: dict | None = None
     for header, seq in read_fasta(path):
         base, _, tag = header.partition("|")
         key = tag.strip().upper() if tag.strip().upper() in ("H", "L") else "other"
         this = (header if key == "other" else base).strip()
-        if this != name:
-            if name is not None:
-                done.add(name)
-                yield AntibodyInput(name, chains.get("H"), chains.get("L"), chains.get("other"))
+        if current is None or this != current["name"]:
+            if current is not None:
+                done.add(current["name"])
+                yield _antibody(current)
+            current = {"name": this, "chains": {}, "error": None}
             if this in done:
-                raise InvalidFile(f"{path}: record {header!r}: the records of antibody {this!r} are not adjacent")
-            name, chains = this, {}
+                current["error"] = f"{path}: record {header!r}: the records of antibody {this!r} are not adjacent"
+        chains = current["chains"]
+        if current["error"] is not None:
+            continue
         if key in chains:
-            raise InvalidFile(f"{path}: record {header!r}: antibody {this!r} has two {key} chains")
-        chains[key] = clean_sequence(seq, f"{path}: record {header!r}")
-    if name is not None:
-        yield AntibodyInput(name, chains.get("H"), chains.get("L"), chains.get("other"))
+            current["error"] = f"{path}: record {header!r}: antibody {this!r} has two {key} chains"
+        elif chains and (key == "other") != ("other" in chains):
+            current["error"] = f"{path}: record {header!r}: antibody {this!r} mixes unlabelled and |H/|L records"
+        else:
+            try:
+                chains[key] = clean_sequence(seq, f"{path}: record {header!r}")
+            except InvalidSequence as exc:
+                current["error"] = str(exc)
+    if current is not None:
+        yield _antibody(current)
+
+
+def _antibody(group: dict) -> AntibodyInput:
+    chains = group["chains"]
+    if group["error"] is not None:
+        return AntibodyInput(group["name"], None, None, error=group["error"])
+    return AntibodyInput(group["name"], chains.get("H"), chains.get("L"), chains.get("other"))
+
+
+def antibody_chains(ab: AntibodyInput) -> list[tuple[str, str]]:
+    """``(label, sequence)`` of the chains an antibody input gives: heavy, light, unlabelled."""
+    return [(label, seq) for label, seq in (("heavy", ab.heavy), ("light", ab.light), ("sequence", ab.other))
+            if seq is not None]  # fmt: skip
