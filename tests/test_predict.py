@@ -287,3 +287,47 @@ def test_records_and_loops_never_vanish_silently(tmp_path):
     assert res["short"]["missing"][0]["cdr"] == "H3" and "ends at IMGT position" in res["short"]["missing"][0]["reason"]
     assert [m["cdr"] for m in res["scfv"]["missing"]] == ["L1", "L2", "L3"]
     assert "scFv" in res["scfv"]["missing"][0]["reason"]
+
+
+def test_structure_with_a_chain_break_in_h3_is_not_closed_over(tmp_path):
+    from loopfold.io.pdb import read_structure
+    from tests.conftest import IGG1_CH1, KAPPA_CL, make_backbone, write_pdb
+
+    heavy = make_backbone(TRASTUZUMAB_VH + IGG1_CH1[:30], "H", seed=1)
+    gap = TRASTUZUMAB_VH.index("SRWGGDGFYAMDY") + 5  # a disordered H3 residue, absent from the file
+    keep = [i for i in range(len(heavy)) if i != gap]
+    heavy = type(heavy)("".join(heavy.sequence[i] for i in keep), heavy.coords[keep],
+                        tuple(heavy.residue_ids[i] for i in keep), "H")  # fmt: skip
+    light = make_backbone(TRASTUZUMAB_VL + KAPPA_CL[:30], "L", seed=2)
+    path = write_pdb(tmp_path / "gap.pdb", [heavy, light])
+    out = tmp_path / "out"
+    r = runner.invoke(app, ["predict", "--structure", path, "--pdb-dir", out, "--json", tmp_path / "r.json"])
+    assert r.exit_code == 0, r.output
+    assert "H H3 not replaced: chain break between residues" in r.output
+    res = json.loads((tmp_path / "r.json").read_text())["results"][0]
+    assert [m["cdr"] for m in res["missing"]] == ["H3"] and "H3" not in [lp["cdr"] for lp in res["loops"]]
+    new = next(b for b in read_structure(out / "gap.pdb").chains if b.chain_id == "H")
+    h3 = slice(gap - 5, gap + 7)
+    np.testing.assert_allclose(new.coords[h3, :3], heavy.coords[h3, :3], atol=1e-3)  # H3 left as it was
+
+
+def test_corrupt_coordinates_and_microheterogeneity(tmp_path, fab_pdb):
+    lines = fab_pdb.read_text().splitlines()
+    k = next(i for i, line in enumerate(lines) if line.startswith("ATOM"))
+    bad = lines.copy()
+    bad[k] = bad[k][:30] + "  abc.de" + bad[k][38:]
+    (tmp_path / "bad.pdb").write_text("\n".join(bad) + "\n")
+    r = runner.invoke(app, ["predict", "--structure", str(tmp_path / "bad.pdb")])
+    assert r.exit_code == 2 and f"bad.pdb: line {k + 1}: coordinate 'abc.de' is not a number" in r.output
+    # microheterogeneity: a second residue type at the number of the first residue, lower occupancy
+    first = [line for line in lines if line.startswith("ATOM") and line[22:26] == lines[k][22:26]
+             and line[21] == lines[k][21]]  # fmt: skip
+    backbone = [line for line in first if line[12:16].strip() in ("N", "CA", "C", "O")]
+    twin = [line[:17] + "GLY" + line[20:54] + "  0.30" + line[60:] for line in backbone]
+    micro = lines[:k] + [line[:54] + "  0.70" + line[60:] for line in first] + twin + lines[k + len(first):]
+    (tmp_path / "micro.pdb").write_text("\n".join(micro) + "\n")
+    r = runner.invoke(app, ["predict", "--structure", str(tmp_path / "micro.pdb"), "--pdb-dir", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    atoms = [line for line in (tmp_path / "o" / "micro.pdb").read_text().splitlines() if line.startswith("ATOM")]
+    ids = {(line[21], line[22:27]) for line in atoms if line[12:16].strip() == "CA"}
+    assert len(ids) == sum(1 for line in atoms if line[12:16].strip() == "CA")  # no residue number twice

@@ -16,6 +16,7 @@ from loopfold import __version__
 from loopfold.errors import BadStructure, NumberingError
 from loopfold.numbering.anarci import number_sequence
 from loopfold.predict import LoopQuery, Predictor
+from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_loop
 from loopfold.structure.superpose import rmsd
 
@@ -41,12 +42,20 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     replacements: dict[str, dict[str, np.ndarray]] = {}
     results: list[dict] = []
     found: set[str] = set()
+    missing: list[dict] = []
     for bb in sf.chains:
         try:
             doms = number_sequence(bb.sequence, name=f"{path}:{bb.chain_id}")
         except NumberingError:
             continue
-        queries = [q for q in predictor.chain_queries(bb.sequence, doms) if wanted is None or q.cdr in wanted]
+        uncut: list[dict] = []
+        queries = [q for q in predictor.chain_queries(bb.sequence, doms, uncut) if wanted is None or q.cdr in wanted]
+        missing += [m | {"chain_id": bb.chain_id} for m in uncut if wanted is not None and m["cdr"] in wanted]
+        broken = [q for q in queries if _break_in_window(bb, q) is not None]
+        for q in broken:  # a disordered loop or stem residue: never closed over as a shorter loop
+            found.add(q.cdr)
+            missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": _break_in_window(bb, q)})
+        queries = [q for q in queries if q not in broken]
         for q in queries:
             lo = q.start - len(q.stem_n)
             hi = q.start + len(q.sequence) + len(q.stem_c)
@@ -80,14 +89,28 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
                 }  # fmt: skip
             )
             results.append(lp)
-    if not results:
+    if not results and not missing:
         raise NumberingError(f"{path}: no antibody CDR loops found")
-    missing = sorted((wanted or set()) - found)
-    if missing:
-        raise BadStructure(f"{path}: requested loops not found: {', '.join(missing)}")
+    absent = sorted((wanted or set()) - found)
+    if absent:
+        raise BadStructure(f"{path}: requested loops not found: {', '.join(absent)}")
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
     remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD"]
-    return {"id": Path(path).name, "loops": results}, structure_with_backbones(path, replacements, remarks)
+    result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
+    return result, structure_with_backbones(path, replacements, remarks)
+
+
+def _break_in_window(bb: Backbone, q: LoopQuery) -> str | None:
+    """Why a loop window of a structure cannot be replaced (a chain break or missing backbone atoms
+    in the loop or its stems), or None."""
+    lo, hi = q.start - len(q.stem_n), q.start + len(q.sequence) + len(q.stem_c)
+    window = bb.slice(lo, hi)
+    gaps = np.nonzero(window.breaks())[0]
+    if len(gaps):
+        i = int(gaps[0])
+        return (f"chain break between residues {window.residue_ids[i]} and {window.residue_ids[i + 1]} "
+                f"(residues or atoms missing from the structure): the loop is left as it is")  # fmt: skip
+    return None
 
 
 def loops_pdb(result: dict, predictor: Predictor) -> str:

@@ -103,6 +103,9 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
         if bad or not wanted:
             fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
     result, pdb_text = predict_structure(predictor, structure, wanted)
+    for m in result.get("missing", []):
+        console.print(f"warning: {structure}: chain {m['chain_id']} {m['cdr']} not replaced: {m['reason']}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
     o.done = 1
     return _finish(o, predictor.document([result]), [(pdb_name, pdb_text)] if pdb_name else [])
 

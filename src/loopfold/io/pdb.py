@@ -155,8 +155,21 @@ def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> S
     )
 
 
+def _check_coordinates(text: str, p: str) -> None:
+    """Every ATOM/HETATM record's x, y, z (columns 31-54) must be numbers: gemmi reads "abc.de" as 0."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.startswith(("ATOM", "HETATM")):
+            for field in (line[30:38], line[38:46], line[46:54]):
+                try:
+                    float(field)
+                except ValueError:
+                    raise InvalidFile(f"{p}: line {lineno}: coordinate {field.strip()!r} is not a number") from None
+
+
 def _parse(text: str, p: str) -> gemmi.Structure:
     """Parse PDB or mmCIF text with gemmi; InvalidFile naming ``p`` when it cannot."""
+    if not text.lstrip().startswith("data_"):
+        _check_coordinates(text, p)
     try:
         if text.lstrip().startswith("data_"):
             st = gemmi.make_structure_from_block(gemmi.cif.read_string(text)[0])
@@ -185,6 +198,7 @@ def structure_with_backbones(
     while len(st) > 1:
         del st[1]
     for chain in st[0]:
+        _keep_one_residue_per_number(chain)
         todo = replacements.get(chain.name, {})
         for res in chain:
             rid = f"{res.seqid.num}{res.seqid.icode.strip()}"
@@ -205,6 +219,25 @@ def structure_with_backbones(
     opts.cryst1_record = st.cell.is_crystal()
     head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
     return head + st.make_pdb_string(opts)
+
+
+def _keep_one_residue_per_number(chain: gemmi.Chain) -> None:
+    """Microheterogeneity (two residue types at one number): keep the residue with the higher mean
+    occupancy, as the backbone reader does, so no residue number appears twice in the output."""
+    best: dict[str, tuple[float, int]] = {}
+    drop = []
+    for i, res in enumerate(chain):
+        rid = f"{res.seqid.num}{res.seqid.icode.strip()}"
+        occ = sum(a.occ for a in res) / max(len(res), 1)
+        if rid in best:
+            keep_new = occ > best[rid][0]
+            drop.append(best[rid][1] if keep_new else i)
+            if keep_new:
+                best[rid] = (occ, i)
+        else:
+            best[rid] = (occ, i)
+    for i in sorted(drop, reverse=True):
+        del chain[i]
 
 
 def backbones_to_pdb(chains: list[Backbone], remarks: list[str] | None = None) -> str:
