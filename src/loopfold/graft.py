@@ -43,18 +43,20 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     results: list[dict] = []
     found: set[str] = set()
     missing: list[dict] = []
+    chain_types: set[str] = set()
     for bb in sf.chains:
         try:
             doms = number_sequence(bb.sequence, name=f"{path}:{bb.chain_id}")
         except NumberingError:
             continue
+        chain_types |= {d.chain_type for d in doms}
         uncut: list[dict] = []
         queries = [q for q in predictor.chain_queries(bb.sequence, doms, uncut) if wanted is None or q.cdr in wanted]
         missing += [m | {"chain_id": bb.chain_id} for m in uncut if wanted is not None and m["cdr"] in wanted]
-        broken = [q for q in queries if _break_in_window(bb, q) is not None]
+        broken = [q for q in queries if _unusable_window(bb, q) is not None]
         for q in broken:  # a disordered loop or stem residue: never closed over as a shorter loop
             found.add(q.cdr)
-            missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": _break_in_window(bb, q)})
+            missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": _unusable_window(bb, q)})
         queries = [q for q in queries if q not in broken]
         for q in queries:
             lo = q.start - len(q.stem_n)
@@ -89,22 +91,28 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
                 }  # fmt: skip
             )
             results.append(lp)
-    if not results and not missing:
-        raise NumberingError(f"{path}: no antibody CDR loops found")
     absent = sorted((wanted or set()) - found)
     if absent:
-        raise BadStructure(f"{path}: requested loops not found: {', '.join(absent)}")
+        kinds = sorted({m["cdr"][0] for m in missing} | {r["cdr"][0] for r in results} | chain_types)
+        raise BadStructure(f"{path}: requested loops not found: {', '.join(absent)} (antibody chain types in "
+                           f"the file: {', '.join(kinds) or 'none'})")  # fmt: skip
+    if not results and not missing:
+        raise NumberingError(f"{path}: no antibody CDR loops found")
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
     remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD"]
     result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
     return result, structure_with_backbones(path, replacements, remarks)
 
 
-def _break_in_window(bb: Backbone, q: LoopQuery) -> str | None:
-    """Why a loop window of a structure cannot be replaced (a chain break or missing backbone atoms
-    in the loop or its stems), or None."""
+def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:
+    """Why a loop window of a structure cannot be replaced (a non-standard residue, a chain break or
+    missing backbone atoms in the loop or its stems), or None."""
     lo, hi = q.start - len(q.stem_n), q.start + len(q.sequence) + len(q.stem_c)
     window = bb.slice(lo, hi)
+    odd = [i for i, aa in enumerate(window.sequence) if aa == "X"]
+    if odd:
+        return (f"non-standard residue at {window.residue_ids[odd[0]]} in the loop window: the loop is left "
+                f"as it is")  # fmt: skip
     gaps = np.nonzero(window.breaks())[0]
     if len(gaps):
         i = int(gaps[0])

@@ -93,9 +93,12 @@ class Predictor:
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
         if manifest.is_file():
-            with open(manifest, newline="") as fh:
-                for row in csv.DictReader(fh):
-                    self.training.setdefault(row["cdr"], []).append(row["sequence"])
+            try:
+                with open(manifest, newline="", encoding="utf-8") as fh:
+                    for row in csv.DictReader(fh):
+                        self.training.setdefault(row["cdr"], []).append(row["sequence"])
+            except (KeyError, TypeError, UnicodeDecodeError, csv.Error):
+                raise CheckpointError(f"{manifest}: not a training-loop list (columns cdr, sequence)") from None
 
     # --- locating loops -------------------------------------------------
     def loop_query(self, sequence: str, cdr: str, stems: tuple[str, str] | None = None) -> LoopQuery:
@@ -203,7 +206,10 @@ class Predictor:
                     missing.extend({"cdr": c, "reason": f"the {label} sequence also holds a {c[0]} domain (an "
                                     "scFv?): give it as an unlabelled record to predict both"}
                                    for c in CDRS if c[0] == other[0].chain_type)  # fmt: skip
-            queries.extend(self.chain_queries(seq, doms, missing))
+            try:
+                queries.extend(self.chain_queries(seq, doms, missing))
+            except InvalidSequence as exc:
+                raise InvalidSequence(f"{ab.name} {label}: {exc}") from None
         return queries
 
     # --- prediction -------------------------------------------------------

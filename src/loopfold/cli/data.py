@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from loopfold.cli import _progress, data_app, fail, out
+from loopfold.cli import _progress, console, data_app, fail, out
 from loopfold.errors import LoopfoldError
 
 
@@ -154,6 +154,9 @@ def data_split(
     if not 0 < identity <= 1:
         fail(f"--identity {identity}: must be in (0, 1]")
     try:
+        from loopfold.io.outputs import check_outputs
+
+        check_outputs({"dataset": path}, {}, {"--out": out_dir})
         df = read_dataset(path)
         excl = read_exclusions(list(exclude_ids or []))
         split = make_split(df, by, identity, fractions, seed, excl)
@@ -169,6 +172,12 @@ def data_split(
         write_split(out_dir, split, report)
     except (ValueError, LoopfoldError) as exc:
         fail(str(exc))
+    empty = [p for p in ("train", "validation", "test") if fractions[("train", "validation", "test").index(p)] > 0
+             and report["sizes"][p] == 0]  # fmt: skip
+    if empty:
+        report["warnings"] = [f"part {p!r} is empty ({sum(report['sizes'].values())} loops)" for p in empty]
+        for w in report["warnings"]:
+            console.print(f"warning: {w}", highlight=False)
     if as_json:
         out.print_json(json.dumps(report))
         return

@@ -10,6 +10,7 @@ outputs, a summary on stderr, exit 3) unless ``--on-error fail``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from loopfold.errors import InvalidFile, LoopfoldError
 #: Exit status when some records failed and the others were written.
 EXIT_SOME_FAILED = 3
 STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
+#: Longest PDB file name stem written for a record (longer names are cut and given a hash).
+MAX_NAME = 100
 
 
 def _pdb_name(name: str, used: dict[str, str]) -> str:
@@ -32,6 +35,8 @@ def _pdb_name(name: str, used: dict[str, str]) -> str:
     if bad or name in ("", ".", "..") or ".." in name or name.startswith("~"):
         raise InvalidFile(f"record {name!r}: name cannot become a file name (path separator, '..' or control char)")
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
+    if len(safe) > MAX_NAME:  # file systems allow 255 bytes; keep names readable and unique
+        safe = safe[: MAX_NAME - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
     key = safe.lower()
     if key in used:
         raise InvalidFile(f"records {used[key]!r} and {name!r} would both be written to {safe}.pdb")
@@ -80,7 +85,11 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
         with open_output(o.json_out) as fh:
             fh.write(json.dumps(doc) + "\n")
     elif o.jsonl_out is None and o.pdb_dir is None:
-        out.print_json(json.dumps(doc))
+        try:
+            out.print_json(json.dumps(doc))
+            out.file.flush()
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, "standard output") from None
     written = [str(p) for p in (o.json_out, o.jsonl_out, o.pdb_dir) if p is not None]
     if o.failures:
         first = "; ".join(f"{i}: {e}" for i, e in o.failures[:3])

@@ -44,7 +44,22 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):  # noqa: ANN201 - pickle protocol
         if (module, name) not in ALLOWED_GLOBALS:
             raise InvalidFile(f"{self._name}: refused to unpickle global {module}.{name} (only numpy arrays allowed)")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if name == "dtype":
+            return self._plain_dtype(found)
+        return found
+
+    def _plain_dtype(self, make):  # noqa: ANN001, ANN202 - numpy.dtype
+        """numpy.dtype, refusing object dtypes before any array of them is built (they carry pickled
+        Python objects, and their shape is allocated before their contents are checked)."""
+
+        def build(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            dt = make(*args, **kwargs)
+            if dt.kind not in "biuf":
+                raise InvalidFile(f"{self._name}: array of dtype {dt} refused (only boolean and numeric arrays)")
+            return dt
+
+        return build
 
 
 def load_seed_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...]:
@@ -64,6 +79,8 @@ def load_seed_arrays(path: str | os.PathLike[str]) -> tuple[np.ndarray, ...]:
     if not (isinstance(obj, tuple) and len(obj) == 6 and all(isinstance(a, np.ndarray) for a in obj)):
         raise InvalidFile(f"{name}: expected a tuple of six numpy arrays")
     for x, y in zip(obj[0::2], obj[1::2], strict=True):
+        if x.size == 0 and y.size == 0:
+            continue  # an empty part
         if x.ndim != 3 or x.shape[2] != len(SEED_ALPHABET) or y.shape != (x.shape[0], 4 * x.shape[1]):
             raise InvalidFile(f"{name}: unexpected array shapes {x.shape} / {y.shape}")
     return obj

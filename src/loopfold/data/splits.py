@@ -56,7 +56,14 @@ def read_exclusions(paths: list[str | os.PathLike[str]]) -> Exclusions:
             for (definition, cdr), group in df.groupby(["definition", "cdr"]):
                 seqs.setdefault((str(definition), str(cdr)), []).extend(group["sequence"].tolist())
             continue
-        for line in p.read_text(errors="replace").splitlines():
+        raw = p.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            text = ""
+        if b"\x00" in raw or not text:
+            raise InvalidFile(f"{p}: not a text list of PDB ids (nor a loop dataset)")
+        for line in text.splitlines():
             field = line.replace(",", " ").split()[0] if line.strip() else ""
             if field and not field.startswith("#") and len(field) == 4 and field[0].isdigit():
                 ids.add(field.lower())

@@ -47,7 +47,7 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
     """
     p = Path(path)
     try:
-        fh = open(p, encoding="utf-8")
+        fh = open(p, encoding="utf-8-sig")  # a byte-order mark at the start is accepted
     except OSError as exc:
         raise InvalidFile(f"{p}: cannot read ({exc.strerror})") from None
     with fh:
