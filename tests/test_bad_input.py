@@ -102,3 +102,34 @@ def test_structure_messages_name_file_chain_and_cdr(tmp_path):
     assert r.exit_code == 0 and f"chain H H3 not replaced: non-standard residue at {pos}" in r.output
     res = json.loads((tmp_path / "r.json").read_text())["results"][0]
     assert [lp["cdr"] for lp in res["loops"]] == ["L3"] and res["missing"][0]["cdr"] == "H3"
+
+
+class _HugeShape:
+    """Pickles as a small boolean array that claims a 10^9-row shape."""
+
+    def __init__(self, arr):
+        self.arr = arr
+
+    def __reduce__(self):
+        f, args, state = self.arr.__reduce__()
+        return f, args, (state[0], (10**9, *self.arr.shape[1:]), *state[2:])
+
+
+def test_seed_pickle_claiming_a_huge_shape_is_refused_without_allocating(tmp_path):
+    import resource
+
+    a, t = np.zeros((1, 31, 21), bool), np.zeros((1, 124), np.float32)
+    (tmp_path / "huge.pickle").write_bytes(pickle.dumps((_HugeShape(a), t, a, t, a, t)))
+    proc = subprocess.run([LOOPFOLD, "data", "build", str(tmp_path / "huge.pickle"), "--out", str(tmp_path / "h.pq")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2 and "huge.pickle: not a readable seed pickle" in proc.stderr
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 2_000_000  # KiB: never 21 GB of booleans
+
+
+def test_parquet_that_is_not_a_loop_dataset(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"a": [1]}).replace_schema_metadata({b"foo": b"bar"}), tmp_path / "f.parquet")
+    r = runner.invoke(app, ["data", "info", str(tmp_path / "f.parquet")])
+    assert one_line_error(r, "f.parquet", "not a loopfold dataset")
