@@ -50,7 +50,9 @@ def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
     meta = table.schema.metadata or {}
     version = meta.get(b"loopfold_schema_version", b"").decode()
     if version != SCHEMA_VERSION:
-        raise InvalidFile(f"{path}: dataset schema version {version or 'missing'!r}, expected {SCHEMA_VERSION!r}")
+        if not version:
+            raise InvalidFile(f"{path}: not a loopfold dataset (no loopfold schema version in its metadata)")
+        raise InvalidFile(f"{path}: dataset schema version {version!r}, expected {SCHEMA_VERSION!r}")
     df = table.to_pandas()
     for col in ("phi", "psi", "omega"):
         df[col] = [np.asarray(v, dtype=np.float64) for v in df[col]]
