@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -14,6 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from loopfold.cli import app
+from loopfold.errors import InvalidFile
+from loopfold.predict import SHIPPED
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
 runner = CliRunner()
@@ -36,11 +39,55 @@ def test_output_over_an_input_is_refused_before_any_work(tmp_path, fab_pdb):
     assert r.exit_code == 2 and "is the input --fasta" in r.output and fa.read_text() == FASTA
     before = fab_pdb.read_bytes()
     r = predict("--structure", fab_pdb, "--pdb-dir", fab_pdb.parent)  # would write fab.pdb over fab.pdb
-    assert r.exit_code == 2 and "fab.pdb is the input --structure" in r.output
+    assert r.exit_code == 2 and "fab.pdb is the --structure file; refusing to write over it" in r.output
     assert fab_pdb.read_bytes() == before
     out = tmp_path / "x.json"
     r = predict("--fasta", fa, "--json", out, "--jsonl", out)
     assert r.exit_code == 2 and "name the same path" in r.output and not out.exists()
+    hard = tmp_path / "hard.fasta"
+    os.link(fa, hard)  # another name for the same inode
+    r = predict("--fasta", fa, "--json", hard)
+    assert r.exit_code == 2 and "is the input --fasta" in r.output and fa.read_text() == FASTA
+    r = predict("--fasta", fa, "--json", "-", "--jsonl", "-")
+    assert r.exit_code == 2 and "name the same path -" in r.output
+    run = tmp_path / "run"
+    shutil.copytree(SHIPPED, run)
+    config = (run / "config.json").read_text()
+    r = predict("--fasta", fa, "--model", run, "--json", run / "config.json")
+    assert r.exit_code == 2 and "is the input --model" in r.output and (run / "config.json").read_text() == config
+    (tmp_path / "pd").mkdir()
+    r = predict("--fasta", fa, "--pdb-dir", tmp_path / "pd", "--json", tmp_path / "pd" / "tz.pdb")
+    assert r.exit_code == 3 and "tz.pdb is the --json file" in r.output  # the JSON holds the record's error
+    assert "error" in json.loads((tmp_path / "pd" / "tz.pdb").read_text())["results"][0]
+
+
+def test_jsonl_is_untouched_until_a_record_is_ready(tmp_path):
+    out = tmp_path / "o.jsonl"
+    out.write_text("KEEP\n")
+    r = predict("--fasta", tmp_path / "missing.fasta", "--jsonl", out)
+    assert r.exit_code == 2 and "missing.fasta" in r.output and out.read_text() == "KEEP\n"
+    r = predict("--heavy", "EVQLVXB", "--jsonl", out)
+    assert r.exit_code == 2 and out.read_text() == "KEEP\n"
+
+
+def test_pdb_set_is_all_or_nothing_and_never_replaces_links(tmp_path):
+    from loopfold.io.outputs import write_file_set
+
+    folder = tmp_path / "pdbs"
+    folder.mkdir()
+    (tmp_path / "elsewhere.pdb").write_text("theirs")
+    (folder / "b.pdb").symlink_to(tmp_path / "elsewhere.pdb")
+    with pytest.raises(InvalidFile, match="b.pdb: exists and is not a regular file"):
+        write_file_set(folder, [("a.pdb", "A"), ("b.pdb", "B")])
+    assert sorted(p.name for p in folder.iterdir()) == ["b.pdb"]
+    assert (tmp_path / "elsewhere.pdb").read_text() == "theirs"
+    with pytest.raises(OSError, match="File name too long") as err:  # the second file cannot be written
+        write_file_set(folder, [("a.pdb", "A"), ("x" * 300 + ".pdb", "X")])
+    assert str(folder) in str(err.value.filename) and ".loopfold-" not in str(err.value.filename)
+    assert sorted(p.name for p in folder.iterdir()) == ["b.pdb"]  # nothing moved, no staging left
+    moved = []
+    assert write_file_set(folder, [("a.pdb", "A"), ("c.pdb", "C")], done=moved.append) == 2 and moved == [1, 2]
+    assert (folder / "a.pdb").read_text() == "A"
 
 
 def test_unwritable_outputs_fail_before_work(tmp_path):
@@ -72,14 +119,16 @@ def test_devices_symlinks_and_fifos_are_written_in_place(tmp_path):
     link.symlink_to(target)
     assert predict("--fasta", fa, "--json", link).exit_code == 0
     assert link.is_symlink() and json.loads(target.read_text())["results"][0]["id"] == "tz"
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-    got = []
-    reader = threading.Thread(target=lambda: got.append(Path(fifo).read_text()))
-    reader.start()
-    assert predict("--fasta", fa, "--jsonl", fifo).exit_code == 0
-    reader.join(10)
-    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and json.loads(got[0])["id"] == "tz"
+    for option in ("--jsonl", "--json"):
+        fifo = tmp_path / f"pipe{option}"
+        os.mkfifo(fifo)
+        got: list[str] = []
+        reader = threading.Thread(target=lambda f=fifo, g=got: g.append(Path(f).read_text()), daemon=True)
+        reader.start()
+        assert predict("--fasta", fa, option, fifo).exit_code == 0
+        reader.join(10)
+        line = json.loads(got[0])
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode) and (line.get("id") or line["results"][0]["id"]) == "tz"
     r = predict("--fasta", fa, "--jsonl", "-")
     assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[0])["id"] == "tz"
 
@@ -103,7 +152,7 @@ def test_interrupt_keeps_streamed_records_and_leaves_no_temporary_files(tmp_path
     assert lines and all(json.loads(x)["id"] for x in lines)  # every line a whole record
     assert f"interrupted by {signal.Signals(sig).name}" in err and f"wrote {len(lines)} record(s)" in err
     leftovers = [p.name for p in tmp_path.rglob("*") if p.name.startswith(".")]
-    assert leftovers == [] and (not pdbs.exists() or not any(pdbs.iterdir()))  # the PDB set: all or nothing
+    assert leftovers == [] and not pdbs.exists()  # the PDB set is written only at the end: none of it yet
 
 
 @pytest.mark.parametrize(
@@ -113,6 +162,7 @@ def test_interrupt_keeps_streamed_records_and_leaves_no_temporary_files(tmp_path
         (["--structure", "X", "--samples", "2"], "--samples does not go with --structure"),
         (["--heavy", TRASTUZUMAB_VH, "--cdr", "H3"], "--cdr and --stems go with --loop"),
         (["--heavy", TRASTUZUMAB_VH, "--stems", "YYC,WGQ"], "--cdr and --stems go with --loop"),
+        (["--heavy", TRASTUZUMAB_VH, "--on-error", "report"], "--on-error goes with --fasta"),
     ],
 )
 def test_options_that_would_be_ignored_are_refused(args, message):

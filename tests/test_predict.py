@@ -92,15 +92,21 @@ def test_unsafe_fasta_names_are_refused(tmp_path, name):
     fa.write_text(f">{name}|H\n{TRASTUZUMAB_VH}\n")
     out = tmp_path / "o.json"
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--pdb-dir", str(tmp_path / "pdb"), "--json", str(out)])
+    assert r.exit_code == 3 and "cannot become a file name" in r.output  # that record fails, nothing escapes
+    (res,) = json.loads(out.read_text())["results"]
+    assert "cannot become a file name" in res["error"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["in.fasta", "o.json"]
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--pdb-dir", str(tmp_path / "pdb"), "--on-error", "fail"])
     assert r.exit_code == 2 and "cannot become a file name" in r.output
-    assert not out.exists() and not (tmp_path / "pdb").exists()
 
 
 def test_colliding_names_and_bad_fasta(tmp_path):
     fa = tmp_path / "in.fasta"
     fa.write_text(f">a b|H\n{TRASTUZUMAB_VH}\n>a_b|H\n{TRASTUZUMAB_VH}\n")
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--pdb-dir", str(tmp_path / "pdb")])
-    assert r.exit_code == 2 and "would both be written to a_b.pdb" in r.output
+    assert r.exit_code == 3 and "failed: a_b: records 'a b' and 'a_b' would both be written to a_b.pdb" in r.output
+    assert [p.name for p in (tmp_path / "pdb").iterdir()] == ["a_b.pdb"]
+    assert "REMARK 250 H3 SRWGGDGFYAMDY" in (tmp_path / "pdb" / "a_b.pdb").read_text()
     fa.write_text("EVQLV\n>x\n")
     r = runner.invoke(app, ["predict", "--fasta", str(fa)])
     assert r.exit_code == 2 and "before the first '>'" in r.output
@@ -331,3 +337,5 @@ def test_corrupt_coordinates_and_microheterogeneity(tmp_path, fab_pdb):
     atoms = [line for line in (tmp_path / "o" / "micro.pdb").read_text().splitlines() if line.startswith("ATOM")]
     ids = {(line[21], line[22:27]) for line in atoms if line[12:16].strip() == "CA"}
     assert len(ids) == sum(1 for line in atoms if line[12:16].strip() == "CA")  # no residue number twice
+    kept = [line[17:20] for line in atoms if line[21] == lines[k][21] and line[22:27] == lines[k][22:27]]
+    assert kept and "GLY" not in kept and kept[0] == lines[k][17:20]  # the better-occupied residue

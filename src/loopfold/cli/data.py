@@ -48,6 +48,9 @@ def data_build(
     src = source if source.is_dir() else source.parent
     opts = ExtractOptions(definition=definition, stems=stems, numbering=numbering, source=src.name)
     try:
+        from loopfold.io.outputs import check_outputs
+
+        check_outputs({"SOURCE": source}, {"--out": out_path}, {})
         with _progress() as prog:
             task = prog.add_task(f"reading {source.name}", total=None)
             records, report = build_dataset(
@@ -123,6 +126,9 @@ def data_merge(
     from loopfold.data.store import merge_datasets
 
     try:
+        from loopfold.io.outputs import check_outputs
+
+        check_outputs({f"input {i + 1}": p for i, p in enumerate(paths)}, {"--out": out_path}, {})
         n = merge_datasets(paths, out_path)
     except LoopfoldError as exc:
         fail(str(exc))

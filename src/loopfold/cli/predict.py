@@ -69,9 +69,10 @@ class _Outputs:
     def pdb_path(self, name: str, used: dict[str, str]) -> str:
         """The record's PDB file name; refused when it would land on an input."""
         fname = _pdb_name(name, used)
-        for opt, ipath in self.inputs.items():
-            if ipath is not None and os.path.realpath(self.pdb_dir / fname) == os.path.realpath(ipath):
-                raise InvalidFile(f"--pdb-dir {self.pdb_dir}: {fname} is the input {opt}; refusing to write over it")
+        others = {**self.inputs, "--json": self.json_out, "--jsonl": self.jsonl_out}
+        for opt, path in others.items():
+            if path is not None and os.path.realpath(self.pdb_dir / fname) == os.path.realpath(path):
+                raise InvalidFile(f"--pdb-dir {self.pdb_dir}: {fname} is the {opt} file; refusing to write over it")
         return fname
 
 
@@ -80,7 +81,7 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
     from loopfold.io.outputs import open_output, write_file_set
 
     if pdbs:
-        o.pdb_written = write_file_set(o.pdb_dir, pdbs)
+        write_file_set(o.pdb_dir, pdbs, done=lambda n: setattr(o, "pdb_written", n))
     if o.json_out is not None:
         with open_output(o.json_out) as fh:
             fh.write(json.dumps(doc) + "\n")
@@ -92,6 +93,9 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
             raise OSError(exc.errno, exc.strerror, "standard output") from None
     written = [str(p) for p in (o.json_out, o.jsonl_out, o.pdb_dir) if p is not None]
     if o.failures:
+        if o.json_out is None and o.jsonl_out is None:  # the reasons are nowhere else: each one here
+            for i, e in o.failures:
+                console.print(f"failed: {i}: {e}", highlight=False, soft_wrap=True)
         first = "; ".join(f"{i}: {e}" for i, e in o.failures[:3])
         console.print(f"{len(o.failures)} of {o.done} record(s) failed ({first}"
                       f"{'; ...' if len(o.failures) > 3 else ''})", highlight=False, soft_wrap=True)  # fmt: skip
@@ -131,12 +135,15 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
     try:
         for res, err in results:
             o.done += 1
+            if err is None and o.pdb_dir is not None:
+                try:
+                    pdbs.append((o.pdb_path(res["id"], used), loops_pdb(res, predictor)))
+                except InvalidFile as exc:  # a name that cannot become a file: this record's failure
+                    res, err = {"id": res["id"], "error": str(exc)}, str(exc)
             if err is not None:
                 if on_error == "fail":
                     raise InvalidFile(err)
                 o.failures.append((res["id"], err))
-            elif o.pdb_dir is not None:
-                pdbs.append((o.pdb_path(res["id"], used), loops_pdb(res, predictor)))
             if jsonl is not None:
                 jsonl.write(res)
                 o.jsonl_written = jsonl.written
@@ -167,62 +174,66 @@ def predict_cmd(
     pdb_dir: Annotated[Path | None, typer.Option("--pdb-dir", help="Write one PDB per antibody here.")] = None,
     samples: Annotated[int, typer.Option(help="Also give K distinct conformations per loop.")] = 0,
     on_error: Annotated[
-        str, typer.Option("--on-error", help="report: record failures and go on (exit 3); fail: stop at the first.")
-    ] = "report",
+        str | None,
+        typer.Option("--on-error", help="With --fasta. report (default): record failures and go on (exit 3); "
+                                        "fail: stop at the first."),
+    ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Run folder (default: the shipped model).")] = None,
 ) -> None:
     """Predict CDR loop backbones from sequence."""
     from loopfold.batch import predict_antibodies
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
     from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
-    from loopfold.predict import Predictor
+    from loopfold.model.checkpoint import CONFIG, WEIGHTS
+    from loopfold.model.templates import TEMPLATES
+    from loopfold.predict import MANIFEST, SHIPPED, Predictor
 
     given = [x is not None for x in (loop, heavy or light, fasta, structure)]
     if sum(given) != 1:
         fail("give exactly one input: --loop, --heavy/--light, --fasta or --structure")
     if samples < 0 or samples > 100:
         fail(f"--samples {samples}: must be between 0 and 100")
-    if on_error not in ("report", "fail"):
+    if on_error not in (None, "report", "fail"):
         fail(f"--on-error {on_error!r}: expected report or fail")
+    stem_pair = None
+    if stems is not None:
+        parts = stems.split(",")
+        if len(parts) != 2:
+            fail(f"--stems {stems!r}: expected two sequences separated by a comma")
+        stem_pair = (parts[0], parts[1])
     ignored = [(loops is not None and structure is None, "--loops goes with --structure"),
                (samples > 0 and structure is not None, "--samples does not go with --structure (loops are "
                                                         "closed onto the structure's stems one way)"),
-               ((cdr is not None or stems is not None) and loop is None,
-                "--cdr and --stems go with --loop")]  # fmt: skip
+               ((cdr is not None or stems is not None) and loop is None, "--cdr and --stems go with --loop"),
+               (on_error is not None and fasta is None, "--on-error goes with --fasta (a single query that "
+                                                        "fails always ends the run)")]  # fmt: skip
     for bad, message in ignored:
         if bad:
             fail(message)
-    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure})
-    pdb_name = None
-    try:
-        check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir})
-        if structure is not None and pdb_dir is not None:
-            name = structure.name
-            for suffix in STRUCTURE_SUFFIXES:
-                name = name.removesuffix(suffix)
-            pdb_name = o.pdb_path(name, {})
-        predictor = Predictor(model)
-    except LoopfoldError as exc:
-        fail(str(exc))
+    run_dir = model if model is not None else SHIPPED
+    model_files = {f"--model {run_dir}/{f}": run_dir / f for f in (CONFIG, WEIGHTS, TEMPLATES, MANIFEST)}
+    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files})
     with interrupts_as_exceptions():
         try:
+            check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir})
+            pdb_name = None
+            if structure is not None and pdb_dir is not None:
+                name = structure.name
+                for suffix in STRUCTURE_SUFFIXES:
+                    name = name.removesuffix(suffix)
+                pdb_name = o.pdb_path(name, {})
+            predictor = Predictor(model)
             if structure is not None:
                 code = _structure(predictor, o, structure, loops, pdb_name)
             elif loop is not None:
-                stem_pair = None
-                if stems is not None:
-                    parts = stems.split(",")
-                    if len(parts) != 2:
-                        fail(f"--stems {stems!r}: expected two sequences separated by a comma")
-                    stem_pair = (parts[0], parts[1])
                 q = predictor.loop_query(loop, cdr or "H3", stem_pair)
                 code = _stream(predictor, o, iter([({"id": "query", "loops": predictor.predict_queries([q], samples)},
-                                                    None)]), on_error)  # fmt: skip
+                                                    None)]), "fail")  # fmt: skip
             else:
                 abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
                 code = _stream(predictor, o, predict_antibodies(predictor, abs_, samples),
-                               on_error if fasta is not None else "fail")  # fmt: skip
+                               (on_error or "report") if fasta is not None else "fail")  # fmt: skip
         except KeyboardInterrupt as exc:
             signame = str(exc) or "SIGINT"
             fail(f"interrupted by {signame} after {o.done} record(s); {o.written()}",
@@ -231,5 +242,5 @@ def predict_cmd(
             where = f" {exc.filename}" if exc.filename else ""
             fail(f"writing output failed{where}: {exc.strerror or exc}; {o.written()}")
         except LoopfoldError as exc:
-            fail(f"{exc}; {o.written()}" if o.jsonl_written else str(exc))
+            fail(f"{exc}; {o.written()}" if o.jsonl_written or o.pdb_written else str(exc))
     raise typer.Exit(code)

@@ -22,7 +22,7 @@ import os
 import signal
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -46,7 +46,7 @@ def _streamed(path: Path) -> bool:
 def _same(a: Path, b: Path) -> bool:
     """Whether two paths name the same file (after symlinks; by inode when both exist)."""
     if str(a) == STDOUT or str(b) == STDOUT:
-        return False
+        return str(a) == str(b)
     if os.path.realpath(a) == os.path.realpath(b):
         return True
     with contextlib.suppress(OSError):
@@ -135,29 +135,49 @@ def _named(path: Path) -> Iterator[None]:
 class JsonlStream:
     """One JSON record per line, appended and flushed as each record finishes.
 
-    A regular file (or a symlink's target) is truncated when opened and then
-    grows record by record; ``-``, devices and FIFOs are written in place.
-    ``written`` counts the records on disk.
+    The file is opened (a regular file, or a symlink's target, truncated) when the
+    first record is written, so a run that fails before any result leaves it as it
+    was; ``-``, devices and FIFOs are written in place. Each line is written with
+    SIGINT and SIGTERM held back, so ``written`` always counts the whole lines on disk.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.written = 0
-        self._fh: IO[str] = sys.stdout if str(path) == STDOUT else open(os.path.realpath(path), "w", encoding="utf-8")
+        self._fh: IO[str] | None = None
 
     def write(self, record: dict) -> None:
         """Append one record as a single line and flush it."""
-        with _named(self.path):
-            self._fh.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        with _named(self.path), signals_held():
+            if self._fh is None:
+                self._fh = sys.stdout if str(self.path) == STDOUT else open(os.path.realpath(self.path), "w",
+                                                                            encoding="utf-8")  # fmt: skip
+            self._fh.write(line)
             self._fh.flush()
-        self.written += 1
+            self.written += 1
 
     def close(self) -> None:
         """Flush and close (standard output is only flushed)."""
         if self._fh is sys.stdout:
             self._fh.flush()
-        else:
+        elif self._fh is not None:
             self._fh.close()
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait until the block is done (a line or a file set is never half-written)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, ValueError, OSError):  # no POSIX thread signals here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
@@ -179,20 +199,42 @@ def interrupts_as_exceptions() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def write_file_set(folder: Path, files: list[tuple[str, str]]) -> int:
-    """Write ``(name, text)`` files into ``folder`` as a set: all are written into a hidden staging
-    folder first and moved into place only when every one succeeded; the staging folder is
-    removed whatever happens (an interrupt included). Returns how many files were written."""
+def write_file_set(folder: Path, files: list[tuple[str, str]], done: Callable[[int], None] | None = None) -> int:
+    """Write ``(name, text)`` files into ``folder`` as a set.
+
+    Every target is checked first (an existing entry must be a regular file: a
+    symlink, FIFO, device or folder there is refused); the files are written into
+    a hidden staging folder, and moved into place only when all are written, with
+    SIGINT and SIGTERM held back during the moves; the staging folder is removed
+    whatever happens. ``done(n)`` is told how many files are in place. Returns
+    that number.
+
+    Raises:
+        InvalidFile: a target that is not a regular file; nothing is written then.
+        OSError: writing failed (named after the target); nothing was moved into place.
+    """
     import shutil
     import tempfile
 
+    for name, _ in files:
+        target = folder / name
+        if os.path.lexists(target) and not stat.S_ISREG(os.lstat(target).st_mode):
+            raise InvalidFile(f"{target}: exists and is not a regular file (a link, pipe, device or folder); "
+                              "refusing to replace it")  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".loopfold-", dir=folder))
     try:
         for name, text in files:
-            (staging / name).write_text(text, encoding="utf-8")
-        for name, _ in files:
-            os.replace(staging / name, folder / name)
+            with _named(folder / name):
+                try:
+                    (staging / name).write_text(text, encoding="utf-8")
+                except OSError as exc:
+                    raise OSError(exc.errno, exc.strerror, str(folder / name)) from None
+        with signals_held():
+            for k, (name, _) in enumerate(files, 1):
+                os.replace(staging / name, folder / name)
+                if done is not None:
+                    done(k)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return len(files)

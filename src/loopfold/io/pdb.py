@@ -8,6 +8,7 @@ from __future__ import annotations
 import bz2
 import datetime
 import gzip
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -87,7 +88,7 @@ def _backbone_of_chain(chain: gemmi.Chain, path: str) -> Backbone | None:
                 if np.isnan(xyz[k, 0]) or atom.occ > occ[k]:
                     xyz[k] = atom.pos.tolist()
                     occ[k] = atom.occ
-        mean_occ = float(occ.mean())
+        mean_occ = _backbone_occupancy(res)
         if rid in seen:
             j = seen[rid]
             if letters[j] == letter and not any(a.altloc != "\x00" for a in res):
@@ -161,9 +162,11 @@ def _check_coordinates(text: str, p: str) -> None:
         if line.startswith(("ATOM", "HETATM")):
             for field in (line[30:38], line[38:46], line[46:54]):
                 try:
-                    float(field)
+                    ok = math.isfinite(float(field))
                 except ValueError:
-                    raise InvalidFile(f"{p}: line {lineno}: coordinate {field.strip()!r} is not a number") from None
+                    ok = False
+                if not ok:
+                    raise InvalidFile(f"{p}: line {lineno}: coordinate {field.strip()!r} is not a number")
 
 
 def _parse(text: str, p: str) -> gemmi.Structure:
@@ -181,6 +184,14 @@ def _parse(text: str, p: str) -> gemmi.Structure:
                 st = gemmi.read_pdb_string(_strip_legacy_columns(text))
     except (RuntimeError, ValueError, IndexError) as exc:
         raise InvalidFile(f"{p}: not a parsable PDB/mmCIF file ({exc})") from None
+    for model in st if text.lstrip().startswith("data_") else ():  # mmCIF: non-numbers come back as NaN
+        for chain in model:
+            for res in chain:
+                for atom in res:
+                    if not (math.isfinite(atom.pos.x) and math.isfinite(atom.pos.y) and math.isfinite(atom.pos.z)):
+                        raise InvalidFile(f"{p}: chain {chain.name} residue {res.seqid.num}{res.seqid.icode.strip()}"
+                                          f" atom {atom.name}: coordinates are not numbers")  # fmt: skip
+        break
     return st
 
 
@@ -221,14 +232,25 @@ def structure_with_backbones(
     return head + st.make_pdb_string(opts)
 
 
+def _backbone_occupancy(res: gemmi.Residue) -> float:
+    """Mean over N, CA, C, O of each atom's best occupancy (0 for a missing atom)."""
+    occ = dict.fromkeys(BACKBONE_ATOMS, 0.0)
+    for atom in res:
+        if atom.name in occ:
+            occ[atom.name] = max(occ[atom.name], atom.occ)
+    return sum(occ.values()) / len(occ)
+
+
 def _keep_one_residue_per_number(chain: gemmi.Chain) -> None:
-    """Microheterogeneity (two residue types at one number): keep the residue with the higher mean
-    occupancy, as the backbone reader does, so no residue number appears twice in the output."""
+    """Microheterogeneity (two amino-acid types at one number): keep the residue the backbone reader
+    keeps (higher mean backbone occupancy, the first on a tie), so no number appears twice."""
     best: dict[str, tuple[float, int]] = {}
     drop = []
     for i, res in enumerate(chain):
+        if _residue_letter(res.name) is None:
+            continue  # ligands and waters keep their numbers
         rid = f"{res.seqid.num}{res.seqid.icode.strip()}"
-        occ = sum(a.occ for a in res) / max(len(res), 1)
+        occ = _backbone_occupancy(res)
         if rid in best:
             keep_new = occ > best[rid][0]
             drop.append(best[rid][1] if keep_new else i)

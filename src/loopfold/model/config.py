@@ -118,8 +118,10 @@ def check_run_info(info: dict, cfg: TrainConfig, where: str, template_definition
             a whole number fitting the window or differ from the typical stems' length, a
             calibration temperature that is not a positive number.
     """
-    from loopfold.constants import DEFINITIONS
+    from loopfold.constants import AMINO_ACIDS, CDRS, DEFINITIONS
 
+    if not isinstance(info, dict):
+        raise InvalidFile(f"{where}: info must be a JSON object, got {json.dumps(info)}")
     definition = info.get("definition", "north")
     if definition not in DEFINITIONS:
         raise InvalidFile(f"{where}: definition {definition!r}: expected one of {', '.join(DEFINITIONS)}")
@@ -129,9 +131,14 @@ def check_run_info(info: dict, cfg: TrainConfig, where: str, template_definition
     stems = info.get("stems", 3)
     if not isinstance(stems, int) or isinstance(stems, bool) or stems < 0 or 2 * stems >= cfg.max_len:
         raise InvalidFile(f"{where}: stems {stems!r}: expected a whole number below {cfg.max_len // 2}")
-    for cdr, pair in (info.get("default_stems") or {}).items():
+    default = info.get("default_stems") or {}
+    if not isinstance(default, dict):
+        raise InvalidFile(f"{where}: default_stems must be a JSON object of CDR -> [N-stem, C-stem]")
+    for cdr, pair in default.items():
         ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
-        if not ok or len(pair[0]) != stems:  # ``stems`` is the N-side count (the seed's windows have none)
+        if cdr not in CDRS or not ok or any(set(x) - set(AMINO_ACIDS) for x in pair):
+            raise InvalidFile(f"{where}: default_stems {cdr!r}: {pair!r} is not a CDR and two amino-acid stems")
+        if len(pair[0]) != stems:  # ``stems`` is the N-side count (the seed's windows have none)
             raise InvalidFile(f"{where}: stems {stems} but the typical {cdr} stems are {pair!r}")
     t = info.get("bin_temperature", 1.0)
     if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:

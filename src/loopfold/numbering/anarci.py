@@ -124,12 +124,26 @@ def number_sequences(
         raise ValueError(f"numbering engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "anarcii":
         return _second_opinion(items)
-    results = anarcism.number_sequences(items, workers=workers, allowed_chains=["H", "K", "L"])
+    try:
+        results = anarcism.number_sequences(items, workers=workers, allowed_chains=["H", "K", "L"])
+    except anarcism.AnarcismError:  # one bad sequence fails the whole call: number them one by one
+        results = [_one(name, seq) for name, seq in items]
     out: list[list[NumberedDomain] | NumberingError] = []
     for (name, _), res in zip(items, results, strict=True):
+        if isinstance(res, NumberingError):
+            out.append(res)
+            continue
         doms = _domains(res)
         out.append(doms if doms else NumberingError(f"{name}: no antibody variable domain found"))
     return out if engine == "anarcism" else _validate(items, out)
+
+
+def _one(name: str, sequence: str) -> anarcism.SequenceResult | NumberingError:
+    """anarcism on one sequence; its refusal as a NumberingError value."""
+    try:
+        return anarcism.number_sequence(sequence, id=name, allowed_chains=["H", "K", "L"])
+    except anarcism.AnarcismError as exc:
+        return NumberingError(f"{name}: cannot be numbered ({exc})")
 
 
 def number_sequence(sequence: str, name: str = "sequence", engine: str = "validated") -> list[NumberedDomain]:
@@ -139,10 +153,7 @@ def number_sequence(sequence: str, name: str = "sequence", engine: str = "valida
         NumberingError: no antibody variable domain was found, anarcism rejected the
             sequence, or a domain failed validation under both numberings.
     """
-    try:
-        result = number_sequences([(name, sequence)], workers=1, engine=engine)[0]
-    except anarcism.AnarcismError as exc:
-        raise NumberingError(f"{name}: cannot be numbered ({exc})") from None
+    result = number_sequences([(name, sequence)], workers=1, engine=engine)[0]
     if isinstance(result, NumberingError):
         raise result
     return result
