@@ -19,13 +19,13 @@ for anarcism; anarcii's own threads). Writes ``OUT/numbering.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from tables import write_outputs
 
 from loopfold.constants import CDRS, CHAIN_BREAK_DISTANCE, DEFINITIONS
 from loopfold.data.extract import file_numbering, is_structure_file
@@ -186,11 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         res["options"][engine] = score(chains, engine, north_ref)
         print(f"{engine}: {res['options'][engine]['chains_per_s']} chains/s", flush=True)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "numbering.json").write_text(json.dumps(res, indent=2))
-    md = markdown(res)
-    (out / "numbering.md").write_text(md)
-    print(md)
+    write_outputs(out, "numbering", res, markdown(res))
     return res
 
 

@@ -24,12 +24,12 @@ templates inside the evaluation set. Writes ``OUT/shipped.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 from accuracy import build_data
+from tables import write_outputs
 
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.data.store import read_dataset
@@ -132,11 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
         "rab_antibodies_with_structures": int(sets["RAB (structures in the Rosetta database)"]["pdb_id"].nunique()),
         "models": {name: score_model(name, Path(run), rosetta, sets, refs) for name, run in models.items()},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "shipped.json").write_text(json.dumps(result, indent=2))
-    md = markdown(result)
-    (out / "shipped.md").write_text(md)
-    print(md)
+    write_outputs(out, "shipped", result, markdown(result))
     return result
 
 
