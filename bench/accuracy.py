@@ -83,7 +83,7 @@ def score_split(df: pd.DataFrame, part: np.ndarray, models: dict[str, object], w
     """Baselines and models trained on ``part == 'train'``, scored on ``part == 'test'``."""
     train = usable(df[part == "train"], max_len)
     val = usable(df[part == "validation"], max_len)
-    test = usable(df[part == "test"], max_len)
+    test = unique_loops(usable(df[part == "test"], max_len))  # each antibody chain's loops once
     res: dict = {"n_train": len(train), "n_test": len(test), "max_test_train_identity": max_train_identity(train, test)}
     res.update(evaluate_baselines(train, test, max_len))
     for name, cfg in models.items():

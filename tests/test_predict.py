@@ -123,7 +123,7 @@ def test_corrupt_model_folder(tmp_path):
     [
         ("info", "bin_temperature", 0, "bin_temperature 0: expected a positive number"),
         ("info", "bin_temperature", -1.5, "bin_temperature -1.5: expected a positive number"),
-        ("info", "stems", 5, "stems 5 but the typical H1 stems are"),
+        ("info", "stems", 5, "stems 5 but the typical N-stems have at most 3 residues"),
         ("info", "definition", "chothia", "definition 'chothia' but the template library was cut under 'north'"),
         ("info", "definition", "kabat", "definition 'kabat': expected one of"),
         ("config", "max_len", "40", "max_len must be an integer, got '40'"),

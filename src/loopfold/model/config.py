@@ -138,8 +138,9 @@ def check_run_info(info: dict, cfg: TrainConfig, where: str, template_definition
         ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)
         if cdr not in CDRS or not ok or any(set(x) - set(AMINO_ACIDS) for x in pair):
             raise InvalidFile(f"{where}: default_stems {cdr!r}: {pair!r} is not a CDR and two amino-acid stems")
-        if len(pair[0]) != stems:  # ``stems`` is the N-side count (the seed's windows have none)
-            raise InvalidFile(f"{where}: stems {stems} but the typical {cdr} stems are {pair!r}")
+    longest = max((len(p[0]) for p in default.values()), default=stems)
+    if longest != stems:  # ``stems`` is the N-side count the windows were cut with (the seed's have none)
+        raise InvalidFile(f"{where}: stems {stems} but the typical N-stems have at most {longest} residues")
     t = info.get("bin_temperature", 1.0)
     if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
         raise InvalidFile(f"{where}: bin_temperature {t!r}: expected a positive number")
