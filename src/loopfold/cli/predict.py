@@ -21,6 +21,7 @@ import typer
 
 from loopfold.cli import app, console, fail, out
 from loopfold.errors import InvalidFile, LoopfoldError
+from loopfold.io.outputs import JsonlStream
 
 #: Exit status when some records failed and the others were written.
 EXIT_SOME_FAILED = 3
@@ -52,10 +53,15 @@ class _Outputs:
     jsonl_out: Path | None
     pdb_dir: Path | None
     inputs: dict[str, Path | None]
-    jsonl_written: int = 0
+    stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def jsonl_written(self) -> int:
+        """Whole records on disk in the JSONL output (counted by the stream itself)."""
+        return self.stream.written if self.stream is not None else 0
 
     def written(self) -> str:
         """What is on disk now, in words."""
@@ -126,12 +132,11 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
 def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN001
     """Consume ``(result, error)`` pairs: stream JSONL, collect the JSON document and PDB texts."""
     from loopfold.graft import loops_pdb
-    from loopfold.io.outputs import JsonlStream
 
     used: dict[str, str] = {}
     collected, pdbs = [], []
     keep_doc = o.json_out is not None or (o.jsonl_out is None and o.pdb_dir is None)
-    jsonl = JsonlStream(o.jsonl_out) if o.jsonl_out is not None else None
+    jsonl = o.stream = JsonlStream(o.jsonl_out) if o.jsonl_out is not None else None
     try:
         for res, err in results:
             o.done += 1
@@ -146,7 +151,6 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
                 o.failures.append((res["id"], err))
             if jsonl is not None:
                 jsonl.write(res)
-                o.jsonl_written = jsonl.written
             if keep_doc:
                 collected.append(res)
     finally:
