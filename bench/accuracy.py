@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tables import write_outputs
 
 from loopfold.data.splits import make_split, read_exclusions
 from loopfold.data.store import read_dataset
@@ -153,14 +154,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(out: Path, result: dict) -> str:
-    """``accuracy.json`` and ``accuracy.md`` in ``out``; returns the markdown."""
-    (out / "accuracy.json").write_text(json.dumps(result, indent=2))
-    md = markdown(result)
-    (out / "accuracy.md").write_text(md)
-    return md
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "data"))
@@ -223,7 +216,7 @@ def main(argv: list[str] | None = None) -> dict:
         all_df, part, models, out / "all-cdrs", 40
     )
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    print(write_tables(out, result))
+    write_outputs(out, "accuracy", result, markdown(result))
     return result
 
 

@@ -53,11 +53,11 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
         uncut: list[dict] = []
         queries = [q for q in predictor.chain_queries(bb.sequence, doms, uncut) if wanted is None or q.cdr in wanted]
         missing += [m | {"chain_id": bb.chain_id} for m in uncut if wanted is not None and m["cdr"] in wanted]
-        broken = [q for q in queries if _unusable_window(bb, q) is not None]
-        for q in broken:  # a disordered loop or stem residue: never closed over as a shorter loop
+        unusable = {q: why for q in queries if (why := _unusable_window(bb, q)) is not None}
+        for q, why in unusable.items():  # a disordered loop or stem residue: never closed over as a shorter loop
             found.add(q.cdr)
-            missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": _unusable_window(bb, q)})
-        queries = [q for q in queries if q not in broken]
+            missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": why})
+        queries = [q for q in queries if q not in unusable]
         for q in queries:
             lo = q.start - len(q.stem_n)
             hi = q.start + len(q.sequence) + len(q.stem_c)
@@ -125,7 +125,6 @@ def loops_pdb(result: dict, predictor: Predictor) -> str:
     """PDB text of one result's predicted loops: chain H/L, residues numbered from the loop start
     (1-based in the input chain), each loop centred 20 Å from the previous (they are predicted apart)."""
     from loopfold.io.pdb import backbones_to_pdb
-    from loopfold.structure.backbone import Backbone
 
     chains, offset = [], 0.0
     for lp in result["loops"]:

@@ -35,7 +35,7 @@ from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, 
 from loopfold.model.losses import nearest_bins
 from loopfold.model.templates import choose_conformations, load_templates, log_probs
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
-from loopfold.numbering.cdr import locate_cdr
+from loopfold.numbering.cdr import cdr_bounds, locate_cdr
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
 
@@ -366,8 +366,6 @@ class Predictor:
 
 def _why_missing(cdr: str, numbers: list[int], definition: str) -> str:
     """Why a CDR could not be cut from a numbered domain, in words."""
-    from loopfold.numbering.cdr import cdr_bounds
-
     lo, hi = cdr_bounds(cdr, definition, "imgt")
     if numbers[-1] <= hi:
         return f"the sequence ends at IMGT position {numbers[-1]}, before the end of {cdr} ({hi}) and its anchor"

@@ -170,11 +170,13 @@ def _check_coordinates(text: str, p: str) -> None:
 
 
 def _parse(text: str, p: str) -> gemmi.Structure:
-    """Parse PDB or mmCIF text with gemmi; InvalidFile naming ``p`` when it cannot."""
-    if not text.lstrip().startswith("data_"):
+    """Parse PDB or mmCIF text with gemmi; InvalidFile naming ``p`` when it cannot, or when a
+    coordinate is not a number."""
+    is_cif = text.lstrip().startswith("data_")
+    if not is_cif:
         _check_coordinates(text, p)
     try:
-        if text.lstrip().startswith("data_"):
+        if is_cif:
             st = gemmi.make_structure_from_block(gemmi.cif.read_string(text)[0])
         else:
             try:
@@ -184,14 +186,13 @@ def _parse(text: str, p: str) -> gemmi.Structure:
                 st = gemmi.read_pdb_string(_strip_legacy_columns(text))
     except (RuntimeError, ValueError, IndexError) as exc:
         raise InvalidFile(f"{p}: not a parsable PDB/mmCIF file ({exc})") from None
-    for model in st if text.lstrip().startswith("data_") else ():  # mmCIF: non-numbers come back as NaN
-        for chain in model:
+    if is_cif and len(st):  # mmCIF coordinates that are not numbers come back as NaN
+        for chain in st[0]:
             for res in chain:
                 for atom in res:
                     if not (math.isfinite(atom.pos.x) and math.isfinite(atom.pos.y) and math.isfinite(atom.pos.z)):
                         raise InvalidFile(f"{p}: chain {chain.name} residue {res.seqid.num}{res.seqid.icode.strip()}"
                                           f" atom {atom.name}: coordinates are not numbers")  # fmt: skip
-        break
     return st
 
 

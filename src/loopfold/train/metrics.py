@@ -26,7 +26,7 @@ import pandas as pd
 from loopfold.model.features import sincos
 from loopfold.model.losses import angular_distance
 from loopfold.structure.rebuild import rebuild_backbone
-from loopfold.structure.superpose import kabsch, superposed_rmsd
+from loopfold.structure.superpose import kabsch, rmsd, superposed_rmsd
 
 LENGTH_BINS = ((0, 8, "<=8"), (9, 12, "9-12"), (13, 16, "13-16"), (17, 99, ">=17"))
 
@@ -61,9 +61,7 @@ def stem_rmsd(pred: np.ndarray, true: np.ndarray, loop: np.ndarray) -> float:
     if ok.sum() < 3:
         return float("nan")
     rot, t = kabsch(ps[ok], ts[ok])
-    pl, tl = pred[loop].reshape(-1, 3) @ rot.T + t, true[loop].reshape(-1, 3)
-    keep = np.isfinite(pl).all(1) & np.isfinite(tl).all(1)
-    return float(np.sqrt(((pl[keep] - tl[keep]) ** 2).sum(1).mean())) if keep.any() else float("nan")
+    return rmsd(pred[loop].reshape(-1, 3) @ rot.T + t, true[loop])
 
 
 def _masked_sums(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
