@@ -35,6 +35,7 @@ from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.data.store import read_dataset
 from loopfold.model.templates import template_ids
 from loopfold.predict import MANIFEST, Predictor
+from loopfold.train.error_fit import error_report
 from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
 from loopfold.train.loop import usable
 
@@ -67,6 +68,7 @@ def score_model(name: str, run: Path, rosetta: pd.DataFrame, sets: dict[str, pd.
         res["model"] = evaluate_model(predictor, df)
         long_h3 = df[(df["cdr"] == "H3") & (df["sequence"].str.len() >= LONG_H3)].reset_index(drop=True)
         res["model_long_h3"] = evaluate_model(predictor, long_h3) if len(long_h3) else None
+        res["predicted_error"] = error_report(predictor, df)
         out[set_name] = res
         print(f"{name} on {set_name}: H3 rmsd_loop {res['model']['by_cdr']['H3']['rmsd_loop']:.2f}", flush=True)
     return out
@@ -93,6 +95,16 @@ def markdown(result: dict) -> str:
             m = res[set_name]["model_long_h3"]
             if m:
                 lines.append(f"| {model} | {set_name} | {m['n_rmsd']} | {m['rmsd_loop']:.2f} | {m['rmsd_stem']:.2f} |")
+    lines += ["\n### Predicted error (`rmsd_predicted`) against the true `rmsd_loop`\n",
+              "| model | set | loops | Spearman, all | Spearman, H3 | H3 predicted / observed mean (Å) |",
+              "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+    for model, res in result["models"].items():
+        for set_name in result["sets"]:
+            e = res[set_name].get("predicted_error")
+            if e:
+                h3 = e["by_cdr"].get("H3", {})
+                lines.append(f"| {model} | {set_name} | {e['n']} | {_num(e['spearman'])} | {_num(h3.get('spearman'))} "
+                             f"| {_num(h3.get('predicted'))} / {_num(h3.get('observed'))} |")  # fmt: skip
     lines += ["\n### Leakage\n", "| model | check | count |", "| --- | --- | --- |"]
     for model, res in result["models"].items():
         for check, n in res["leakage"].items():
@@ -103,6 +115,10 @@ def markdown(result: dict) -> str:
                          f"{r['model']['templates_in_evaluation_set']} |")  # fmt: skip
             lines.append(f"| {model} | {set_name}: max test-train identity | {r['max_test_train_identity']:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -1,6 +1,6 @@
 """Speed benchmark: cold start, batch throughput, numbering share, peak memory.
 
-    python bench/speed.py [--n 10000] [--json]
+    python bench/speed.py [--n 10000] [--model RUN] [--json]
 
 Cold start: a fresh ``loopfold predict --heavy/--light --json`` process, wall time.
 Batch: N antibodies (trastuzumab with random CDR-H3 mutations) from FASTA,
@@ -51,23 +51,25 @@ def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark; print a table (or JSON) and return the results."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10000)
+    ap.add_argument("--model", default=None, help="run folder (default: the shipped model)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    model = ["--model", args.model] if args.model else []
     from loopfold.io.fasta import antibodies_from_fasta, antibody_chains
     from loopfold.numbering.anarci import number_sequences
     from loopfold.predict import Predictor
 
-    res: dict = {"n_antibodies": args.n}
+    res: dict = {"n_antibodies": args.n, "model": args.model or "shipped"}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         res["cold_start_s"] = round(min(run_cli("predict", "--heavy", VH, "--light", VL, "--json",
-                                                str(d / "one.json")) for _ in range(3)), 2)  # fmt: skip
+                                                str(d / "one.json"), *model) for _ in range(3)), 2)  # fmt: skip
         small, big = d / "small.fasta", d / "big.fasta"
         make_fasta(small, max(1, args.n // 5))
         make_fasta(big, args.n)
-        run_cli("predict", "--fasta", str(small), "--jsonl", str(d / "small.jsonl"))
+        run_cli("predict", "--fasta", str(small), "--jsonl", str(d / "small.jsonl"), *model)
         res["peak_rss_mb_n_div_5"] = round(peak_child_mb(), 1)
-        total = run_cli("predict", "--fasta", str(big), "--jsonl", str(d / "big.jsonl"))
+        total = run_cli("predict", "--fasta", str(big), "--jsonl", str(d / "big.jsonl"), *model)
         res["peak_rss_mb_n"] = round(peak_child_mb(), 1)
         res["end_to_end_s"] = round(total, 2)
         res["antibodies_per_s_end_to_end"] = round(args.n / total, 1)
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         numbered = number_sequences(items, workers=2)
         t_num = time.perf_counter() - t0
-        pred = Predictor()
+        pred = Predictor(args.model)
         it = iter(numbered)
         per_ab = [{label: next(it) for label, _ in antibody_chains(ab)} for ab in abs_]
         t0 = time.perf_counter()

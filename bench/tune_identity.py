@@ -19,8 +19,6 @@ from pathlib import Path
 from loopfold.errors import LoopfoldError
 from loopfold.io.atomic import write_text
 from loopfold.model.checkpoint import CONFIG
-from loopfold.model.decode import run_network
-from loopfold.model.features import batch_from_frame
 from loopfold.model.templates import choose_conformations
 from loopfold.predict import Predictor
 from loopfold.train.evaluate import unique_loops
@@ -32,9 +30,8 @@ def tune(run: Path, data: Path, split: Path, weights: list[float]) -> dict:
     """Mean validation ``rmsd_loop`` (overall and per CDR) for each identity weight, and the best weight."""
     pred_obj = Predictor(run)
     df = unique_loops(load_part(data, split, "validation", pred_obj.cfg.max_len))
-    batch = batch_from_frame(df, pred_obj.cfg.max_len)
-    pred = run_network(pred_obj.model, batch, temperature=pred_obj.temperature)
-    lengths = batch.lengths.numpy()
+    pred = pred_obj.predict_frame(df)[0]  # the network's inputs as prediction builds them (FvNet: Fv, templates)
+    lengths = (df["stem_n"].str.len() + df["sequence"].str.len() + df["stem_c"].str.len()).to_numpy()
     rows = {}
     for w in weights:
         ang, xyz, _ = choose_conformations(pred, df["cdr"].tolist(), df["sequence"].tolist(), lengths,

@@ -20,13 +20,17 @@ from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_loop
 from loopfold.structure.superpose import rmsd
 
+#: REMARK line of PDB files whose B-factor column holds loopfold's predicted error
+B_REMARK = "B-factor of predicted residues: predicted backbone error in A"
+
 
 def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] | None = None) -> tuple[dict, str]:
     """Replace CDR loops of a structure with predictions closed onto its stems.
 
     Each chain is numbered from its sequence; each chosen loop is predicted,
     its window superposed on the last N-terminal stem residue and closed by CCD
-    onto the first C-terminal stem residue. Framework atoms are written as read.
+    onto the first C-terminal stem residue. Framework atoms are written as read;
+    predicted residues carry their predicted error (Å) as B-factor when the model has one.
 
     Returns:
         (the result dict with loop coordinates in the structure's frame, the PDB text).
@@ -40,6 +44,7 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     wanted = None if loops is None else set(loops)
     sf = read_structure(path)
     replacements: dict[str, dict[str, np.ndarray]] = {}
+    errors: dict[str, dict[str, float]] = {}  # predicted error (Å) per replaced residue: the B-factor
     results: list[dict] = []
     found: set[str] = set()
     missing: list[dict] = []
@@ -84,6 +89,8 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
             found.add(q.cdr)
             lp["chain_id"] = bb.chain_id
             ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
+            if "error" in lp:
+                errors.setdefault(bb.chain_id, {}).update(zip(ids, lp["error"], strict=True))
             replacements.setdefault(bb.chain_id, {}).update(
                 {
                     rid: np.stack([np.array(lp["coords"][k][j]) for k in ("N", "CA", "C", "O")])
@@ -99,9 +106,10 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     if not results and not missing:
         raise NumberingError(f"{path}: no antibody CDR loops found")
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
-    remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD"]
+    remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD",
+               *([B_REMARK] if errors else [])]  # fmt: skip
     result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
-    return result, structure_with_backbones(path, replacements, remarks)
+    return result, structure_with_backbones(path, replacements, remarks, errors)
 
 
 def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:
@@ -126,8 +134,9 @@ def loops_pdb(result: dict, predictor: Predictor) -> str:
     (1-based in the input chain), each loop centred 20 Å from the previous (they are predicted apart)."""
     from loopfold.io.pdb import backbones_to_pdb
 
-    chains, offset = [], 0.0
+    chains, offset, bs = [], 0.0, []
     for lp in result["loops"]:
+        bs.append(np.array(lp["error"], dtype=float) if "error" in lp else None)
         xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
         xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
         offset += 20.0
@@ -137,6 +146,7 @@ def loops_pdb(result: dict, predictor: Predictor) -> str:
     remarks = [
         f"loopfold {__version__} model {predictor.name}",
         "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
+        *([B_REMARK] if any(b is not None for b in bs) else []),
         *[f"{lp['cdr']} {lp['sequence']}" for lp in result["loops"]],
     ]
-    return backbones_to_pdb(chains, remarks)
+    return backbones_to_pdb(chains, remarks, bs)

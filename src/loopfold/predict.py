@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +30,17 @@ from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, Numbe
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
 from loopfold.model.config import check_run_info
+from loopfold.model.context import NumberedChain, context_tokens, numbered_chain
 from loopfold.model.decode import run_network
+from loopfold.model.ensemble import load_members, member_weights
+from loopfold.model.error_model import ErrorModel, residue_features
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
+from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
 from loopfold.model.losses import nearest_bins
-from loopfold.model.templates import choose_conformations, load_templates, log_probs
+from loopfold.model.templates import choose_conformations, load_templates
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
-from loopfold.numbering.cdr import cdr_bounds, locate_cdr
+from loopfold.numbering.cdr import locate_cdr, why_missing
+from loopfold.samples import coords_json, loop_samples, rounded
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
 
@@ -55,22 +60,9 @@ class LoopQuery:
     stem_n: str
     stem_c: str
     start: int | None
-
-
-def _coords(xyz: np.ndarray) -> dict[str, list]:
-    """``{"N": [[x, y, z], ...], "CA": ..., "C": ..., "O": ...}`` rounded to 0.001 Å."""
-    return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
-
-
-def _sample(probability: float, template: str | None, angles: np.ndarray, xyz: np.ndarray) -> dict:
-    """One entry of a loop's ``samples`` list."""
-    return {"probability": round(float(probability), 4), "template": template, "phi": _nulls(angles[:, 0], 1),
-            "psi": _nulls(angles[:, 1], 1), "omega": _nulls(angles[:, 2], 1), "coords": _coords(xyz)}  # fmt: skip
-
-
-def _nulls(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
-    """Rounded values as a list, None where a value is NaN (undefined)."""
-    return [None if v != v else v for v in np.round(values, ndigits).tolist()]
+    #: the loop's numbered chain and the whole Fv's context tokens (FvNet reads them; None for a lone loop)
+    numbered: NumberedChain | None = field(default=None, compare=False, repr=False)
+    context: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class Predictor:
@@ -79,10 +71,13 @@ class Predictor:
     def __init__(self, run_dir: str | Path | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else SHIPPED
         self.model, self.cfg, self.info = load_model(self.run_dir)
+        self.members = load_members(self.run_dir, self.cfg, self.info)
+        self.reads_fv = any(getattr(m, "reads_fv", False) for m in [self.model, *(x.model for x in self.members)])
         self.templates = load_templates(self.run_dir)
         try:
             check_run_info(self.info, self.cfg, str(self.run_dir / CONFIG),
                            self.templates.definition if self.templates is not None else None)  # fmt: skip
+            self.error_model = ErrorModel.from_info(self.info, str(self.run_dir / CONFIG))
         except InvalidFile as exc:
             raise CheckpointError(str(exc)) from None
         self.definition = self.info.get("definition", "north")
@@ -168,7 +163,7 @@ class Predictor:
                 sl = locate_cdr(dom.indices, numbers, cdr, self.definition, dom.scheme)
                 if sl is None:
                     if missing is not None:
-                        missing.append({"cdr": cdr, "reason": _why_missing(cdr, numbers, self.definition)})
+                        missing.append({"cdr": cdr, "reason": why_missing(cdr, numbers, self.definition)})
                     continue
                 lo, hi = max(0, sl.start - self.stems), min(len(sequence), sl.stop + self.stems)
                 self._check_length(cdr, sequence[sl.start : sl.stop])
@@ -188,6 +183,7 @@ class Predictor:
             NumberingError: a given chain holds no antibody domain, or a labelled chain has the other type.
         """
         queries: list[LoopQuery] = []
+        chains: dict[str, NumberedChain] = {}
         for label, seq in antibody_chains(ab):
             seq = clean_sequence(seq, f"{ab.name} {label}")
             if numbered is not None:
@@ -206,11 +202,14 @@ class Predictor:
                     missing.extend({"cdr": c, "reason": f"the {label} sequence also holds a {c[0]} domain (an "
                                     "scFv?): give it as an unlabelled record to predict both"}
                                    for c in CDRS if c[0] == other[0].chain_type)  # fmt: skip
+            for d in doms:
+                chains.setdefault(d.chain_type, numbered_chain(seq, d))
             try:
                 queries.extend(self.chain_queries(seq, doms, missing))
             except InvalidSequence as exc:
                 raise InvalidSequence(f"{ab.name} {label}: {exc}") from None
-        return queries
+        tokens = context_tokens(list(chains.values()))
+        return [replace(q, numbered=chains.get(q.chain), context=tokens) for q in queries]
 
     # --- prediction -------------------------------------------------------
     def predict_queries(
@@ -234,11 +233,15 @@ class Predictor:
         lengths = np.array([len(sn) + len(q.sequence) + len(sc) for q, (sn, sc, _) in zip(queries, std, strict=True)])
         nan = np.full((len(queries), L, 3), np.nan, dtype=np.float32)
         batch = batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool))
-        pred, chosen, chosen_xyz, sources = self.conformations(
-            batch, [q.cdr for q in queries], [q.sequence for q in queries]
-        )
-        confidence = self.confidence(pred, chosen, lengths)
+        cdrs, seqs, names = [q.cdr for q in queries], [q.sequence for q in queries], None
+        if self.reads_fv:
+            ctx = [None if q.numbered is None or q.start is None else (q.context, q.numbered, q.start, len(sn))
+                   for q, (sn, _, _) in zip(queries, std, strict=True)]  # fmt: skip
+            batch, names = query_fv(batch, cdrs, seqs, self.templates, ctx)
+        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names)
+        confidence = self.output_confidence(pred, chosen, lengths)
         identity = self._train_identity(queries)
+        template_ident = self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
         results = []
         for i, q in enumerate(queries):
             n = lengths[i]
@@ -258,37 +261,74 @@ class Predictor:
             loop = {
                 "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
                 "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
-                "phi": _nulls(angles[a:b, 0], 1), "psi": _nulls(angles[a:b, 1], 1),
-                "omega": _nulls(angles[a:b, 2], 1),
-                "confidence": _nulls(confidence[i, a:b], 3),
-                "coords": _coords(xyz[a:b]),
+                "phi": rounded(angles[a:b, 0], 1), "psi": rounded(angles[a:b, 1], 1),
+                "omega": rounded(angles[a:b, 2], 1),
+                "confidence": rounded(confidence[i, a:b], 3),
+                "coords": coords_json(xyz[a:b]),
                 "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),
                 "max_training_identity": None if ident is None else round(ident, 3),
                 "template": sources[i],
                 **extra,
             }  # fmt: skip
+            if self.error_model is not None:
+                err = self.residue_error(pred, confidence, i, a, b, float(template_ident[i]), q.cdr)
+                loop["error"] = rounded(err, 2)
+                loop["rmsd_predicted"] = round(float(np.sqrt(np.mean(err**2))), 2)
             if samples > 0 and "bin_probs" in pred:
-                loop["samples"] = self._samples(pred, i, q, n, a, b, samples)
+                loop["samples"] = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
             results.append(loop)
         return results
 
     def conformations(
-        self, batch: Batch, cdrs: list[str], sequences: list[str]
+        self, batch: Batch, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
         """Network outputs, and per window the chosen torsions ``[B, L, 3]``, coordinates (None
-        where no template fits) and template ids."""
+        where no template fits) and template ids.
+
+        FvNet runs whose ``info.output`` is ``structure`` write their own conformation
+        (predicted torsions and bond angles, rebuilt), ``template`` naming the most
+        identical training loop read; other runs write the most probable template.
+        """
         pred = run_network(self.model, batch, temperature=self.temperature)
         lengths = batch.lengths.numpy()
-        chosen, xyz, sources = choose_conformations(
-            pred, cdrs, sequences, lengths, self.templates, self.cfg.identity_weight
-        )
+        if self.cfg.model == "fvnet" and self.info.get("output", "structure") == "structure":
+            xyz_all = rebuild_predicted(pred)
+            xyz = [xyz_all[i, :n] for i, n in enumerate(lengths)]
+            sources = [names[0] if names else None for names in (template_names or [[]] * len(cdrs))]
+            return pred, pred["mean"], list(xyz), sources
+        if not self.members:
+            chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates,
+                                                        self.cfg.identity_weight)  # fmt: skip
+            return pred, chosen, xyz, sources
+        preds = [pred] + [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
+        w = member_weights(self.info, cdrs, len(preds))
+        chosen, xyz, sources = choose_conformations(preds, cdrs, sequences, lengths, self.templates,
+                                                    self.cfg.identity_weight, w)  # fmt: skip
+        conf = [self.confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
+        pred = {**pred, "ensemble_confidence": sum(w[:, m, None] * c for m, c in enumerate(conf)) / w.sum(1)[:, None]}
         return pred, chosen, xyz, sources
+
+    def output_confidence(self, pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``[B, L]`` confidence of the written residues: the networks' (weighted) probability of their bins."""
+        if "ensemble_confidence" in pred:
+            return pred["ensemble_confidence"]
+        return self.confidence(pred, angles, lengths)
 
     def predict_frame(
         self, df: pd.DataFrame
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
         """:meth:`conformations` for dataset rows (evaluation and reports use this path)."""
+        if self.reads_fv:
+            batch, names = frame_batch(df, self.cfg.max_len, self.templates)
+            return self.conformations(batch, df["cdr"].tolist(), df["sequence"].tolist(), names)
         return self.conformations(batch_from_frame(df, self.cfg.max_len), df["cdr"].tolist(), df["sequence"].tolist())
+
+    def residue_error(
+        self, pred: dict, confidence: np.ndarray, i: int, a: int, b: int, identity: float | None, cdr: str
+    ) -> np.ndarray:
+        """Predicted error (Å) of window ``i``'s loop residues ``a:b`` (see :mod:`loopfold.model.error_model`)."""
+        probs = pred["bin_probs"][i, a:b] if "bin_probs" in pred else None
+        return self.error_model.predict(residue_features(confidence[i, a:b], probs, identity, cdr))
 
     @staticmethod
     def confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -301,6 +341,20 @@ class Predictor:
         real = inside & np.isfinite(angles[..., 0]) & np.isfinite(angles[..., 1])
         bins = nearest_bins(angles[real, 0], angles[real, 1], c)  # [M] residues only, no padding
         out[real] = pred["bin_probs"][real][np.arange(len(bins)), bins]
+        return out
+
+    def template_identity(self, cdrs: list[str], sequences: list[str]) -> np.ndarray:
+        """Each loop's highest identity to a template of its CDR (the training part only; 0 when none):
+        the identity the error model reads (validation loops, which it is fitted on, are not templates)."""
+        out = np.zeros(len(cdrs))
+        if self.templates is None:
+            return out
+        refs: dict[str, list[str]] = {}
+        for (cdr, _), group in self.templates.groups.items():
+            refs.setdefault(cdr, []).extend(group[2])
+        for cdr in set(cdrs):
+            idx = [i for i, c in enumerate(cdrs) if c == cdr]
+            out[idx] = max_identity([sequences[i] for i in idx], refs.get(cdr, []))
         return out
 
     def _train_identity(self, queries: list[LoopQuery]) -> list[float | None]:
@@ -316,59 +370,14 @@ class Predictor:
                     out[i] = float(v)
         return out
 
-    def _samples(self, pred: dict, i: int, q: LoopQuery, n: int, a: int, b: int, k: int) -> list[dict]:
-        """Up to k distinct conformations with probabilities (softmax of their scores among the k).
-
-        With a template library: the k most probable distinct templates; without
-        one: draws from the per-residue bin probabilities, the mode first.
-        """
-        if self.templates is not None:
-            logp, cis_logp = log_probs(pred)
-            cis = None if cis_logp is None else cis_logp[i, :n]
-            ranked = self.templates.rank(q.cdr, q.sequence, logp[i, :n], pred["bin_centers"], cis,
-                                         self.cfg.identity_weight, k)  # fmt: skip
-            if ranked:
-                scores = np.array([r[3] for r in ranked])
-                w = np.exp(scores - scores.max())
-                w /= w.sum()
-                return [_sample(p, src, t[a:b], xyz[a:b]) for (t, xyz, src, _), p in zip(ranked, w, strict=True)]
-        probs, centers = pred["bin_probs"][i, :n], pred["bin_centers"]
-        rng = np.random.default_rng(0)
-        picks = [probs.argmax(-1)]
-        seen = {tuple(picks[0])}
-        for _ in range(50 * k):
-            if len(picks) >= k:
-                break
-            draw = np.array([rng.choice(len(p), p=p / p.sum()) for p in probs])
-            if tuple(draw) not in seen:
-                seen.add(tuple(draw))
-                picks.append(draw)
-        logp_s = np.array([np.log(probs[np.arange(n), p] + 1e-12).sum() for p in picks])
-        w = np.exp(logp_s - logp_s.max())
-        w /= w.sum()
-        out = []
-        for p, weight in zip(picks, w, strict=True):
-            ang = pred["mode"][i, :n].copy()
-            ang[:, 0], ang[:, 1] = centers[p, 0], centers[p, 1]
-            xyz = rebuild_backbone(ang)
-            out.append(_sample(weight, None, ang[a:b], xyz[a:b]))
-        return out
-
     def document(self, results: list[dict]) -> dict:
         """The JSON document around results."""
         return {"schema_version": SCHEMA_VERSION, "model": self.model_info(), "results": results}
 
     def model_info(self) -> dict:
-        """Name, loopfold version, architecture, definition."""
-        return {"name": self.name, "loopfold_version": __version__, "architecture": self.cfg.model,
+        """Name, loopfold version, architecture (and ensemble members'), definition."""
+        info = {"name": self.name, "loopfold_version": __version__, "architecture": self.cfg.model,
                 "definition": self.definition, "stems": self.stems}  # fmt: skip
-
-
-def _why_missing(cdr: str, numbers: list[int], definition: str) -> str:
-    """Why a CDR could not be cut from a numbered domain, in words."""
-    lo, hi = cdr_bounds(cdr, definition, "imgt")
-    if numbers[-1] <= hi:
-        return f"the sequence ends at IMGT position {numbers[-1]}, before the end of {cdr} ({hi}) and its anchor"
-    if numbers[0] >= lo:
-        return f"the sequence starts at IMGT position {numbers[0]}, after the start of {cdr} ({lo}) or its anchor"
-    return f"{cdr} is not contiguous in the numbering"
+        if self.members:
+            info["members"] = [f"{m.name} ({m.cfg.model})" for m in self.members]
+        return info

@@ -53,3 +53,39 @@ def test_model_probabilities_pick_the_matching_template():
     # no template of that length: fall back to the per-residue mode
     _, coords2, sources2 = choose_conformations(pred, ["L3"], ["X"], np.array([10]), lib, 0.0)
     assert sources2 == [None] and coords2 == [None]
+
+
+def _favouring(lib, k, strength, centers):
+    """Bin probabilities that favour template k (``strength``: probability of its bins)."""
+    tors = lib.groups[("H3", 10)][0]
+    d = ((tors[k][:, None, :2] - centers[None] + 180) % 360 - 180) ** 2
+    probs = np.full((1, 10, len(centers)), (1 - strength) / (len(centers) - 1))
+    probs[0, np.arange(10), np.nan_to_num(d.sum(-1), nan=0).argmin(-1)] = strength
+    return {"mode": np.zeros((1, 10, 3)), "bin_probs": probs, "bin_centers": centers}
+
+
+def test_an_ensemble_chooses_by_the_members_mean_score():
+    df = library_frame()
+    lib = TemplateLibrary.from_frame(df)
+    centers = np.stack(np.meshgrid(np.arange(-165, 180, 30.0), np.arange(-165, 180, 30.0)), -1).reshape(-1, 2)
+    weak, strong = _favouring(lib, 1, 0.3, centers), _favouring(lib, 3, 0.9, centers)
+    seq, n = [df["sequence"][0]], np.array([10])
+    assert choose_conformations(weak, ["H3"], seq, n, lib)[2] == ["t1"]
+    assert choose_conformations([weak, strong], ["H3"], seq, n, lib)[2] == ["t3"]  # the surer member wins
+    assert choose_conformations([weak, weak], ["H3"], seq, n, lib)[2] == ["t1"]
+    w = np.array([[1.0, 0.0]])  # per-window member weights: the second member switched off
+    assert choose_conformations([weak, strong], ["H3"], seq, n, lib, 0.0, w)[2] == ["t1"]
+
+
+def test_ensemble_weights_are_checked():
+    import pytest
+
+    from loopfold.errors import CheckpointError
+    from loopfold.model.ensemble import check_weights, member_weights
+
+    info = {"ensemble_weights": {"H3": [0.0, 1.0]}}
+    check_weights(info, 2, "run")
+    assert member_weights(info, ["H1", "H3"], 2).tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    for bad in ({"H3": [0.0, 0.0]}, {"H3": [1.0]}, {"H9": [1.0, 1.0]}, {"H3": [-1.0, 2.0]}, [1, 2]):
+        with pytest.raises(CheckpointError, match="ensemble_weights"):
+            check_weights({"ensemble_weights": bad}, 2, "run")

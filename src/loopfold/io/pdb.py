@@ -197,13 +197,17 @@ def _parse(text: str, p: str) -> gemmi.Structure:
 
 
 def structure_with_backbones(
-    path: str | os.PathLike[str], replacements: dict[str, dict[str, np.ndarray]], remarks: list[str] | None = None
+    path: str | os.PathLike[str],
+    replacements: dict[str, dict[str, np.ndarray]],
+    remarks: list[str] | None = None,
+    b_factors: dict[str, dict[str, float]] | None = None,
 ) -> str:
     """PDB text of a structure's first model with some residues' backbones replaced.
 
     ``replacements`` maps chain id -> residue id (``"100A"``) -> ``[4, 3]`` N, CA, C, O.
     A replaced residue keeps its name and loses its side chain (only the new
-    backbone is written); every other atom is written as read.
+    backbone is written), with B-factor ``b_factors[chain][residue id]`` (the
+    predicted error in Å; 0 when not given); every other atom is written as read.
     """
     p = str(path)
     st = _parse(read_text(path), p)
@@ -224,7 +228,7 @@ def structure_with_backbones(
                 atom.element = gemmi.Element(name[0])
                 atom.pos = gemmi.Position(*map(float, todo[rid][k]))
                 atom.occ = 1.0
-                atom.b_iso = 0.0
+                atom.b_iso = float((b_factors or {}).get(chain.name, {}).get(rid, 0.0))
                 res.add_atom(atom)
     st.setup_entities()
     opts = gemmi.PdbWriteOptions()
@@ -263,11 +267,15 @@ def _keep_one_residue_per_number(chain: gemmi.Chain) -> None:
         del chain[i]
 
 
-def backbones_to_pdb(chains: list[Backbone], remarks: list[str] | None = None) -> str:
-    """PDB text with the N, CA, C, O atoms of each backbone (NaN atoms left out)."""
+def backbones_to_pdb(
+    chains: list[Backbone], remarks: list[str] | None = None, b_factors: list[np.ndarray | None] | None = None
+) -> str:
+    """PDB text with the N, CA, C, O atoms of each backbone (NaN atoms left out); ``b_factors`` per
+    chain per residue (the predicted error in Å) fill the B-factor column (0 when not given)."""
     st = gemmi.Structure()
     model = gemmi.Model(1)
-    for bb in chains:
+    for c, bb in enumerate(chains):
+        bs = b_factors[c] if b_factors is not None else None
         ch = gemmi.Chain(bb.chain_id or "A")
         for i, letter in enumerate(bb.sequence):
             res = gemmi.Residue()
@@ -285,7 +293,7 @@ def backbones_to_pdb(chains: list[Backbone], remarks: list[str] | None = None) -
                 atom.element = gemmi.Element(name[0])
                 atom.pos = gemmi.Position(*map(float, bb.coords[i, k]))
                 atom.occ = 1.0
-                atom.b_iso = 0.0
+                atom.b_iso = 0.0 if bs is None else float(bs[i])
                 res.add_atom(atom)
             ch.add_residue(res)
         model.add_chain(ch)

@@ -9,13 +9,14 @@ from pathlib import Path
 
 from loopfold.errors import InvalidFile
 
-MODEL_NAMES = ("loopnet", "bilstm", "seed-lstm")
+MODEL_NAMES = ("loopnet", "fvnet", "bilstm", "seed-lstm")
 #: Allowed range of each numeric field (inclusive).
 RANGES = (
     ("max_len", 4, 512), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000), ("lr", 1e-12, 10.0),
     ("weight_decay", 0.0, 10.0), ("dropout", 0.0, 0.99), ("patience", 1, 100_000), ("clip", 0.0, 1e6),
     ("seed", 0, 2**32 - 1), ("hidden", 1, 65_536), ("n_bins", 2, 4096), ("bin_weight", 0.0, 1e6),
-    ("cis_weight", 0.0, 1e6), ("identity_weight", 0.0, 1e9),
+    ("cis_weight", 0.0, 1e6), ("identity_weight", 0.0, 1e9), ("structure_weight", 0.0, 1e6),
+    ("rank_weight", 0.0, 1e6),
 )  # fmt: skip
 DEFAULT_MODEL = "loopnet"
 
@@ -46,6 +47,14 @@ class TrainConfig:
     #: weight of sequence identity beside the log probability when choosing a template
     #: (tuned on validation loops by ``bench/tune_identity.py``)
     identity_weight: float = 20.0
+    #: fvnet: weight of the structural loss (loop RMSD + CA distance error); 0 trains on angles only
+    structure_weight: float = 1.0
+    #: fvnet: weight of the expected true RMSD of the template the network would choose
+    rank_weight: float = 1.0
+    #: fvnet: read the whole numbered Fv (else only the window)
+    use_context: bool = True
+    #: fvnet: read the k most identical training loops as input
+    use_templates: bool = True
     seed_bottleneck: bool = True
     seed_backward_at_last: bool = True
     seed_leaky_mask: bool = True
@@ -90,6 +99,8 @@ def defaults_for(model: str) -> TrainConfig:
         return TrainConfig(model=model, max_len=31, batch_size=200, lr=0.004, dropout=0.5, weight_decay=0.0)
     if model == "bilstm":
         return TrainConfig(model=model, batch_size=64, lr=2e-3, dropout=0.3, weight_decay=0.0)
+    if model == "fvnet":
+        return TrainConfig(model=model, hidden=96, batch_size=32, epochs=25, patience=6)
     return TrainConfig(model=model)
 
 
@@ -141,6 +152,8 @@ def check_run_info(info: dict, cfg: TrainConfig, where: str, template_definition
     longest = max((len(p[0]) for p in default.values()), default=stems)
     if longest != stems:  # ``stems`` is the N-side count the windows were cut with (the seed's have none)
         raise InvalidFile(f"{where}: stems {stems} but the typical N-stems have at most {longest} residues")
+    if info.get("output", "structure") not in ("structure", "template"):
+        raise InvalidFile(f"{where}: output {info.get('output')!r}: expected structure or template")
     t = info.get("bin_temperature", 1.0)
     if not isinstance(t, int | float) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
         raise InvalidFile(f"{where}: bin_temperature {t!r}: expected a positive number")

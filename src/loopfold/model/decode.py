@@ -31,7 +31,7 @@ def run_network(
     for i in range(0, n, chunk):
         idx = torch.from_numpy(order[i : i + chunk])
         width = int(lengths[order[i : i + chunk]].max())
-        o = model(batch.features[idx, :width], batch.lengths[idx])
+        o = model(**batch.inputs(idx, width, fv=getattr(model, "reads_fv", False)))
         for key, val in o.items():
             if key == "bin_centers":
                 centers = val
@@ -46,8 +46,13 @@ def run_network(
     mean[..., 1] = np.degrees(np.arctan2(sc[..., 2], sc[..., 3]))
     cis = res["cis_logit"] > 0 if "cis_logit" in res else np.zeros(sc.shape[:2], dtype=bool)
     mean[..., 2] = np.where(cis, 0.0, 180.0)
+    if "omega_sincos" in res:  # a network with its own omega (FvNet)
+        om = res["omega_sincos"]
+        mean[..., 2] = np.degrees(np.arctan2(om[..., 0], om[..., 1]))
     mode = mean.copy()
     out = {"mean": mean, "sincos": sc}
+    if "bond_angles" in res:
+        out["bond_angles"] = res["bond_angles"]
     if "bin_logits" in res:
         logits = res["bin_logits"]
         z = logits / temperature

@@ -33,10 +33,30 @@ class Batch:
     cis: torch.Tensor  # [B, L] 1 cis, 0 trans
     cis_mask: torch.Tensor  # [B, L]
     loop_mask: torch.Tensor  # [B, L] True inside the loop (not the stems)
+    #: whole-Fv inputs (``fvnet`` only, see :mod:`loopfold.model.fv_inputs`); None otherwise
+    templates: torch.Tensor | None = None  # [B, L, T] retrieved-template features
+    context: torch.Tensor | None = None  # [B, N_SLOTS] Fv residue per IMGT slot
+    slots: torch.Tensor | None = None  # [B, L] IMGT slot of each window residue
+    coords: torch.Tensor | None = None  # [B, L, 4, 3] true backbone (structure loss), NaN where unknown
+    cand_bins: torch.Tensor | None = None  # [B, C, L] candidate templates' bins (-1 undefined)
+    cand_ident: torch.Tensor | None = None  # [B, C] their identity to the loop
+    cand_rmsd: torch.Tensor | None = None  # [B, C] their true loop RMSD (NaN: unknown or no candidate)
 
     def subset(self, idx: torch.Tensor | np.ndarray) -> Batch:
         """The rows ``idx`` as a new batch."""
-        return Batch(**{k: getattr(self, k)[idx] for k in self.__dataclass_fields__})
+        return Batch(**{k: None if getattr(self, k) is None else getattr(self, k)[idx]
+                        for k in self.__dataclass_fields__})  # fmt: skip
+
+    def inputs(
+        self, idx: torch.Tensor | np.ndarray | None = None, width: int | None = None, fv: bool = True
+    ) -> dict:
+        """Keyword arguments of a network call for rows ``idx`` cut to ``width`` positions (with the
+        whole-Fv inputs when the batch has them and ``fv``: networks that read them)."""
+        sel = slice(None) if idx is None else idx
+        out = {"features": self.features[sel, :width], "lengths": self.lengths[sel]}
+        if self.context is not None and fv:
+            out.update(templates=self.templates[sel, :width], context=self.context[sel], slots=self.slots[sel, :width])
+        return out
 
 
 def sincos(phi_psi: np.ndarray) -> np.ndarray:

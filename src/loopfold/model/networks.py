@@ -99,6 +99,10 @@ def build_network(cfg: TrainConfig) -> nn.Module:
     """The network named by ``cfg.model``."""
     if cfg.model == "loopnet":
         return LoopNet(cfg)
+    if cfg.model == "fvnet":
+        from loopfold.model.fvnet import FvNet
+
+        return FvNet(cfg)
     if cfg.model == "bilstm":
         from dataclasses import replace
 

@@ -191,21 +191,30 @@ def ideal_bond_rebuild(coords: np.ndarray, torsions: np.ndarray) -> np.ndarray:
 
 
 def choose_conformations(
-    pred: dict[str, np.ndarray],
+    pred: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
     cdrs: list[str],
     sequences: list[str],
     lengths: np.ndarray,
     library: TemplateLibrary | None,
     identity_weight: float = 0.0,
+    weights: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray | None], list[str | None]]:
     """Per window: torsions ``[B, L, 3]`` of the chosen conformation, its coordinates (None when
-    no template fits: rebuild from the per-residue mode then) and the template's loop id."""
-    angles = pred["mode"].copy()
+    no template fits: rebuild from the per-residue mode then) and the template's loop id.
+
+    ``pred`` may be a list (an ensemble, the run's own network first): each member scores
+    the templates with its own bins and the weighted mean score is used, ``weights``
+    ``[B, M]`` per window (equal when None; :mod:`loopfold.model.ensemble`).
+    """
+    preds = pred if isinstance(pred, list) else [pred]
+    w = np.ones((len(cdrs), len(preds))) if weights is None else np.asarray(weights, dtype=float)
+    lead = w.argmax(1)  # windows with no template of their length take the most weighted network's mode
+    angles = np.stack([preds[m]["mode"][i] for i, m in enumerate(lead)]) if len(cdrs) else preds[0]["mode"].copy()
     coords: list[np.ndarray | None] = [None] * len(cdrs)
     sources: list[str | None] = [None] * len(cdrs)
-    if library is None or "bin_probs" not in pred:
+    if library is None or any("bin_probs" not in p for p in preds):
         return angles, coords, sources
-    logp, cis_logp = log_probs(pred)
+    members = [(log_probs(p), p["bin_centers"]) for p in preds]
     groups: dict[tuple[str, int], list[int]] = {}
     for i, cdr in enumerate(cdrs):
         groups.setdefault((cdr, int(lengths[i])), []).append(i)
@@ -216,8 +225,13 @@ def choose_conformations(
         idx = np.array(rows)
         for lo in range(0, len(idx), 512):  # bounded memory: [chunk, N] scores
             part = idx[lo : lo + 512]
-            sc = library.scores(cdr, n, [sequences[i] for i in part], logp[part, :n], pred["bin_centers"],
-                                None if cis_logp is None else cis_logp[part, :n], identity_weight)  # fmt: skip
+            seqs = [sequences[i] for i in part]
+            wp = w[part] / w[part].sum(1, keepdims=True)
+            sc = sum(wp[:, m, None] * library.scores(cdr, n, seqs, lp[part, :n], centers,
+                                                     None if cp is None else cp[part, :n])
+                     for m, ((lp, cp), centers) in enumerate(members) if wp[:, m].any())  # fmt: skip
+            if identity_weight:
+                sc = sc + identity_weight * identity_matrix(seqs, library.groups[(cdr, n)][2])
             for i, best in zip(part, sc.argmax(1), strict=True):
                 angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
                 coords[i], sources[i] = xyz[best], ids[best]

@@ -61,3 +61,13 @@ def locate_cdr(
     if not (before and after) or stop - start != len(inside):
         return None
     return LoopSlice(cdr, definition, start, stop)
+
+
+def why_missing(cdr: str, numbers: list[int], definition: str) -> str:
+    """Why a CDR could not be cut from a numbered domain, in words."""
+    lo, hi = cdr_bounds(cdr, definition, "imgt")
+    if numbers[-1] <= hi:
+        return f"the sequence ends at IMGT position {numbers[-1]}, before the end of {cdr} ({hi}) and its anchor"
+    if numbers[0] >= lo:
+        return f"the sequence starts at IMGT position {numbers[0]}, after the start of {cdr} ({lo}) or its anchor"
+    return f"{cdr} is not contiguous in the numbering"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,21 +56,84 @@ def load_part(data: str | Path, split_dir: str | Path | None, part: str, max_len
     return usable(df, max_len)
 
 
+def bin_centers(train: pd.DataFrame, cfg: TrainConfig) -> np.ndarray:
+    """The Ramachandran bin centres of a run (k-means on the training loops' angles)."""
+    phi = np.concatenate([np.asarray(v) for v in train["phi"]])
+    psi = np.concatenate([np.asarray(v) for v in train["psi"]])
+    return fit_bins(phi, psi, cfg.n_bins, cfg.seed)
+
+
 def _set_bins(model: torch.nn.Module, train: pd.DataFrame, cfg: TrainConfig) -> None:
     if hasattr(model, "bin_centers"):
-        phi = np.concatenate([np.asarray(v) for v in train["phi"]])
-        psi = np.concatenate([np.asarray(v) for v in train["psi"]])
-        model.bin_centers.copy_(torch.from_numpy(fit_bins(phi, psi, cfg.n_bins, cfg.seed)))
+        model.bin_centers.copy_(torch.from_numpy(bin_centers(train, cfg)))
+
+
+def _objective(out: dict, batch: Batch, cfg: TrainConfig, leaky: bool = False) -> torch.Tensor:
+    """The model's training objective (the seed's leaky mask only when ``leaky``)."""
+    if cfg.model == "fvnet":
+        from loopfold.model.fvnet import fv_loss
+
+        return fv_loss(out, batch, cfg)
+    return training_loss(out, batch, leaky, cfg.bin_weight, cfg.cis_weight)
 
 
 def _val_score(model: torch.nn.Module, val: Batch, cfg: TrainConfig) -> tuple[float, float]:
     """(objective, seed_mse with correct masks) on the validation batch."""
     model.eval()
     with torch.no_grad():
-        out = model(val.features, val.lengths)
-        loss = training_loss(out, val, False, cfg.bin_weight, cfg.cis_weight)
-        mse = masked_mse(out["sincos"], val.target, val.target_mask)
-    return float(loss), float(mse)
+        total, mse, n = 0.0, 0.0, len(val.lengths)
+        for lo in range(0, n, 256):
+            b = val.subset(torch.arange(lo, min(n, lo + 256)))
+            out = model(**b.inputs())
+            w = len(b.lengths) / n
+            total += w * float(_objective(out, b, cfg))
+            mse += w * float(masked_mse(out["sincos"], b.target, b.target_mask))
+    return total, mse
+
+
+def training_batches(
+    cfg: TrainConfig, train: pd.DataFrame, val: pd.DataFrame
+) -> tuple[Batch, Batch, TemplateLibrary, Batch | None]:
+    """Training and validation batches, the template library (training part) and, for fvnet, the
+    training batch's strict view (every template >= 70% identical to a loop hidden from it)."""
+    library = TemplateLibrary.from_frame(train)  # training part only: validation stays unseen
+    if cfg.model != "fvnet":
+        return batch_from_frame(train, cfg.max_len), batch_from_frame(val, cfg.max_len), library, None
+    from loopfold.model.context import number_chains
+    from loopfold.model.fv_inputs import frame_batch, strict_templates
+    from loopfold.model.template_input import STRICT_CAP
+    from loopfold.model.template_targets import candidate_targets
+
+    numbered = number_chains(pd.concat([train, val])["chain_sequence"].tolist())
+    centers = bin_centers(train, cfg)
+
+    def targets(df: pd.DataFrame, cap: float | None = None) -> dict:
+        return {k: torch.from_numpy(v) for k, v in candidate_targets(df, library, centers, cfg.max_len, cap).items()}
+
+    tb = replace(frame_batch(train, cfg.max_len, library, numbered, coords=True)[0], **targets(train))
+    vb = replace(frame_batch(val, cfg.max_len, library, numbered, coords=True)[0], **targets(val))
+    strict = replace(tb, templates=torch.from_numpy(strict_templates(train, cfg.max_len, library)),
+                     **targets(train, STRICT_CAP))  # fmt: skip
+    return tb, vb, library, strict
+
+
+def augment(batch: Batch, strict: Batch | None, rng: np.random.Generator) -> Batch:
+    """FvNet training views: half the rows see only templates < 70% identical (as input and as
+    candidates), 15% no Fv context, 10% no template input (so held-out loops, lone ``--loop``
+    queries and new CDR lengths are all seen)."""
+    if strict is None or batch.templates is None:
+        return batch
+    b = len(batch.lengths)
+    pick = torch.from_numpy(rng.random(b) < 0.5)
+    swap = {k: torch.where(pick.view(-1, *[1] * (getattr(batch, k).dim() - 1)), getattr(strict, k), getattr(batch, k))
+            for k in ("templates", "cand_bins", "cand_ident", "cand_rmsd")}  # fmt: skip
+    templates = swap.pop("templates") * torch.from_numpy(rng.random(b) >= 0.1).float()[:, None, None]
+    no_ctx = torch.from_numpy(rng.random(b) < 0.15)
+    from loopfold.model.context import GAP, NO_SLOT
+
+    context = torch.where(no_ctx[:, None], torch.full_like(batch.context, GAP), batch.context)
+    slots = torch.where(no_ctx[:, None], torch.full_like(batch.slots, NO_SLOT), batch.slots)
+    return replace(batch, templates=templates, context=context, slots=slots, **swap)
 
 
 def plot_curve(history: list[dict], path: Path) -> None:
@@ -114,8 +177,7 @@ def train_model(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    tb = batch_from_frame(train, cfg.max_len)
-    vb = batch_from_frame(val, cfg.max_len)
+    tb, vb, library, strict = training_batches(cfg, train, val)
     model = build_network(cfg)
     _set_bins(model, train, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -144,11 +206,12 @@ def train_model(
         t0 = time.perf_counter()
         model.train()
         order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+        views = np.random.default_rng([cfg.seed, epoch, 1])
         total = 0.0
         for s in range(steps):
             idx = torch.from_numpy(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
-            b = tb.subset(idx)
-            loss = training_loss(model(b.features, b.lengths), b, _leaky(cfg), cfg.bin_weight, cfg.cis_weight)
+            b = augment(tb.subset(idx), None if strict is None else strict.subset(idx), views)
+            loss = _objective(model(**b.inputs()), b, cfg, _leaky(cfg))
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
@@ -186,15 +249,19 @@ def train_model(
         with atomic_path(out / STATE) as tmp:
             torch.save(state, tmp)
         write_text(out / METRICS, "".join(json.dumps(h) + "\n" for h in history))
-    _calibrate(out, val, cfg)
-    library = TemplateLibrary.from_frame(train)  # training part only: validation stays unseen
     if library.groups:
         library.save(out / TEMPLATES)
+    _calibrate(out, vb, cfg)
+    from loopfold.train.error_fit import fit_run_error_model, select_output
+
+    if cfg.model == "fvnet":
+        select_output(out, val)
+    fit_run_error_model(out, val)
     plot_curve(history, out / "curve.png")
     return history
 
 
-def _calibrate(out: Path, val: pd.DataFrame, cfg: TrainConfig) -> None:
+def _calibrate(out: Path, vb: Batch, cfg: TrainConfig) -> None:
     """Fit the bin-probability temperature on validation residues and store it with the best model."""
     from loopfold.model.calibration import fit_temperature
     from loopfold.model.checkpoint import load_model
@@ -202,7 +269,6 @@ def _calibrate(out: Path, val: pd.DataFrame, cfg: TrainConfig) -> None:
     from loopfold.model.losses import assign_bins
 
     model, _, info = load_model(out)
-    vb = batch_from_frame(val, cfg.max_len)
     pred = run_network(model, vb)
     if "bin_probs" not in pred:
         return

@@ -1,0 +1,138 @@
+"""FvNet ablations: each design choice as a measured gain on the held-out sets; tables + JSON.
+
+    .venv/bin/python bench/ablations.py [--data ../shared/data] [--out out/bench] [--only NAME ...]
+                                        [--rosetta out/rosetta.parquet --split out/rosetta_split]
+
+Every variant is trained on the shipped model's data and split, as
+``scripts/train_shipped.sh`` makes them (Rosetta antibody database, North CDRs
+numbered from sequence; RAB, docking and DeepAb test ids and every loop >= 70%
+identical to one of their loops excluded; 70% cluster split, seed 0; made here
+when absent) and scored as ``bench/shipped.py`` scores the shipped
+model: docking benchmark 5.5 and RAB structures, unique antibodies, loop
+residues superposed on themselves, beside the identity-template baseline.
+Variants: LoopNet (retrieval: the shipped model before issue 9), FvNet, FvNet
+without the Fv context, without the structural loss, without templates as
+input, and FvNet with another seed (the seed-to-seed spread). Runs are
+kept under ``OUT/ablations`` and reused. Writes ``OUT/ablations.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+from accuracy import build_data
+from shipped import exclusion_sequences, score_model
+from tables import write_outputs
+
+from loopfold.data.splits import read_split
+from loopfold.data.store import read_dataset
+from loopfold.model.config import defaults_for
+from loopfold.train.evaluate import unique_loops
+from loopfold.train.loop import train_model, usable
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = {
+    "loopnet (retrieval)": ("loopnet", {"epochs": 30}),
+    "fvnet": ("fvnet", {}),
+    "fvnet, no Fv context": ("fvnet", {"use_context": False}),
+    "fvnet, no structure loss": ("fvnet", {"structure_weight": 0.0}),
+    "fvnet, no template input": ("fvnet", {"use_templates": False}),
+    "fvnet, seed 1": ("fvnet", {"seed": 1}),
+}
+CDRS_SHOWN = ("H1", "H2", "H3", "L1", "L2", "L3")
+
+
+def shipped_split(data: Path, paths: dict[str, Path], rosetta: Path, split: Path) -> None:
+    """The shipped model's dataset and split (``scripts/train_shipped.sh``), made with the CLI when absent."""
+    exe = str(Path(sys.executable).with_name("loopfold"))
+    if not rosetta.exists():
+        subprocess.run([exe, "data", "build", str(data / "rosetta_antibody_db/antibody/antibody_database"), "--out",
+                        str(rosetta)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    if not (split / "manifest.csv").exists():
+        subprocess.run([exe, "data", "split", str(rosetta), "--by", "cluster", "--identity", "0.7",
+                        "--seed", "0", "--exclude-ids", str(paths["rab"]), "--exclude-ids", str(paths["docking"]),
+                        "--exclude-ids", str(data / "deepab" / "TestSetList.txt"), "--out", str(split)],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+
+
+def markdown(result: dict) -> str:
+    lines = []
+    for set_name in result["sets"]:
+        lines += [f"\n### {set_name} ({result['sets'][set_name]} unique loops): rmsd_loop (Å)\n",
+                  "| variant | " + " | ".join(CDRS_SHOWN) + " | H3 >= 16 | H3 phi / psi MAE | Spearman H3 | "
+                  "train s |", "| --- |" + " --- |" * (len(CDRS_SHOWN) + 4)]  # fmt: skip
+        rows = list(result["variants"].items())
+        first = next(iter(result["variants"].values()))[set_name]
+        rows.append(("identity template", {set_name: {"model": first["identity template"], "model_long_h3": None}}))
+        for name, res in rows:
+            r = res[set_name]
+            by = r["model"]["by_cdr"]
+            cells = [f"{by[c]['rmsd_loop']:.2f}" if c in by and by[c]["rmsd_loop"] is not None else "-"
+                     for c in CDRS_SHOWN]  # fmt: skip
+            long = r.get("model_long_h3")
+            h3 = by.get("H3", {})
+            err = (r.get("predicted_error") or {}).get("by_cdr", {}).get("H3", {}).get("spearman")
+            cells += [f"{long['rmsd_loop']:.2f}" if long else "-",
+                      f"{h3['phi_mae']:.1f} / {h3['psi_mae']:.1f}" if h3 else "-",
+                      "-" if err is None else f"{err:.2f}", str(res.get("train_seconds", "-"))]  # fmt: skip
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT / ".." / "shared" / "data"))
+    ap.add_argument("--out", default=str(ROOT / "out" / "bench"))
+    ap.add_argument("--only", action="append", default=[], help="variant name (repeatable; default all)")
+    ap.add_argument("--rosetta", default=str(ROOT / "out" / "rosetta.parquet"), help="the shipped training dataset")
+    ap.add_argument("--split", default=str(ROOT / "out" / "rosetta_split"), help="its split folder")
+    args = ap.parse_args(argv)
+    data, out = Path(args.data), Path(args.out)
+    if not data.is_dir():
+        sys.exit(f"error: {data}: shared data folder not found")
+    paths = build_data(data, out / "data")
+    work = out / "ablations"
+    shipped_split(data, paths, Path(args.rosetta), Path(args.split))
+    split = read_split(args.split)
+    rosetta = read_dataset(args.rosetta)
+    part = rosetta["loop_id"].map(dict(zip(split["loop_id"], split["part"], strict=True)))
+    train, val = usable(rosetta[part == "train"], 40), usable(rosetta[part == "validation"], 40)
+    rab_json, docking = read_dataset(paths["rab"]), read_dataset(paths["docking"])
+    sets = {
+        "Docking benchmark 5.5": unique_loops(usable(docking, 40)),
+        "RAB (structures in the Rosetta database)": unique_loops(
+            usable(rosetta[rosetta["pdb_id"].isin(set(rab_json["pdb_id"]))], 40)
+        ),
+    }
+    refs = {"RAB": exclusion_sequences(rab_json), "docking benchmark": exclusion_sequences(docking)}
+    result: dict = {"sets": {k: len(v) for k, v in sets.items()}, "n_train": len(train), "n_val": len(val),
+                    "variants": {}}  # fmt: skip
+    for name, (model, overrides) in VARIANTS.items():
+        if args.only and name not in args.only:
+            continue
+        run = work / name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
+        t0 = time.perf_counter()
+        if not (run / "curve.png").exists():
+            print(f"training {name}", flush=True)
+            train_model(replace(defaults_for(model), **overrides), train, val, run)
+        seconds = round(time.perf_counter() - t0, 1)
+        result["variants"][name] = score_model(name, run, rosetta, sets, refs)
+        result["variants"][name]["train_seconds"] = seconds if seconds > 60 else _logged_seconds(run)
+        write_outputs(out, "ablations", result, markdown(result))
+    return result
+
+
+def _logged_seconds(run: Path) -> float:
+    """Training time of an earlier run, from its metrics log."""
+    log = pd.read_json(run / "metrics.jsonl", lines=True)
+    return round(float(log["seconds"].sum()), 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Whole-Fv context: the numbered VH and VL as IMGT-position tokens, and each window residue's position.
+
+The network reads every residue of both variable domains at its IMGT position
+(VH slots 0-127, VL slots 128-255; insertions share their position's slot, the
+first residue kept as the token), so residues that pack against a loop (the H3
+base, the VH-VL interface) sit at the same slot in every antibody. A window
+residue's own slot tells the network where it is; windows with no numbered
+chain (``--loop`` queries, a chain that cannot be numbered) get the empty
+context and the ``NO_SLOT`` index, which the network also sees in training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from loopfold.constants import AA_INDEX
+from loopfold.numbering.anarci import NumberedDomain, number_sequences
+
+IMGT_POSITIONS = 128
+N_SLOTS = 2 * IMGT_POSITIONS
+NO_SLOT = N_SLOTS  # a window residue outside any numbered domain
+GAP = 20  # context token of an empty slot
+OFFSET = {"H": 0, "L": IMGT_POSITIONS}
+
+
+@dataclass(frozen=True)
+class NumberedChain:
+    """A chain sequence with its IMGT slot per residue (``NO_SLOT`` where unnumbered)."""
+
+    chain_type: str
+    sequence: str
+    slots: np.ndarray  # [len(sequence)] int64
+
+
+def numbered_chain(sequence: str, domain: NumberedDomain) -> NumberedChain:
+    """The slot of every residue of ``sequence`` under one numbered domain."""
+    slots = np.full(len(sequence), NO_SLOT, dtype=np.int64)
+    off = OFFSET[domain.chain_type]
+    for idx, (num, _) in zip(domain.indices, domain.positions, strict=True):
+        slots[idx] = off + min(max(int(num), 1), IMGT_POSITIONS) - 1
+    return NumberedChain(domain.chain_type, sequence, slots)
+
+
+def context_tokens(chains: list[NumberedChain]) -> np.ndarray:
+    """``[N_SLOTS]`` residue index per slot (``GAP`` where no residue), first residue per slot."""
+    tokens = np.full(N_SLOTS, GAP, dtype=np.int64)
+    for ch in chains:
+        for aa, slot in zip(reversed(ch.sequence), ch.slots[::-1], strict=True):  # first residue wins
+            if slot != NO_SLOT and aa in AA_INDEX:
+                tokens[slot] = AA_INDEX[aa]
+    return tokens
+
+
+def window_slots(chain: NumberedChain | None, start: int | None, n_before: int, width: int) -> np.ndarray:
+    """``[width]`` slots of a window that starts ``n_before`` residues before ``start`` in ``chain``."""
+    out = np.full(width, NO_SLOT, dtype=np.int64)
+    if chain is None or start is None:
+        return out
+    lo = start - n_before
+    for k in range(width):
+        if 0 <= lo + k < len(chain.slots):
+            out[k] = chain.slots[lo + k]
+    return out
+
+
+def number_chains(sequences: list[str]) -> dict[str, NumberedChain | None]:
+    """Number distinct chain sequences (validated); None for chains that cannot be numbered."""
+    uniq = sorted({s for s in sequences if isinstance(s, str) and s})
+    found = number_sequences([(f"chain{i}", s) for i, s in enumerate(uniq)])
+    out: dict[str, NumberedChain | None] = {}
+    for seq, doms in zip(uniq, found, strict=True):
+        out[seq] = None if isinstance(doms, Exception) or not doms else numbered_chain(seq, doms[0])
+    return out
+
+
+def frame_context(
+    df: pd.DataFrame, max_len: int, numbered: dict[str, NumberedChain | None] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Context tokens ``[B, N_SLOTS]`` and window slots ``[B, max_len]`` for dataset rows.
+
+    A row's Fv is its own chain plus the first chain of the other type with the
+    same PDB id (the partner in a Fab; none for a nanobody).
+    """
+    seqs = df["chain_sequence"].tolist()
+    if numbered is None:
+        numbered = number_chains(seqs)
+    by_pdb: dict[tuple[str, str], str] = {}
+    for pdb, _chain, ctype, seq in sorted(zip(df["pdb_id"].fillna(""), df["chain"].fillna(""),
+                                             df["chain_type"], seqs, strict=True)):  # fmt: skip
+        if isinstance(seq, str):
+            by_pdb.setdefault((pdb, ctype), seq)
+    tokens = np.full((len(df), N_SLOTS), GAP, dtype=np.int64)
+    slots = np.full((len(df), max_len), NO_SLOT, dtype=np.int64)
+    rows = zip(df["pdb_id"].fillna(""), df["chain_type"], seqs, df["loop_start"], df["stem_n"],
+               df["sequence"], df["stem_c"], strict=True)  # fmt: skip
+    for i, (pdb, ctype, seq, start, sn, loop, sc) in enumerate(rows):
+        own = numbered.get(seq) if isinstance(seq, str) else None
+        if own is None:
+            continue
+        partner_seq = by_pdb.get((pdb, "L" if ctype == "H" else "H")) if pdb else None
+        partner = numbered.get(partner_seq) if partner_seq else None
+        tokens[i] = context_tokens([c for c in (own, partner) if c is not None])
+        width = len(sn) + len(loop) + len(sc)
+        slots[i, :width] = window_slots(own, None if pd.isna(start) else int(start), len(sn), width)
+    return tokens, slots

@@ -1,0 +1,88 @@
+"""Ensembles: extra networks in a run folder's ``members/`` whose template scores are averaged.
+
+Each member scores every candidate template with its own Ramachandran bins
+(members may differ in architecture, seed and bin centres); the written
+template maximises the members' weighted mean log probability plus
+``identity_weight`` x sequence identity, a product of experts. Weights may
+differ per CDR (``info.ensemble_weights``, tuned on validation loops by
+``bench/tune_ensemble.py``); confidence is the same weighted mean of the
+members' probabilities of the written bins. The sin/cos head and the network
+outputs in ``pred`` are the run's own network's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from loopfold.errors import CheckpointError
+from loopfold.model.checkpoint import load_model
+from loopfold.model.config import TrainConfig
+
+MEMBERS = "members"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One extra network of an ensemble."""
+
+    name: str
+    model: nn.Module
+    cfg: TrainConfig
+    temperature: float
+
+
+def load_members(run_dir: Path, cfg: TrainConfig, info: dict) -> list[Member]:
+    """The networks under ``run_dir/members/`` (none when the folder is absent).
+
+    Raises:
+        CheckpointError: a member that cannot be loaded, has no Ramachandran bins, or reads
+            windows differently (CDR definition, stems, window limit) from the run.
+    """
+    folder = run_dir / MEMBERS
+    if not folder.is_dir():
+        return []
+    out = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        model, mcfg, minfo = load_model(sub)
+        for key, default in (("definition", "north"), ("stems", 3)):
+            if minfo.get(key, default) != info.get(key, default):
+                raise CheckpointError(f"{sub}: ensemble member {key} {minfo.get(key, default)!r} differs from the "
+                                      f"run's {info.get(key, default)!r}")  # fmt: skip
+        if mcfg.max_len != cfg.max_len or not hasattr(model, "bin_centers"):
+            raise CheckpointError(f"{sub}: ensemble member must have Ramachandran bins and window limit {cfg.max_len}")
+        out.append(Member(sub.name, model, mcfg, float(minfo.get("bin_temperature", 1.0))))
+    check_weights(info, 1 + len(out), str(run_dir / "config.json"))
+    return out
+
+
+def member_weights(info: dict, cdrs: list[str], n_members: int) -> np.ndarray:
+    """``[B, n_members]`` weights per window: ``info.ensemble_weights[cdr]`` (the run's own network
+    first, then ``members/`` in name order; tuned on validation loops), equal where not given."""
+    table = info.get("ensemble_weights") or {}
+    out = np.ones((len(cdrs), n_members))
+    for i, cdr in enumerate(cdrs):
+        if cdr in table:
+            out[i] = table[cdr]
+    return out
+
+
+def check_weights(info: dict, n_members: int, where: str) -> None:
+    """Raises CheckpointError unless ``info.ensemble_weights`` maps CDRs to ``n_members`` non-negative
+    numbers with a positive sum."""
+    from loopfold.constants import CDRS
+
+    table = info.get("ensemble_weights")
+    if table is None:
+        return
+    if not isinstance(table, dict):
+        raise CheckpointError(f"{where}: ensemble_weights must be a JSON object of CDR -> weights")
+    for cdr, ws in table.items():
+        ok = cdr in CDRS and isinstance(ws, list) and len(ws) == n_members
+        ok = ok and all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in ws) and sum(ws) > 0
+        if not ok:
+            raise CheckpointError(f"{where}: ensemble_weights {cdr!r}: expected {n_members} non-negative numbers "
+                                  "with a positive sum (the run's network, then each member)")  # fmt: skip

@@ -1,0 +1,64 @@
+"""JSON values of a prediction: coordinates, rounded angle lists and ``--samples`` entries."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from loopfold.model.templates import log_probs
+from loopfold.structure.rebuild import rebuild_backbone
+
+
+def coords_json(xyz: np.ndarray) -> dict[str, list]:
+    """``{"N": [[x, y, z], ...], "CA": ..., "C": ..., "O": ...}`` rounded to 0.001 Å."""
+    return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
+
+
+def sample_entry(probability: float, template: str | None, angles: np.ndarray, xyz: np.ndarray) -> dict:
+    """One entry of a loop's ``samples`` list."""
+    return {"probability": round(float(probability), 4), "template": template, "phi": rounded(angles[:, 0], 1),
+            "psi": rounded(angles[:, 1], 1), "omega": rounded(angles[:, 2], 1), "coords": coords_json(xyz)}  # fmt: skip
+
+
+def rounded(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
+    """Rounded values as a list, None where a value is NaN (undefined)."""
+    return [None if v != v else v for v in np.round(values, ndigits).tolist()]
+
+
+def loop_samples(predictor, pred: dict, i: int, cdr: str, sequence: str, n: int, a: int, b: int, k: int) -> list[dict]:
+    """Up to k distinct conformations with probabilities (softmax of their scores among the k).
+
+    With a template library: the k most probable distinct templates; without
+    one: draws from the per-residue bin probabilities, the mode first.
+    """
+    if predictor.templates is not None:
+        logp, cis_logp = log_probs(pred)
+        cis = None if cis_logp is None else cis_logp[i, :n]
+        ranked = predictor.templates.rank(cdr, sequence, logp[i, :n], pred["bin_centers"], cis,
+                                     predictor.cfg.identity_weight, k)  # fmt: skip
+        if ranked:
+            scores = np.array([r[3] for r in ranked])
+            w = np.exp(scores - scores.max())
+            w /= w.sum()
+            return [sample_entry(p, src, t[a:b], xyz[a:b]) for (t, xyz, src, _), p in zip(ranked, w, strict=True)]
+    probs, centers = pred["bin_probs"][i, :n], pred["bin_centers"]
+    rng = np.random.default_rng(0)
+    picks = [probs.argmax(-1)]
+    seen = {tuple(picks[0])}
+    for _ in range(50 * k):
+        if len(picks) >= k:
+            break
+        draw = np.array([rng.choice(len(p), p=p / p.sum()) for p in probs])
+        if tuple(draw) not in seen:
+            seen.add(tuple(draw))
+            picks.append(draw)
+    logp_s = np.array([np.log(probs[np.arange(n), p] + 1e-12).sum() for p in picks])
+    w = np.exp(logp_s - logp_s.max())
+    w /= w.sum()
+    out = []
+    for p, weight in zip(picks, w, strict=True):
+        ang = pred["mode"][i, :n].copy()
+        ang[:, 0], ang[:, 1] = centers[p, 0], centers[p, 1]
+        xyz = rebuild_backbone(ang)
+        out.append(sample_entry(weight, None, ang[a:b], xyz[a:b]))
+    return out
+

@@ -1,0 +1,220 @@
+"""FvNet: whole-Fv context, templates as input, structural loss, predicted error."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from loopfold.data.extract import ExtractOptions, extract_file
+from loopfold.errors import CheckpointError
+from loopfold.graft import loops_pdb
+from loopfold.io.fasta import AntibodyInput
+from loopfold.model.config import TrainConfig
+from loopfold.model.context import IMGT_POSITIONS, NO_SLOT, context_tokens, numbered_chain, window_slots
+from loopfold.model.features import batch_from_frame
+from loopfold.model.fv_inputs import frame_batch, frame_coords
+from loopfold.model.fvnet import FvNet, fv_loss, kabsch_rmsd
+from loopfold.model.rebuild_torch import rebuild_backbone_torch
+from loopfold.model.template_input import K_TEMPLATES, retrieve
+from loopfold.model.templates import TemplateLibrary
+from loopfold.numbering.anarci import number_sequence
+from loopfold.predict import Predictor
+from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
+from loopfold.structure.superpose import superposed_rmsd
+from loopfold.train.loop import train_model
+from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, make_backbone, write_pdb
+
+CFG = TrainConfig(model="fvnet", hidden=16, max_len=24, n_bins=4, epochs=2, batch_size=4, patience=5)
+
+
+def test_torch_nerf_with_bond_angles_matches_numpy():
+    rng = np.random.default_rng(0)
+    tors, bond = rng.uniform(-180, 180, (2, 7, 3)), rng.uniform(105, 125, (2, 7, 3))
+    geom = replace(ideal_geometry((2, 7)), n_ca_c=bond[..., 0], ca_c_n=bond[..., 1], c_n_ca=bond[..., 2])
+    want = rebuild_backbone(tors, geom)
+    got = rebuild_backbone_torch(torch.tensor(np.radians(tors)), torch.tensor(bond)).numpy()
+    np.testing.assert_allclose(got[..., :3, :], want[..., :3, :], atol=1e-9)
+    for k in range(3):  # each bond angle is really used
+        one = bond.copy()
+        one[..., k] += 5.0
+        moved = rebuild_backbone_torch(torch.tensor(np.radians(tors)), torch.tensor(one)).numpy()
+        assert superposed_rmsd(moved[0], got[0]) > 0.05
+
+
+def test_kabsch_rmsd_matches_numpy_and_ignores_masked_atoms():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(2, 10, 3)), rng.normal(size=(2, 10, 3))
+    mask = np.ones((2, 10))
+    mask[1, 7:] = 0
+    b[1, 7:] += 100.0  # far off, but masked
+    pred = torch.tensor(a, requires_grad=True)
+    got = kabsch_rmsd(pred, torch.tensor(b), torch.tensor(mask))
+    assert got[0].item() == pytest.approx(superposed_rmsd(a[0], b[0]), abs=1e-5)
+    assert got[1].item() == pytest.approx(superposed_rmsd(a[1, :7], b[1, :7]), abs=1e-5)
+    got.sum().backward()
+    assert torch.isfinite(pred.grad).all() and pred.grad[0].abs().sum() > 0
+
+
+def test_context_puts_conserved_residues_at_their_imgt_slots():
+    heavy = numbered_chain(TRASTUZUMAB_VH, number_sequence(TRASTUZUMAB_VH)[0])
+    light = numbered_chain(TRASTUZUMAB_VL, number_sequence(TRASTUZUMAB_VL)[0])
+    tokens = context_tokens([heavy, light])
+    aa = "ACDEFGHIKLMNPQRSTVWY"
+    assert aa[tokens[22]] == "C" and aa[tokens[40]] == "W" and aa[tokens[103]] == "C"  # VH Cys23, Trp41, Cys104
+    assert aa[tokens[IMGT_POSITIONS + 22]] == "C" and aa[tokens[IMGT_POSITIONS + 103]] == "C"  # VL
+    start = TRASTUZUMAB_VH.index("WGGDGFYAMDY")
+    slots = window_slots(heavy, start, 3, 17)
+    assert list(slots[:4]) == [103, 104, 105, 106]  # IMGT C104 S105 R106, then W107 starts the window loop
+    assert window_slots(heavy, None, 3, 5).tolist() == [NO_SLOT] * 5
+
+
+def _library() -> TemplateLibrary:
+    rows = []
+    for i, seq in enumerate(["ARDYW", "ARDYF", "GGGGG"]):
+        xyz = make_backbone("AA" + seq + "AA", seed=i).coords
+        rows.append({"loop_id": f"t{i}", "cdr": "H3", "sequence": seq, "coords": xyz,
+                     "phi": [0.0] * 9, "has_chain_break": False, "has_missing_atoms": False,
+                     "definition": "north"})  # fmt: skip
+    return TemplateLibrary.from_frame(pd.DataFrame(rows))
+
+
+def test_template_retrieval_hides_the_loop_itself_and_close_loops_under_a_cap():
+    lib = _library()
+    idx, ident, names = retrieve(lib, "H3", 9, ["ARDYW"])
+    assert names[0][:2] == ["t0", "t1"] and ident[0, 0] == 1.0 and idx.shape == (1, K_TEMPLATES)
+    _, _, names = retrieve(lib, "H3", 9, ["ARDYW"], exclude=[{"t0"}])
+    assert names[0][0] == "t1"
+    _, ident, names = retrieve(lib, "H3", 9, ["ARDYW"], caps=np.array([0.7]))
+    assert names[0] == ["t2"] and ident[0, 0] < 0.7
+    assert retrieve(lib, "H1", 9, ["ARDYW"])[2] == [[]]
+
+
+@pytest.fixture
+def fab_rows(tmp_path):
+    """Loops (with coordinates and chains) cut from two made-up Fab structures."""
+    records = []
+    for k in range(2):
+        heavy = make_backbone(TRASTUZUMAB_VH, "H", seed=10 + k)
+        light = make_backbone(TRASTUZUMAB_VL, "L", seed=20 + k)
+        path = write_pdb(tmp_path / f"fab{k}.pdb", [heavy, light])
+        records += extract_file(str(path), ExtractOptions()).records
+    df = pd.DataFrame([r.to_row() for r in records])
+    df["coords"] = [r.coords for r in records]  # as the dataset reader returns them
+    df["pdb_id"] = [f"fab{i // 6}" for i in range(len(df))]
+    df["loop_id"] = [f"{p}_{c}" for p, c in zip(df["pdb_id"], df["cdr"], strict=True)]
+    return df[df["stem_n"].str.len() + df["sequence"].str.len() + df["stem_c"].str.len() <= CFG.max_len]
+
+
+def test_structure_loss_trains_bond_angles_and_adds_to_the_angle_loss(fab_rows):
+    batch, _ = frame_batch(fab_rows, CFG.max_len, None, coords=True)
+    assert np.isfinite(frame_coords(fab_rows, CFG.max_len)).any()
+    torch.manual_seed(0)
+    net = FvNet(CFG)
+    out = net(**batch.inputs())
+    angles_only = fv_loss(out, batch, replace(CFG, structure_weight=0.0))
+    both = fv_loss(out, batch, CFG)
+    assert both.item() > angles_only.item() + 0.1
+    both.backward()
+    assert net.bond.weight.grad.abs().sum() > 0  # bond angles reach the loss only through the structure
+
+
+def test_fvnet_trains_predicts_with_context_error_and_b_factors(fab_rows, tmp_path):
+    train, val = fab_rows[fab_rows["pdb_id"] == "fab0"], fab_rows[fab_rows["pdb_id"] == "fab1"]
+    train_model(CFG, train, val, tmp_path / "run")
+    info = json.loads((tmp_path / "run" / "config.json").read_text())["info"]
+    assert len(info["error_model"]["coef"]) == len(info["error_model"]["features"])
+    p = Predictor(tmp_path / "run")
+    ab = AntibodyInput("tz", TRASTUZUMAB_VH, TRASTUZUMAB_VL)
+    queries = p.antibody_queries(ab)
+    loops = p.predict_queries(queries)
+    h3 = next(lp for lp in loops if lp["cdr"] == "H3")
+    assert len(h3["error"]) == len(h3["sequence"]) and h3["rmsd_predicted"] > 0
+    assert h3["rmsd_predicted"] == pytest.approx(np.sqrt(np.mean(np.square(h3["error"]))), abs=0.01)
+    lone = p.predict_queries([replace(q, numbered=None, context=None) for q in queries])
+    assert any(a["phi"] != b["phi"] for a, b in zip(loops, lone, strict=True))  # the Fv context is read
+    pdb = loops_pdb({"id": "tz", "loops": loops}, p)
+    first_ca = next(line for line in pdb.splitlines() if line.startswith("ATOM") and line[12:16] == " CA ")
+    assert float(first_ca[60:66]) == pytest.approx(loops[0]["error"][0], abs=0.01)
+    # evaluation rows go through the same inputs as queries
+    pred, angles, coords, _ = p.predict_frame(val.reset_index(drop=True))
+    assert len(coords) == len(val) and np.isfinite(angles[:, 1:4, :2]).all()
+    assert batch_from_frame(val, CFG.max_len).features.shape[0] == len(val)
+
+
+def test_corrupt_error_model_is_refused(fab_rows, tmp_path):
+    train, val = fab_rows[fab_rows["pdb_id"] == "fab0"], fab_rows[fab_rows["pdb_id"] == "fab1"]
+    train_model(replace(CFG, epochs=1), train, val, tmp_path / "run")
+    path = tmp_path / "run" / "config.json"
+    doc = json.loads(path.read_text())
+    doc["info"]["error_model"]["coef"] = [1.0, "x"]
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="error_model"):
+        Predictor(tmp_path / "run")
+
+
+def test_batched_loop_rmsd_matches_kabsch():
+    from loopfold.model.template_targets import _loop_rmsd
+
+    rng = np.random.default_rng(3)
+    cands, true = rng.normal(size=(5, 12, 3)), rng.normal(size=(12, 3))
+    want = [superposed_rmsd(c, true) for c in cands]
+    np.testing.assert_allclose(_loop_rmsd(cands, true), want, atol=1e-9)
+    rot = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    assert _loop_rmsd((true @ rot.T + 3.0)[None], true)[0] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_candidates_exclude_the_loop_itself_and_carry_true_rmsds():
+    from loopfold.model.template_targets import candidate_targets
+
+    lib = _library()
+    tors, xyz, _, _ = lib.groups[("H3", 9)]
+    rows = pd.DataFrame([{"loop_id": "t0", "cdr": "H3", "sequence": "ARDYW", "stem_n": "AA", "stem_c": "AA",
+                          "coords": xyz[1], "has_missing_atoms": False},
+                         {"loop_id": "q", "cdr": "H3", "sequence": "ARDYF", "stem_n": "AA", "stem_c": "AA",
+                          "coords": xyz[1], "has_missing_atoms": False}])  # fmt: skip
+    centers = np.array([[-60.0, -45.0], [-120.0, 130.0], [60.0, 40.0], [-80.0, 170.0]])
+    t = candidate_targets(rows, lib, centers, 12)
+    assert np.isfinite(t["cand_rmsd"][0]).sum() == 2  # t1 and t2: never t0 itself
+    assert t["cand_ident"][0, 0] == pytest.approx(0.8) and t["cand_rmsd"][0, 0] == pytest.approx(0.0, abs=1e-6)
+    assert t["cand_rmsd"][1, 0] == pytest.approx(0.0, abs=1e-6)  # q's most identical template is t1 (itself)
+    assert (t["cand_bins"][0, 0, :9] >= 0).sum() >= 7 and (t["cand_bins"][0, 0, 9:] == -1).all()
+    strict = candidate_targets(rows, lib, centers, 12, cap=0.7)
+    assert np.isfinite(strict["cand_rmsd"][0]).sum() == 1 and strict["cand_ident"][0, 0] < 0.7
+
+
+def test_expected_template_rmsd_rewards_scoring_the_closest_template_highest():
+    from loopfold.model.features import Batch
+    from loopfold.model.fvnet import expected_template_rmsd
+
+    bins = torch.tensor([[[0, 0, 0], [1, 1, 1]]])  # two candidates, 3 residues, bins 0 and 1
+    batch = Batch(*(None,) * 9, cand_bins=bins, cand_ident=torch.zeros(1, 2),
+                  cand_rmsd=torch.tensor([[0.5, 3.0]]))  # fmt: skip
+    good = {"bin_logits": torch.tensor([[[4.0, 0.0]] * 3])}
+    bad = {"bin_logits": torch.tensor([[[0.0, 4.0]] * 3])}
+    assert expected_template_rmsd(good, batch, 0.0) < 1.0 < 2.5 < expected_template_rmsd(bad, batch, 0.0)
+    batch = replace(batch, cand_ident=torch.tensor([[0.0, 1.0]]))
+    assert expected_template_rmsd(good, batch, 20.0) > 2.5  # identity can outweigh the bins
+
+
+def test_ensemble_members_load_and_are_checked(fab_rows, tmp_path):
+    import shutil
+
+    train, val = fab_rows[fab_rows["pdb_id"] == "fab0"], fab_rows[fab_rows["pdb_id"] == "fab1"]
+    train_model(TrainConfig(hidden=16, max_len=24, n_bins=4, epochs=1, batch_size=4), train, val, tmp_path / "ln")
+    train_model(replace(CFG, epochs=1), train, val, tmp_path / "fv")
+    shutil.copytree(tmp_path / "ln", tmp_path / "ens")
+    shutil.copytree(tmp_path / "fv", tmp_path / "ens" / "members" / "fv")
+    p = Predictor(tmp_path / "ens")
+    assert [m.name for m in p.members] == ["fv"] and p.reads_fv  # a LoopNet run with an FvNet member
+    loops = p.predict_queries(p.antibody_queries(AntibodyInput("tz", TRASTUZUMAB_VH, TRASTUZUMAB_VL)))
+    assert {lp["cdr"] for lp in loops} == {"H1", "H2", "H3", "L1", "L2", "L3"}
+    doc = json.loads((tmp_path / "ens" / "members" / "fv" / "config.json").read_text())
+    doc["info"]["definition"] = "imgt"
+    (tmp_path / "ens" / "members" / "fv" / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match="ensemble member definition"):
+        Predictor(tmp_path / "ens")
