@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
         doc["info"]["ensemble_weights"] = res["best"]
         write_text(args.run / CONFIG, json.dumps(doc, indent=2) + "\n")
         # the predicted-error model must describe what the ensemble now writes: fit it again
-        fit_run_error_model(args.run, load_part(args.data, args.split, "validation", 40))
+        fit_run_error_model(args.run, load_part(args.data, args.split, "validation", Predictor(args.run).cfg.max_len))
     if args.json:
         print(json.dumps(res, indent=2))
     else:

@@ -4,8 +4,9 @@
 # training: RAB ids, DeepAb test ids, docking benchmark ids, and every loop >= 70% identical to
 # one of their loops (same CDR, compared under the benchmark's own CDR definition).
 # The shipped model is an FvNet (whole-Fv context, templates as input, structural losses) with a
-# LoopNet member; the per-CDR ensemble weights, the identity weight and the predicted-error model
-# are all fitted on validation loops. About 15 minutes on 2 cores.
+# LoopNet member; the per-CDR ensemble weights and the predicted-error model are fitted on validation
+# loops (the identity weight, 20, was tuned on validation loops for LoopNet by bench/tune_identity.py).
+# About 15 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${LOOPFOLD_SHARED_DATA:-../shared/data}
@@ -19,7 +20,6 @@ $L data split out/rosetta.parquet --by cluster --identity 0.7 --seed 0 \
   --exclude-ids out/rab.parquet --exclude-ids out/docking.parquet --exclude-ids "$D/deepab/TestSetList.txt" \
   --out out/rosetta_split
 $L train --data out/rosetta.parquet --split out/rosetta_split --out out/shipped_loopnet --model loopnet --epochs 30
-$P bench/tune_identity.py out/shipped_loopnet --data out/rosetta.parquet --split out/rosetta_split --apply
 $L train --data out/rosetta.parquet --split out/rosetta_split --out out/shipped_fvnet --model fvnet
 rm -rf out/shipped && mkdir -p out/shipped/members/loopnet
 cp out/shipped_fvnet/{model.safetensors,config.json,training_loops.csv,templates.safetensors} out/shipped/

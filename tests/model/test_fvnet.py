@@ -15,14 +15,22 @@ from loopfold.errors import CheckpointError
 from loopfold.graft import loops_pdb
 from loopfold.io.fasta import AntibodyInput
 from loopfold.model.config import TrainConfig
-from loopfold.model.context import IMGT_POSITIONS, NO_SLOT, context_tokens, numbered_chain, window_slots
-from loopfold.model.features import batch_from_frame
+from loopfold.model.context import (
+    GAP,
+    IMGT_POSITIONS,
+    NO_SLOT,
+    context_tokens,
+    frame_context,
+    numbered_chain,
+    window_slots,
+    with_partners,
+)
 from loopfold.model.fv_inputs import frame_batch, frame_coords
 from loopfold.model.fvnet import FvNet, fv_loss, kabsch_rmsd
 from loopfold.model.rebuild_torch import rebuild_backbone_torch
 from loopfold.model.template_input import K_TEMPLATES, retrieve
 from loopfold.model.templates import TemplateLibrary
-from loopfold.numbering.anarci import number_sequence
+from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.predict import Predictor
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 from loopfold.structure.superpose import superposed_rmsd
@@ -135,15 +143,21 @@ def test_fvnet_trains_predicts_with_context_error_and_b_factors(fab_rows, tmp_pa
     h3 = next(lp for lp in loops if lp["cdr"] == "H3")
     assert len(h3["error"]) == len(h3["sequence"]) and h3["rmsd_predicted"] > 0
     assert h3["rmsd_predicted"] == pytest.approx(np.sqrt(np.mean(np.square(h3["error"]))), abs=0.01)
-    lone = p.predict_queries([replace(q, numbered=None, context=None) for q in queries])
-    assert any(a["phi"] != b["phi"] for a, b in zip(loops, lone, strict=True))  # the Fv context is read
+    blank = np.full_like(queries[0].context, GAP)
+    other = p.predict_queries([replace(q, context=blank) for q in queries])  # same slots, no Fv residues
+    assert any(a["phi"] != b["phi"] for a, b in zip(loops, other, strict=True))  # the Fv context is read
     pdb = loops_pdb({"id": "tz", "loops": loops}, p)
     first_ca = next(line for line in pdb.splitlines() if line.startswith("ATOM") and line[12:16] == " CA ")
     assert float(first_ca[60:66]) == pytest.approx(loops[0]["error"][0], abs=0.01)
-    # evaluation rows go through the same inputs as queries
-    pred, angles, coords, _ = p.predict_frame(val.reset_index(drop=True))
-    assert len(coords) == len(val) and np.isfinite(angles[:, 1:4, :2]).all()
-    assert batch_from_frame(val, CFG.max_len).features.shape[0] == len(val)
+    # evaluation rows get the same Fv context and slots as queries of the same antibody
+    rows = with_partners(val).reset_index(drop=True)
+    batch, _ = frame_batch(rows, CFG.max_len, p.templates)
+    qb = {q.cdr: q for q in queries}
+    for i, row in rows.iterrows():
+        q = qb[row["cdr"]]
+        assert (batch.context[i].numpy() == q.context).all()
+        want = window_slots(q.numbered, q.start, len(row["stem_n"]), int(batch.lengths[i]))
+        assert (batch.slots[i, : len(want)].numpy() == want).all()
 
 
 def test_corrupt_error_model_is_refused(fab_rows, tmp_path):
@@ -213,8 +227,48 @@ def test_ensemble_members_load_and_are_checked(fab_rows, tmp_path):
     assert [m.name for m in p.members] == ["fv"] and p.reads_fv  # a LoopNet run with an FvNet member
     loops = p.predict_queries(p.antibody_queries(AntibodyInput("tz", TRASTUZUMAB_VH, TRASTUZUMAB_VL)))
     assert {lp["cdr"] for lp in loops} == {"H1", "H2", "H3", "L1", "L2", "L3"}
+    main = json.loads((tmp_path / "ens" / "config.json").read_text())
+    main["info"]["output"] = "structure"  # members only vote on templates
+    (tmp_path / "ens" / "config.json").write_text(json.dumps(main))
+    with pytest.raises(CheckpointError, match="members need a run that writes templates"):
+        Predictor(tmp_path / "ens")
+    main["info"]["output"] = "template"
+    (tmp_path / "ens" / "config.json").write_text(json.dumps(main))
     doc = json.loads((tmp_path / "ens" / "members" / "fv" / "config.json").read_text())
     doc["info"]["definition"] = "imgt"
     (tmp_path / "ens" / "members" / "fv" / "config.json").write_text(json.dumps(doc))
     with pytest.raises(CheckpointError, match="ensemble member definition"):
         Predictor(tmp_path / "ens")
+
+
+def test_partners_come_from_the_whole_dataset_and_insertions_do_not_take_a_slot(fab_rows):
+    heavy_only = fab_rows[(fab_rows["pdb_id"] == "fab0") & (fab_rows["chain_type"] == "H")]
+    with_l = with_partners(fab_rows)
+    part = with_l[(with_l["pdb_id"] == "fab0") & (with_l["chain_type"] == "H")]
+    assert set(part["partner_sequence"]) == {TRASTUZUMAB_VL}
+    alone, _ = frame_context(heavy_only, CFG.max_len)  # light rows absent, no column: no partner
+    paired, _ = frame_context(part, CFG.max_len)  # the column carries the partner into a split part
+    assert (alone[:, IMGT_POSITIONS:] == GAP).all() and (paired[:, IMGT_POSITIONS + 22] != GAP).all()
+    dom = NumberedDomain("H", "imgt", (0, 1, 2), ((111, ""), (111, "A"), (112, "")))
+    tokens = context_tokens([numbered_chain("CDE", dom)])
+    assert "ACDEFGHIKLMNPQRSTVWY"[tokens[110]] == "C"  # IMGT 111, not its insertion 111A
+
+
+def test_augment_swaps_template_inputs_and_candidates_together():
+    from loopfold.model.features import Batch
+    from loopfold.train.loop import augment
+
+    b, L, C = 64, 5, 3
+    base = Batch(torch.zeros(b, L, 2), torch.full((b,), L), torch.ones(b, L, dtype=torch.bool), *(None,) * 6,
+                 templates=torch.zeros(b, L, 4), context=torch.zeros(b, 8, dtype=torch.long),
+                 slots=torch.zeros(b, L, dtype=torch.long), cand_bins=torch.zeros(b, C, L, dtype=torch.long),
+                 cand_ident=torch.zeros(b, C), cand_rmsd=torch.zeros(b, C))  # fmt: skip
+    strict = replace(base, templates=torch.ones(b, L, 4), cand_bins=torch.ones(b, C, L, dtype=torch.long),
+                     cand_ident=torch.ones(b, C), cand_rmsd=torch.ones(b, C))  # fmt: skip
+    out = augment(base, strict, np.random.default_rng(0))
+    took = out.cand_ident[:, 0] == 1
+    assert 10 < int(took.sum()) < 54  # about half the rows see the strict view
+    assert (out.cand_rmsd[:, 0] == took).all() and (out.cand_bins[:, 0, 0] == took).all()
+    shown = out.templates[:, 0, 0] == 1
+    assert (shown <= took).all() and int((took & ~shown).sum()) < int(took.sum())  # some template inputs dropped
+    assert int((out.context[:, 0] == GAP).sum()) > 0  # some rows lose the Fv context

@@ -47,7 +47,7 @@ class TrainConfig:
     #: weight of sequence identity beside the log probability when choosing a template
     #: (tuned on validation loops by ``bench/tune_identity.py``)
     identity_weight: float = 20.0
-    #: fvnet: weight of the structural loss (loop RMSD + CA distance error); 0 trains on angles only
+    #: fvnet: weight of the loss on its own rebuilt structure (loop RMSD + CA distance error); 0 turns it off
     structure_weight: float = 1.0
     #: fvnet: weight of the expected true RMSD of the template the network would choose
     rank_weight: float = 1.0

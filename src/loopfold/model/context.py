@@ -33,23 +33,27 @@ class NumberedChain:
     chain_type: str
     sequence: str
     slots: np.ndarray  # [len(sequence)] int64
+    base: np.ndarray  # [len(sequence)] bool: numbered without an insertion code
 
 
 def numbered_chain(sequence: str, domain: NumberedDomain) -> NumberedChain:
     """The slot of every residue of ``sequence`` under one numbered domain."""
     slots = np.full(len(sequence), NO_SLOT, dtype=np.int64)
+    base = np.zeros(len(sequence), dtype=bool)
     off = OFFSET[domain.chain_type]
-    for idx, (num, _) in zip(domain.indices, domain.positions, strict=True):
+    for idx, (num, ins) in zip(domain.indices, domain.positions, strict=True):
         slots[idx] = off + min(max(int(num), 1), IMGT_POSITIONS) - 1
-    return NumberedChain(domain.chain_type, sequence, slots)
+        base[idx] = not ins
+    return NumberedChain(domain.chain_type, sequence, slots, base)
 
 
 def context_tokens(chains: list[NumberedChain]) -> np.ndarray:
-    """``[N_SLOTS]`` residue index per slot (``GAP`` where no residue), first residue per slot."""
+    """``[N_SLOTS]`` residue index per slot (``GAP`` where no residue): the residue at the position
+    itself, not an insertion (IMGT 112A, 112B share slot 112 with 112)."""
     tokens = np.full(N_SLOTS, GAP, dtype=np.int64)
     for ch in chains:
-        for aa, slot in zip(reversed(ch.sequence), ch.slots[::-1], strict=True):  # first residue wins
-            if slot != NO_SLOT and aa in AA_INDEX:
+        for aa, slot, base in zip(ch.sequence, ch.slots, ch.base, strict=True):
+            if slot != NO_SLOT and aa in AA_INDEX and (base or tokens[slot] == GAP):
                 tokens[slot] = AA_INDEX[aa]
     return tokens
 
@@ -76,32 +80,43 @@ def number_chains(sequences: list[str]) -> dict[str, NumberedChain | None]:
     return out
 
 
+def with_partners(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with a ``partner_sequence`` column: the first chain of the other type with the same PDB
+    id (the partner in a Fab; None for a nanobody). Call it on a whole dataset before taking split
+    parts, whose rows of one antibody may fall in different parts."""
+    by_pdb: dict[tuple[str, str], str] = {}
+    for pdb, _chain, ctype, seq in sorted(zip(df["pdb_id"].fillna(""), df["chain"].fillna(""),
+                                              df["chain_type"], df["chain_sequence"], strict=True)):  # fmt: skip
+        if isinstance(seq, str) and pdb:
+            by_pdb.setdefault((pdb, ctype), seq)
+    out = df.copy()
+    out["partner_sequence"] = [by_pdb.get((p, "L" if t == "H" else "H")) if p else None
+                               for p, t in zip(df["pdb_id"].fillna(""), df["chain_type"], strict=True)]  # fmt: skip
+    return out
+
+
 def frame_context(
     df: pd.DataFrame, max_len: int, numbered: dict[str, NumberedChain | None] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Context tokens ``[B, N_SLOTS]`` and window slots ``[B, max_len]`` for dataset rows.
 
-    A row's Fv is its own chain plus the first chain of the other type with the
-    same PDB id (the partner in a Fab; none for a nanobody).
+    A row's Fv is its own chain plus its ``partner_sequence`` (:func:`with_partners`, added
+    here from ``df`` itself when the column is absent).
     """
+    if "partner_sequence" not in df:
+        df = with_partners(df)
     seqs = df["chain_sequence"].tolist()
     if numbered is None:
-        numbered = number_chains(seqs)
-    by_pdb: dict[tuple[str, str], str] = {}
-    for pdb, _chain, ctype, seq in sorted(zip(df["pdb_id"].fillna(""), df["chain"].fillna(""),
-                                             df["chain_type"], seqs, strict=True)):  # fmt: skip
-        if isinstance(seq, str):
-            by_pdb.setdefault((pdb, ctype), seq)
+        numbered = number_chains(seqs + [s for s in df["partner_sequence"] if isinstance(s, str)])
     tokens = np.full((len(df), N_SLOTS), GAP, dtype=np.int64)
     slots = np.full((len(df), max_len), NO_SLOT, dtype=np.int64)
-    rows = zip(df["pdb_id"].fillna(""), df["chain_type"], seqs, df["loop_start"], df["stem_n"],
-               df["sequence"], df["stem_c"], strict=True)  # fmt: skip
-    for i, (pdb, ctype, seq, start, sn, loop, sc) in enumerate(rows):
+    rows = zip(df["partner_sequence"], seqs, df["loop_start"], df["stem_n"], df["sequence"], df["stem_c"],
+               strict=True)  # fmt: skip
+    for i, (partner_seq, seq, start, sn, loop, sc) in enumerate(rows):
         own = numbered.get(seq) if isinstance(seq, str) else None
         if own is None:
             continue
-        partner_seq = by_pdb.get((pdb, "L" if ctype == "H" else "H")) if pdb else None
-        partner = numbered.get(partner_seq) if partner_seq else None
+        partner = numbered.get(partner_seq) if isinstance(partner_seq, str) else None
         tokens[i] = context_tokens([c for c in (own, partner) if c is not None])
         width = len(sn) + len(loop) + len(sc)
         slots[i, :width] = window_slots(own, None if pd.isna(start) else int(start), len(sn), width)

@@ -56,6 +56,9 @@ def load_members(run_dir: Path, cfg: TrainConfig, info: dict) -> list[Member]:
             raise CheckpointError(f"{sub}: ensemble member must have Ramachandran bins and window limit {cfg.max_len}")
         out.append(Member(sub.name, model, mcfg, float(minfo.get("bin_temperature", 1.0))))
     check_weights(info, 1 + len(out), str(run_dir / "config.json"))
+    if out and info.get("output", "template") == "structure":
+        raise CheckpointError(f"{run_dir}: ensemble members need a run that writes templates, but its "
+                              "info.output is structure")  # fmt: skip
     return out
 
 

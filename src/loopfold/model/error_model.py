@@ -1,14 +1,15 @@
 """Predicted error in Å: a per-residue regression fitted on held-out (validation) predictions.
 
 After training, the model predicts the validation loops (never trained on);
-each loop residue's true error is its backbone deviation (Å, mean over N, CA,
+each loop residue's true error is its backbone deviation (Å, root mean square over N, CA,
 C, O) once the loop is superposed on itself. A least-squares fit maps
 per-residue features the predictor has at run time to that error:
 
 * the network's probability of the output residue's Ramachandran bin, and its
   bin entropy;
-* the loop's highest identity to a template of its CDR (the training part, so
-  validation loops see what new loops see; a close template means a small error);
+* the loop's highest identity to a template of its CDR (the training part), capped
+  at ``IDENTITY_CAP``: validation loops, on which the fit is made, are all below
+  it (a 70% cluster split), so higher identities would be extrapolated;
 * loop length, the residue's distance from the nearer loop end, the CDR.
 
 ``rmsd_predicted`` of a loop is the root mean square of its residues' errors,
@@ -28,6 +29,7 @@ from loopfold.errors import InvalidFile
 
 FEATURES = ("bias", "confidence", "entropy", "identity", "length", "centrality") + tuple(f"cdr_{c}" for c in CDRS)
 FLOOR, CEILING = 0.05, 25.0
+IDENTITY_CAP = 0.7
 
 
 @dataclass(frozen=True)
@@ -47,10 +49,11 @@ class ErrorModel:
         if block is None:
             return None
         coef = block.get("coef") if isinstance(block, dict) else None
-        ok = isinstance(coef, list) and len(coef) == len(FEATURES)
+        ok = isinstance(coef, list) and len(coef) == len(FEATURES) and block.get("features") == list(FEATURES)
         ok = ok and all(isinstance(c, int | float) and not isinstance(c, bool) and np.isfinite(c) for c in coef)
         if not ok:
-            raise InvalidFile(f"{where}: error_model must hold {len(FEATURES)} finite coefficients")
+            raise InvalidFile(f"{where}: error_model must name the features {', '.join(FEATURES)} and hold "
+                              f"{len(FEATURES)} finite coefficients")  # fmt: skip
         return cls(np.asarray(coef, dtype=np.float64))
 
     def to_info(self) -> dict:
@@ -77,7 +80,7 @@ def residue_features(
     if probs is not None:
         p = np.clip(probs, 1e-9, 1.0)
         x[:, 2] = -(p * np.log(p)).sum(-1) / np.log(p.shape[-1])
-    x[:, 3] = 0.0 if identity is None else identity
+    x[:, 3] = 0.0 if identity is None else min(identity, IDENTITY_CAP)
     x[:, 4] = n / 10.0
     pos = np.arange(n)
     x[:, 5] = np.minimum(pos + 1, n - pos) / 10.0

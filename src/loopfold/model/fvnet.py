@@ -123,7 +123,9 @@ def kabsch_rmsd(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> t
     u, _, vt = torch.linalg.svd(h.double())
     d = torch.sign(torch.det(vt.transpose(1, 2) @ u.transpose(1, 2)))
     fix = torch.diag_embed(torch.stack([torch.ones_like(d), torch.ones_like(d), d], -1))
-    rot = (vt.transpose(1, 2) @ fix @ u.transpose(1, 2)).to(pred.dtype)
+    # the optimal rotation is a stationary point of the RMSD, so holding it fixed gives the same gradient
+    # without differentiating the SVD (unstable when singular values nearly coincide)
+    rot = (vt.transpose(1, 2) @ fix @ u.transpose(1, 2)).to(pred.dtype).detach()
     diff = ((p @ rot.transpose(1, 2) - t) ** 2).sum(-1) * mask
     return torch.sqrt(diff.sum(1) / mask.sum(1).clamp(min=1.0) + 1e-6)
 

@@ -6,7 +6,7 @@ Per window residue and template the network reads sin/cos of phi, psi and
 omega, the three backbone bond angles (N-CA-C, CA-C-N, C-N-CA) as offsets from
 ideal / 10 degrees, the template's identity and a present flag (``PER_TEMPLATE`` values), so it can copy a close
 template and depart from a distant one. In training a loop never sees itself,
-and on a random half of the steps no template >= 70% identical to it (the
+and in a random half of the rows of every batch no template >= 70% identical to it (the
 benchmark's leakage bar), so it also learns the case that held-out loops are in.
 """
 

@@ -45,8 +45,11 @@ def usable(df: pd.DataFrame, max_len: int) -> pd.DataFrame:
 
 
 def load_part(data: str | Path, split_dir: str | Path | None, part: str, max_len: int) -> pd.DataFrame:
-    """The usable loops of one split part (the whole dataset when ``split_dir`` is None)."""
-    df = read_dataset(data)
+    """The usable loops of one split part (the whole dataset when ``split_dir`` is None), each with its
+    antibody's partner chain (``partner_sequence``, from the whole dataset)."""
+    from loopfold.model.context import with_partners
+
+    df = with_partners(read_dataset(data))
     if split_dir is not None:
         split = read_split(split_dir)
         ids = set(split.loc[split["part"] == part, "loop_id"])
@@ -104,7 +107,8 @@ def training_batches(
     from loopfold.model.template_input import STRICT_CAP
     from loopfold.model.template_targets import candidate_targets
 
-    numbered = number_chains(pd.concat([train, val])["chain_sequence"].tolist())
+    both = pd.concat([train, val])
+    numbered = number_chains(both["chain_sequence"].tolist() + both.get("partner_sequence", pd.Series([])).tolist())
     centers = bin_centers(train, cfg)
 
     def targets(df: pd.DataFrame, cap: float | None = None) -> dict:
@@ -212,6 +216,8 @@ def train_model(
             idx = torch.from_numpy(order[s * cfg.batch_size : (s + 1) * cfg.batch_size])
             b = augment(tb.subset(idx), None if strict is None else strict.subset(idx), views)
             loss = _objective(model(**b.inputs()), b, cfg, _leaky(cfg))
+            if not torch.isfinite(loss):  # a degenerate structure (e.g. an SVD at coinciding values): skip
+                continue
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
