@@ -14,6 +14,7 @@ echo "predictions: $(pwd)/out/example.json and $(pwd)/out/example_pdb/trastuzuma
 .venv/bin/python - <<'PY'
 import json
 for lp in json.load(open("out/example.json"))["results"][0]["loops"]:
-    print(f"  {lp['cdr']} {lp['sequence']}: seen_in_training={lp['seen_in_training']}, "
-          f"highest identity to a training loop {lp['max_training_identity']}")
+    print(f"  {lp['cdr']} {lp['sequence']}: predicted rmsd_loop {lp.get('rmsd_predicted')} A, "
+          f"seen_in_training={lp['seen_in_training']}, highest identity to a training loop "
+          f"{lp['max_training_identity']}")
 PY

@@ -272,3 +272,16 @@ def test_augment_swaps_template_inputs_and_candidates_together():
     shown = out.templates[:, 0, 0] == 1
     assert (shown <= took).all() and int((took & ~shown).sum()) < int(took.sum())  # some template inputs dropped
     assert int((out.context[:, 0] == GAP).sum()) > 0  # some rows lose the Fv context
+
+
+def test_shared_contexts_are_encoded_once_with_the_same_result():
+    torch.manual_seed(0)
+    net = FvNet(CFG).eval()
+    b, L = 6, 10
+    ctx = torch.randint(0, 21, (2, 256))[torch.tensor([0, 0, 1, 1, 0, 1])]
+    inp = {"features": torch.rand(b, L, 31), "lengths": torch.full((b,), L), "templates": torch.rand(b, L, 33),
+           "context": ctx, "slots": torch.randint(0, 257, (b, L))}  # fmt: skip
+    with torch.no_grad():
+        together = net(**inp)["sincos"]
+        alone = torch.cat([net(**{k: v[i : i + 1] for k, v in inp.items()})["sincos"] for i in range(b)])
+    assert torch.allclose(together, alone, atol=1e-5)

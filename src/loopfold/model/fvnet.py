@@ -80,11 +80,13 @@ class FvNet(nn.Module):
         x = x.masked_fill(pad[..., None], 0.0)
         x = x + torch.relu(self.conv(x.transpose(1, 2)).transpose(1, 2))
         x = x.masked_fill(pad[..., None], 0.0)
-        empty = context == GAP  # [B, S]
-        ids = torch.arange(N_SLOTS)[None].expand(bsz, -1)
-        mem_pad = empty.clone()
+        # one antibody's windows share their Fv: encode each distinct context once
+        uniq, inverse = torch.unique(context, dim=0, return_inverse=True)
+        mem_pad = uniq == GAP  # [U, S]
         mem_pad[:, 0] = False  # keep one key per row so attention is defined for empty contexts
-        mem = self.ctx(self.aa(context) + self.slot(ids), src_key_padding_mask=mem_pad)
+        ids = torch.arange(N_SLOTS)[None].expand(len(uniq), -1)
+        mem = self.ctx(self.aa(uniq) + self.slot(ids), src_key_padding_mask=mem_pad)[inverse]
+        mem_pad = mem_pad[inverse]
         x = self.norm(self.decoder(x, mem, tgt_key_padding_mask=pad, memory_key_padding_mask=mem_pad))
         first = templates[..., :N_GEOMETRY]  # the closest template's values (zeros when none)
         present = templates[..., N_GEOMETRY + 1 : N_GEOMETRY + 2]
