@@ -14,8 +14,9 @@ Variants: LoopNet (retrieval: the shipped model before issue 9), FvNet, FvNet
 without the Fv context, without both structural losses (the loop RMSD and CA
 distances of its own rebuilt structure, and the expected RMSD of the template
 it would choose: angle and bin terms only), without templates as input; and
-the ensemble of FvNet and LoopNet (2 networks instead of 1) with per-CDR
-weights tuned on validation loops (``bench/tune_ensemble.py``), as shipped.
+the shipped ensemble: FvNet without template input and LoopNet (2 networks
+instead of 1) with per-CDR weights tuned on validation loops
+(``bench/tune_ensemble.py``).
 Beside the held-out figures, each
 variant's validation ``rmsd_loop`` (all validation loops; what the shipped
 choice was made on) and the output it writes (``info.output``). Runs are
@@ -51,7 +52,8 @@ VARIANTS = {
     "fvnet, no structural losses": ("fvnet", {"structure_weight": 0.0, "rank_weight": 0.0}),
     "fvnet, no template input": ("fvnet", {"use_templates": False}),
 }
-ENSEMBLE = "fvnet + loopnet ensemble"
+ENSEMBLE = "fvnet (no template input) + loopnet ensemble, as shipped"
+SHIPPED_FVNET = "fvnet_no_template_input"  # the FvNet variant the shipped ensemble uses (chosen on validation)
 CDRS_SHOWN = ("H1", "H2", "H3", "L1", "L2", "L3")
 
 
@@ -144,16 +146,17 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def _ensemble(work: Path, rosetta: str, split: str) -> Path:
-    """FvNet with LoopNet as a member, weights per CDR tuned on validation loops (as shipped)."""
+    """The shipped ensemble: FvNet (no template input) with LoopNet as a member, weights per CDR tuned
+    on validation loops."""
     import shutil
 
     from tune_ensemble import main as tune
 
-    run = work / "fvnet_+_loopnet_ensemble"
+    run = work / "shipped_ensemble"
     if not (run / "config.json").exists():
         (run / "members").mkdir(parents=True, exist_ok=True)
         for f in ("model.safetensors", "config.json", "training_loops.csv", "templates.safetensors"):
-            shutil.copy(work / "fvnet" / f, run / f)
+            shutil.copy(work / SHIPPED_FVNET / f, run / f)
         shutil.copytree(work / "loopnet_retrieval", run / "members" / "loopnet", dirs_exist_ok=True)
         tune([str(run), "--data", rosetta, "--split", split, "--apply"])
     return run

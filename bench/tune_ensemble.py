@@ -13,16 +13,14 @@ ensemble now writes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
+from tables import tuning_parser, update_config
 
 from loopfold.errors import LoopfoldError
-from loopfold.io.atomic import write_text
-from loopfold.model.checkpoint import CONFIG
 from loopfold.model.decode import run_network
 from loopfold.model.features import batch_from_frame
 from loopfold.model.fv_inputs import frame_batch
@@ -65,21 +63,13 @@ def tune(run: Path, data: Path, split: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", type=Path, required=True)
-    ap.add_argument("--apply", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
+    args = tuning_parser(__doc__).parse_args(argv)
     try:
         res = tune(args.run, args.data, args.split)
     except LoopfoldError as exc:
         sys.exit(f"error: {exc}")
     if args.apply:
-        doc = json.loads((args.run / CONFIG).read_text())
-        doc["info"]["ensemble_weights"] = res["best"]
-        write_text(args.run / CONFIG, json.dumps(doc, indent=2) + "\n")
+        update_config(args.run, lambda doc: doc["info"].update(ensemble_weights=res["best"]))
         # the predicted-error model must describe what the ensemble now writes: fit it again
         fit_run_error_model(args.run, load_part(args.data, args.split, "validation", Predictor(args.run).cfg.max_len))
     if args.json:

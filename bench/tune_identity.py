@@ -11,14 +11,13 @@ written to the run's ``config.json`` (``identity_weight``) with ``--apply``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from tables import tuning_parser, update_config
+
 from loopfold.errors import LoopfoldError
-from loopfold.io.atomic import write_text
-from loopfold.model.checkpoint import CONFIG
 from loopfold.model.templates import choose_conformations
 from loopfold.predict import Predictor
 from loopfold.train.evaluate import unique_loops
@@ -43,13 +42,8 @@ def tune(run: Path, data: Path, split: Path, weights: list[float]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run", type=Path)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", type=Path, required=True)
+    ap = tuning_parser(__doc__)
     ap.add_argument("--weights", default="0,5,10,20,40,80")
-    ap.add_argument("--apply", action="store_true", help="write the best weight into RUN/config.json")
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
         weights = [float(x) for x in args.weights.split(",")]
@@ -60,9 +54,7 @@ def main(argv: list[str] | None = None) -> dict:
     except LoopfoldError as exc:
         sys.exit(f"error: {exc}")
     if args.apply:
-        doc = json.loads((args.run / CONFIG).read_text())
-        doc["config"]["identity_weight"] = res["best"]
-        write_text(args.run / CONFIG, json.dumps(doc, indent=2) + "\n")
+        update_config(args.run, lambda doc: doc["config"].update(identity_weight=res["best"]))
     if args.json:
         print(json.dumps(res, indent=2))
     else:

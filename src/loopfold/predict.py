@@ -71,8 +71,6 @@ class Predictor:
     def __init__(self, run_dir: str | Path | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else SHIPPED
         self.model, self.cfg, self.info = load_model(self.run_dir)
-        self.members = load_members(self.run_dir, self.cfg, self.info)
-        self.reads_fv = any(getattr(m, "reads_fv", False) for m in [self.model, *(x.model for x in self.members)])
         self.templates = load_templates(self.run_dir)
         try:
             check_run_info(self.info, self.cfg, str(self.run_dir / CONFIG),
@@ -80,6 +78,8 @@ class Predictor:
             self.error_model = ErrorModel.from_info(self.info, str(self.run_dir / CONFIG))
         except InvalidFile as exc:
             raise CheckpointError(str(exc)) from None
+        self.members = load_members(self.run_dir, self.cfg, self.info)
+        self.reads_fv = any(getattr(m, "reads_fv", False) for m in [self.model, *(x.model for x in self.members)])
         self.definition = self.info.get("definition", "north")
         self.stems = int(self.info.get("stems", 3))
         self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
