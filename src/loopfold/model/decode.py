@@ -26,6 +26,11 @@ def run_network(
     n, length = batch.features.shape[:2]
     lengths = batch.lengths.numpy()
     order = np.argsort(lengths, kind="stable")  # similar lengths together: little padding per chunk
+    if getattr(model, "reads_fv", False) and batch.context is not None:
+        # one antibody's windows together, so each chunk encodes every Fv context once
+        group = np.unique(batch.context.numpy(), axis=0, return_inverse=True)[1].reshape(-1)
+        order = np.lexsort((lengths, group))
+        chunk = min(chunk, 256)  # its memory holds every Fv residue per window: small chunks keep it small
     res: dict[str, np.ndarray] = {}
     centers = None
     for i in range(0, n, chunk):
