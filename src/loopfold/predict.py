@@ -241,7 +241,8 @@ class Predictor:
         pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names)
         confidence = self.output_confidence(pred, chosen, lengths)
         identity = self._train_identity(queries)
-        template_ident = self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
+        template_ident = (self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
+                          if self.error_model is not None else None)  # fmt: skip
         results = []
         for i, q in enumerate(queries):
             n = lengths[i]
