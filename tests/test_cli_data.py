@@ -100,3 +100,13 @@ def test_train_evaluate_resume_cli(tmp_path):
     bad.write_text('{"hiddn": 3}')
     r = run("train", "--data", ds, "--split", tmp_path / "sp", "--out", tmp_path / "r2", "--config", bad)
     assert r.exit_code == 2 and "unknown keys ['hiddn']" in r.output
+
+
+def test_version_and_short_help():
+    from loopfold import __version__
+
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"loopfold {__version__}"
+    for args, shown in ((["-h"], "predict"), (["predict", "-h"], "--heavy"), (["data", "build", "-h"], "--out")):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and "Usage:" in r.output and shown in r.output, args

@@ -15,11 +15,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from loopfold.errors import LoopfoldError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Antibody CDR loop backbones from sequence.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Antibody CDR loop backbones from sequence.",
+                  context_settings={"help_option_names": ["-h", "--help"]})  # fmt: skip
 data_app = typer.Typer(no_args_is_help=True, help="Build, inspect and split loop datasets.")
 app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 out = Console()
+
+
+def _version(value: bool) -> None:
+    if value:
+        from loopfold import __version__
+
+        out.print(f"loopfold {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version, exit."),
+) -> None:
+    """Antibody CDR loop backbones from sequence."""
 
 
 def fail(message: str, code: int = 2) -> None:
