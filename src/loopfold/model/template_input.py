@@ -48,6 +48,7 @@ def retrieve(
     sequences: list[str],
     exclude: list[set[str]] | None = None,
     caps: np.ndarray | None = None,
+    k: int = K_TEMPLATES,
 ) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
     """The k most identical templates of (cdr, width) for each loop sequence.
 
@@ -56,8 +57,8 @@ def retrieve(
     see; ``caps`` per query an identity at or above which templates are hidden.
     """
     q = len(sequences)
-    idx = np.full((q, K_TEMPLATES), -1, dtype=np.int64)
-    ident = np.zeros((q, K_TEMPLATES), dtype=np.float32)
+    idx = np.full((q, k), -1, dtype=np.int64)
+    ident = np.zeros((q, k), dtype=np.float32)
     names: list[list[str]] = [[] for _ in range(q)]
     group = library.groups.get((cdr, width))
     if group is None or q == 0:
@@ -72,8 +73,7 @@ def retrieve(
             for name in ex:
                 if name in pos:
                     sim[i, pos[name]] = -1.0
-    k = min(K_TEMPLATES, sim.shape[1])
-    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    top = np.argsort(-sim, axis=1, kind="stable")[:, : min(k, sim.shape[1])]
     for i in range(q):
         for j, t in enumerate(top[i]):
             if sim[i, t] >= 0:

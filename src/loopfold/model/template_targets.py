@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from loopfold.data.identity import identity_matrix
+from loopfold.model.template_input import retrieve
 from loopfold.model.templates import TemplateLibrary
 
 N_CANDIDATES = 48
@@ -52,22 +52,18 @@ def candidate_targets(
         key = (str(cdr), int(w))
         if key not in library.groups:
             continue
-        _, xyz, seqs, ids = library.groups[key]
+        xyz = library.groups[key][1]
         tbins, defined, _, _ = library._features(key, centers)
-        sim = identity_matrix(g["sequence"].tolist(), seqs)
-        pos = {name: j for j, name in enumerate(ids)}
+        caps = None if cap is None else np.full(len(g), cap, dtype=np.float32)
+        top, sims, _ = retrieve(library, key[0], key[1], g["sequence"].tolist(), [{x} for x in g["loop_id"]], caps,
+                                N_CANDIDATES)  # fmt: skip
         for r, (i, row) in enumerate(g.iterrows()):
-            s = sim[r].copy()
-            if row["loop_id"] in pos:
-                s[pos[row["loop_id"]]] = -1.0
-            if cap is not None:
-                s[s >= cap] = -1.0
-            order = [j for j in np.argsort(-s, kind="stable")[:N_CANDIDATES] if s[j] >= 0]
-            if not order:
+            order = top[r][top[r] >= 0]
+            if not len(order):
                 continue
             k = len(order)
             bins[i, :k, :w] = np.where(defined[order], tbins[order], -1)
-            ident[i, :k] = s[order]
+            ident[i, :k] = sims[r, :k]
             a, e = len(row["stem_n"]), len(row["stem_n"]) + len(row["sequence"])
             true = row["coords"]
             if true is None or bool(row["has_missing_atoms"]):
