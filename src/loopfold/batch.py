@@ -1,15 +1,38 @@
-"""Batch prediction: antibodies streamed in chunks, each record's result or error in input order."""
+"""Batch prediction: antibodies streamed in chunks, each record's result or error in input order.
+
+With a framework builder, each antibody's loops are also grafted into a whole Fv
+(:mod:`loopfold.fv`): its framework from templates, every loop of the chunk
+placed on its stems and closed in one batch, and the loop coordinates and
+torsions in the JSON are then those of the written Fv.
+"""
 
 from __future__ import annotations
 
 import itertools
 import os
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
 
 from loopfold.errors import LoopfoldError
+from loopfold.fv.assemble import Frame, FrameworkBuilder, FvModel
+from loopfold.fv.build import LoopWindow, assemble, close_all
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
-from loopfold.numbering.anarci import number_sequences
-from loopfold.predict import Predictor
+from loopfold.numbering.anarci import NumberedDomain, number_sequences
+from loopfold.predict import LoopQuery, Predictor
+from loopfold.samples import coords_json, rounded
+from loopfold.structure.geometry import backbone_torsions
+
+
+@dataclass(frozen=True)
+class AntibodyResult:
+    """One input record's outcome: the JSON-ready result, the error message (None when it worked)
+    and the modelled Fv (None when not asked for or when the record failed)."""
+
+    result: dict
+    error: str | None = None
+    fv: FvModel | None = None
 
 
 def predict_antibodies(
@@ -18,13 +41,16 @@ def predict_antibodies(
     samples: int = 0,
     chunk: int = 512,
     workers: int | None = None,
-) -> Iterator[tuple[dict, str | None]]:
-    """Yield ``(result, error)`` per antibody, in input order; errors are messages, not raised:
+    fv: FrameworkBuilder | None = None,
+) -> Iterator[AntibodyResult]:
+    """Yield one :class:`AntibodyResult` per antibody, in input order; errors are messages, not raised:
     a failed antibody's result is ``{"id": name, "error": message}``.
 
     Antibodies are taken ``chunk`` at a time: their chains are numbered together
     (anarcism, ``workers`` threads) and their loops go through the network in one
-    call, so memory stays flat however many antibodies stream through.
+    call, so memory stays flat however many antibodies stream through. With ``fv``
+    each antibody also gets a whole Fv; when one cannot be built (a CDR that could not be cut, a
+    framework position no template has) the record keeps its loops and says why in ``fv_error``.
     """
     it = iter(antibodies)
     while batch := list(itertools.islice(it, chunk)):
@@ -45,7 +71,7 @@ def predict_antibodies(
                 continue
             items += chains
         numbered = iter(number_sequences(items, workers=workers or os.cpu_count())) if items else iter(())
-        queries, owners = [], []
+        queries, owners, domains = [], [], {}
         for k, ab in enumerate(batch):
             if k in errors:
                 continue
@@ -56,17 +82,98 @@ def predict_antibodies(
             except LoopfoldError as exc:
                 errors[k] = str(exc)
                 continue
+            domains[k] = _typed_domains(ab, doms)
             queries += qs
             owners += [k] * len(qs)
-        loops = predictor.predict_queries(queries, samples) if queries else []
-        grouped: dict[int, list[dict]] = {}
-        for k, lp in zip(owners, loops, strict=True):
-            grouped.setdefault(k, []).append(lp)
+        windows: dict[int, np.ndarray] = {}
+
+        def keep(i: int, q: LoopQuery, xyz: np.ndarray, windows: dict = windows) -> tuple[np.ndarray, dict]:
+            windows[i] = xyz
+            return xyz, {}
+
+        loops = predictor.predict_queries(queries, samples, place=keep if fv is not None else None) if queries else []
+        grouped: dict[int, list[int]] = {}
+        for i, k in enumerate(owners):
+            grouped.setdefault(k, []).append(i)
+        fv_errors: dict[int, str] = {}
+        models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors) if fv is not None else {}
         for k, ab in enumerate(batch):
             if k in errors:
-                yield {"id": ab.name, "error": errors[k]}, errors[k]
-            else:
-                res = {"id": ab.name, "loops": grouped.get(k, [])}
-                if missing.get(k):
-                    res["missing"] = missing[k]
-                yield res, None
+                yield AntibodyResult({"id": ab.name, "error": errors[k]}, errors[k])
+                continue
+            res = {"id": ab.name, "loops": [loops[i] for i in grouped.get(k, [])]}
+            if missing.get(k):
+                res["missing"] = missing[k]
+            model = models.get(k)
+            if model is not None:
+                res["fv"] = fv_json(model)
+            elif k in fv_errors:
+                res["fv_error"] = fv_errors[k]
+            yield AntibodyResult(res, None, model)
+
+
+def _typed_domains(ab: AntibodyInput, doms: dict) -> dict[str, tuple[str, NumberedDomain]]:
+    """Chain type -> (sequence, first domain of that type), as the loops were cut."""
+    out: dict[str, tuple[str, NumberedDomain]] = {}
+    for label, seq in antibody_chains(ab):
+        want = {"heavy": "H", "light": "L"}.get(label)
+        for d in doms[label]:
+            if want in (None, d.chain_type):
+                out.setdefault(d.chain_type, (clean_sequence(seq, label), d))
+    return out
+
+
+def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, grouped: dict[int, list[int]],
+               queries: list[LoopQuery], loops: list[dict], windows: dict[int, np.ndarray],
+               errors: dict[int, str]) -> dict[int, FvModel]:  # fmt: skip
+    """Frames for the chunk's antibodies, all loops closed at once, the Fv models; loop JSON updated
+    to the closed coordinates. Antibodies whose Fv cannot be built get the reason in ``errors``."""
+    frames: dict[int, Frame] = {}
+    lws: dict[int, list[LoopWindow]] = {}
+    for k in domains:
+        try:
+            frames[k] = fv.frame(batch[k].name, domains[k])
+        except LoopfoldError as exc:
+            errors[k] = f"no Fv built: {exc}"
+            continue
+        lws[k] = [LoopWindow(queries[i].cdr, queries[i].chain, queries[i].start, len(queries[i].stem_n),
+                             len(queries[i].sequence), len(queries[i].stem_c), windows[i],
+                             np.array(loops[i]["error"]) if "error" in loops[i] else None)
+                  for i in grouped.get(k, [])]  # fmt: skip
+    keys = list(lws)
+    try:
+        closed = close_all([frames[k] for k in keys], [lws[k] for k in keys], [batch[k].name for k in keys])
+    except LoopfoldError:  # one antibody's stems: find it, one at a time
+        closed = []
+        for k in list(keys):
+            try:
+                closed += close_all([frames[k]], [lws[k]], [batch[k].name])
+            except LoopfoldError as exc:
+                errors[k] = f"no Fv built: {exc}"
+                keys.remove(k)
+    models = {}
+    for k, cl in zip(keys, closed, strict=True):
+        try:
+            models[k] = assemble(frames[k], lws[k], cl, batch[k].name)
+        except LoopfoldError as exc:
+            errors[k] = f"no Fv built: {exc}"
+            continue
+        for i, lw, res in zip(grouped.get(k, []), lws[k], cl, strict=True):
+            a, n = lw.n_stem, lw.n_loop
+            ang = backbone_torsions(res.coords)[a : a + n]
+            loops[i].update(coords=coords_json(res.coords[a : a + n]), phi=rounded(ang[:, 0], 1),
+                            psi=rounded(ang[:, 1], 1), omega=rounded(ang[:, 2], 1),
+                            closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
+    return models
+
+
+def fv_json(model: FvModel) -> dict:
+    """The JSON ``fv`` entry: templates, identities, clashes, notes and every residue's predicted error."""
+    return {
+        "templates": model.templates,
+        "framework_identity": model.identity,
+        "clashes": model.clashes,
+        "chains": [{"chain": ch.chain_id, "residue_ids": list(ch.residue_ids), "sequence": ch.sequence,
+                    "error": rounded(ch.error, 2)} for ch in model.chains],  # fmt: skip
+        **({"notes": list(model.notes)} if model.notes else {}),
+    }

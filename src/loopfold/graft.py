@@ -1,9 +1,9 @@
 """Predicted loops into structures: grafted onto a structure's stems (``--structure``), or written
 as a loops-only PDB.
 
-Each predicted window is superposed on its N-terminal stem and closed onto the
-first C-terminal stem residue by cyclic coordinate descent (Canutescu &
-Dunbrack 2003); every atom outside the loops is written as read.
+Each predicted window is placed on all its stem residues (both sides) and
+closed onto them (:mod:`loopfold.structure.closure`); every atom outside the
+loops is written as read.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from loopfold.errors import BadStructure, NumberingError
 from loopfold.numbering.anarci import number_sequence
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
-from loopfold.structure.closure import close_loop
+from loopfold.structure.closure import close_windows
 from loopfold.structure.superpose import rmsd
 
 #: REMARK line of PDB files whose B-factor column holds loopfold's predicted error
@@ -28,8 +28,7 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     """Replace CDR loops of a structure with predictions closed onto its stems.
 
     Each chain is numbered from its sequence; each chosen loop is predicted,
-    its window superposed on the last N-terminal stem residue and closed by CCD
-    onto the first C-terminal stem residue. Framework atoms are written as read;
+    its window placed on all its stem residues and closed onto them. Framework atoms are written as read;
     predicted residues carry their predicted error (Å) as B-factor when the model has one.
 
     Returns:
@@ -69,7 +68,7 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
             if not q.stem_n or not q.stem_c:
                 raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id} has no stem residue on one side")
             window = bb.coords[lo:hi]
-            stem_idx = list(range(len(q.stem_n))) + [len(q.stem_n) + len(q.sequence)]
+            stem_idx = list(range(len(q.stem_n))) + list(range(len(q.stem_n) + len(q.sequence), len(window)))
             if np.isnan(window[stem_idx, :3]).any():
                 raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id}: stem residues lack backbone atoms")
 
@@ -77,9 +76,8 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
             lo = q.start - len(q.stem_n)
             a, n = len(q.stem_n), len(q.sequence)
             true = bb.coords[lo : lo + len(xyz)]
-            closed = close_loop(xyz, true[:a], true[a + n, :3], a, n)
-            placed = closed.coords.copy()
-            placed[a + n :] = true[a + n :]  # the C-terminal stem keeps its own atoms
+            (closed,) = close_windows([xyz], [true[:a]], [true[a + n :]])
+            placed = closed.coords.copy()  # the stems keep their own atoms
             gap = float(np.linalg.norm(placed[a + n - 1, 2] - true[a + n, 0]))
             return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
                             "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
@@ -106,8 +104,8 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     if not results and not missing:
         raise NumberingError(f"{path}: no antibody CDR loops found")
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
-    remarks = [f"loopfold {__version__} model {predictor.name}", f"CDR loops {names} predicted, closed by CCD",
-               *([B_REMARK] if errors else [])]  # fmt: skip
+    remarks = [f"loopfold {__version__} model {predictor.name}",
+               f"CDR loops {names} predicted, placed on their stems and closed", *([B_REMARK] if errors else [])]
     result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
     return result, structure_with_backbones(path, replacements, remarks, errors)
 
@@ -148,5 +146,6 @@ def loops_pdb(result: dict, predictor: Predictor) -> str:
         "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
         *([B_REMARK] if any(b is not None for b in bs) else []),
         *[f"{lp['cdr']} {lp['sequence']}" for lp in result["loops"]],
+        *([f"no Fv: {result['fv_error']}"] if "fv_error" in result else []),
     ]
     return backbones_to_pdb(chains, remarks, bs)

@@ -15,7 +15,7 @@ def coords_json(xyz: np.ndarray) -> dict[str, list]:
 
 def sample_entry(probability: float, template: str | None, angles: np.ndarray, xyz: np.ndarray) -> dict:
     """One entry of a loop's ``samples`` list."""
-    return {"probability": round(float(probability), 4), "template": template, "phi": rounded(angles[:, 0], 1),
+    return {"probability": round(float(probability), 3), "template": template, "phi": rounded(angles[:, 0], 1),
             "psi": rounded(angles[:, 1], 1), "omega": rounded(angles[:, 2], 1), "coords": coords_json(xyz)}  # fmt: skip
 
 

@@ -8,6 +8,9 @@ The commands live in ``data``, ``train`` (train, evaluate, report) and
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import typer
 from rich.console import Console
@@ -54,6 +57,34 @@ def _progress() -> Progress:
         transient=True,
         disable=not console.is_terminal,
     )
+
+
+T = TypeVar("T")
+
+
+def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", delay: float = 2.0,
+            where: Console | None = None) -> Iterator[T]:  # fmt: skip
+    """Yield ``items``; once the run has lasted ``delay`` seconds, show a progress line with the count
+    and rate on stderr (only on a terminal, never with ``quiet``), removed when the run ends."""
+    where = where or console
+    start, n = time.monotonic(), 0
+    prog: Progress | None = None
+    task = None
+    try:
+        for item in items:
+            n += 1
+            elapsed = time.monotonic() - start
+            if prog is None and not quiet and where.is_terminal and elapsed >= delay:
+                prog = Progress(TextColumn("predicting: {task.completed} " + what + " ({task.fields[rate]}/s)"),
+                                TimeElapsedColumn(), console=where, transient=True)  # fmt: skip
+                prog.start()
+                task = prog.add_task("predict", total=None, rate="-")
+            if prog is not None:
+                prog.update(task, completed=n, rate=f"{n / max(elapsed, 1e-9):.1f}")
+            yield item
+    finally:
+        if prog is not None:
+            prog.stop()
 
 
 def main() -> None:

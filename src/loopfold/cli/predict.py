@@ -30,7 +30,7 @@ STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
 MAX_NAME = 100
 
 
-def _pdb_name(name: str, used: dict[str, str]) -> str:
+def _pdb_name(name: str, used: dict[str, str], suffix: str = ".pdb") -> str:
     """A safe file name for a record, or a LoopfoldError naming it."""
     bad = any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or "/" in name or "\\" in name
     if bad or name in ("", ".", "..") or ".." in name or name.startswith("~"):
@@ -40,9 +40,9 @@ def _pdb_name(name: str, used: dict[str, str]) -> str:
         safe = safe[: MAX_NAME - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
     key = safe.lower()
     if key in used:
-        raise InvalidFile(f"records {used[key]!r} and {name!r} would both be written to {safe}.pdb")
+        raise InvalidFile(f"records {used[key]!r} and {name!r} would both be written to {safe}{suffix}")
     used[key] = name
-    return safe + ".pdb"
+    return safe + suffix
 
 
 @dataclass
@@ -53,6 +53,8 @@ class _Outputs:
     jsonl_out: Path | None
     pdb_dir: Path | None
     inputs: dict[str, Path | None]
+    fmt: str = "pdb"
+    quiet: bool = False
     stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
@@ -74,7 +76,7 @@ class _Outputs:
 
     def pdb_path(self, name: str, used: dict[str, str]) -> str:
         """The record's PDB file name; refused when it would land on an input."""
-        fname = _pdb_name(name, used)
+        fname = _pdb_name(name, used, "." + self.fmt)
         others = {**self.inputs, "--json": self.json_out, "--jsonl": self.jsonl_out}
         for opt, path in others.items():
             if path is not None and os.path.realpath(self.pdb_dir / fname) == os.path.realpath(path):
@@ -130,7 +132,9 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
 
 
 def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN001
-    """Consume ``(result, error)`` pairs: stream JSONL, collect the JSON document and PDB texts."""
+    """Consume ``(result, error, prediction)`` triples: stream JSONL, collect the JSON document and the
+    structure files (the whole Fv when the prediction has one, else the loops alone)."""
+    from loopfold.cli import tracked
     from loopfold.graft import loops_pdb
 
     used: dict[str, str] = {}
@@ -138,13 +142,16 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
     keep_doc = o.json_out is not None or (o.jsonl_out is None and o.pdb_dir is None)
     jsonl = o.stream = JsonlStream(o.jsonl_out) if o.jsonl_out is not None else None
     try:
-        for res, err in results:
+        for res, err, pred in tracked(results, o.quiet):
             o.done += 1
             if err is None and o.pdb_dir is not None:
                 try:
-                    pdbs.append((o.pdb_path(res["id"], used), loops_pdb(res, predictor)))
+                    text = pred.text(o.fmt) if pred is not None and pred.fv is not None else loops_pdb(res, predictor)
+                    pdbs.append((o.pdb_path(res["id"], used), text))
                 except InvalidFile as exc:  # a name that cannot become a file: this record's failure
                     res, err = {"id": res["id"], "error": str(exc)}, str(exc)
+            if err is None and "fv_error" in res:
+                console.print(f"warning: {res['id']}: {res['fv_error']}", highlight=False, soft_wrap=True)
             if err is not None:
                 if on_error == "fail":
                     raise InvalidFile(err)
@@ -175,7 +182,15 @@ def predict_cmd(
     jsonl_out: Annotated[
         Path | None, typer.Option("--jsonl", help="Stream one JSON result per line as each finishes ('-': stdout).")
     ] = None,
-    pdb_dir: Annotated[Path | None, typer.Option("--pdb-dir", help="Write one PDB per antibody here.")] = None,
+    pdb_dir: Annotated[
+        Path | None, typer.Option("--pdb-dir", help="Write one structure per antibody here (the whole Fv).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Structure files: pdb or cif (mmCIF).")] = "pdb",
+    fv: Annotated[
+        bool, typer.Option("--fv/--no-fv", help="Build the whole Fv for --heavy/--light/--fasta (default) or "
+                                               "predict the loops alone.")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line on stderr.")] = False,
     samples: Annotated[int, typer.Option(help="Also give K distinct conformations per loop.")] = 0,
     on_error: Annotated[
         str | None,
@@ -185,16 +200,18 @@ def predict_cmd(
     model: Annotated[Path | None, typer.Option("--model", help="Run folder (default: the shipped model).")] = None,
 ) -> None:
     """Predict CDR loop backbones from sequence."""
-    from loopfold.batch import predict_antibodies
+    from loopfold.api import LoopFold
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
     from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
     from loopfold.model.checkpoint import CONFIG, WEIGHTS
     from loopfold.model.templates import TEMPLATES
-    from loopfold.predict import MANIFEST, SHIPPED, Predictor
+    from loopfold.predict import MANIFEST, SHIPPED
 
     given = [x is not None for x in (loop, heavy or light, fasta, structure)]
     if sum(given) != 1:
         fail("give exactly one input: --loop, --heavy/--light, --fasta or --structure")
+    if fmt not in ("pdb", "cif"):
+        fail(f"--format {fmt!r}: expected pdb or cif")
     if samples < 0 or samples > 100:
         fail(f"--samples {samples}: must be between 0 and 100")
     if on_error not in (None, "report", "fail"):
@@ -216,7 +233,8 @@ def predict_cmd(
             fail(message)
     run_dir = model if model is not None else SHIPPED
     model_files = {f"--model {run_dir}/{f}": run_dir / f for f in (CONFIG, WEIGHTS, TEMPLATES, MANIFEST)}
-    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files})
+    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files},
+                 fmt, quiet)  # fmt: skip
     with interrupts_as_exceptions():
         try:
             check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir})
@@ -226,18 +244,19 @@ def predict_cmd(
                 for suffix in STRUCTURE_SUFFIXES:
                     name = name.removesuffix(suffix)
                 pdb_name = o.pdb_path(name, {})
-            predictor = Predictor(model)
+            api = LoopFold(model, fv=fv and loop is None and structure is None)
+            predictor = api.predictor
             if structure is not None:
                 code = _structure(predictor, o, structure, loops, pdb_name)
             elif loop is not None:
                 q = predictor.loop_query(loop, cdr or "H3", stem_pair)
                 code = _stream(predictor, o, iter([({"id": "query", "loops": predictor.predict_queries([q], samples)},
-                                                    None)]), "fail")  # fmt: skip
+                                                    None, None)]), "fail")  # fmt: skip
             else:
                 abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
-                code = _stream(predictor, o, predict_antibodies(predictor, abs_, samples),
-                               (on_error or "report") if fasta is not None else "fail")  # fmt: skip
+                results = ((p.record, e, p) for p, e in api.predictions(abs_, samples))
+                code = _stream(predictor, o, results, (on_error or "report") if fasta is not None else "fail")
         except KeyboardInterrupt as exc:
             signame = str(exc) or "SIGINT"
             fail(f"interrupted by {signame} after {o.done} record(s); {o.written()}",

@@ -1,0 +1,253 @@
+"""Whole-Fv accuracy on held-out structures, beside the same loops grafted on the true framework.
+
+    .venv/bin/python bench/fv.py [--data ../shared/data] [--out out/bench] [--fit-error N]
+
+Sets: the docking benchmark 5.5 (bound antibodies, each distinct VH/VL pair
+once) and the RAB antibodies whose structures are in the Rosetta antibody
+database. Every chain is numbered from its observed sequence; the Fv is
+predicted from those sequences with the shipped model and framework library
+(neither holds these structures). Per CDR (North), loops with every backbone
+atom observed:
+
+* ``rmsd_loop``: loop residues superposed on themselves;
+* ``rmsd_frame``: after superposing the chain's framework (N, CA, C, O of the
+  residues outside the CDRs), the field's framework-superposed loop RMSD;
+* the same loops grafted on the true framework (its own loops removed): placed
+  on all stem residues (``stems``, what loopfold does) and hung from the last
+  N-stem residue (``n_stem``, loopfold 0.2's placement).
+
+Framework: backbone RMSD of each chain's framework and of both together (Fv).
+Also clashes, bond geometry, throughput of this run, and the Spearman
+correlation of the predicted per-residue error (B-factor) with the observed
+deviation after the Fv framework superposition. ``--fit-error N`` instead fits
+the framework error coefficients on N library structures (each with its own
+entry left out) and prints them. Writes ``OUT/fv.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tables import write_outputs
+
+from loopfold.batch import predict_antibodies
+from loopfold.constants import CDRS
+from loopfold.errors import LoopfoldError
+from loopfold.fv.assemble import Frame, FrameworkBuilder
+from loopfold.fv.build import LoopWindow, close_all, geometry_report
+from loopfold.fv.library import LIBRARY_FILE, load_library
+from loopfold.io.fasta import AntibodyInput
+from loopfold.io.pdb import read_structure
+from loopfold.numbering.anarci import number_sequences
+from loopfold.predict import SHIPPED, Predictor
+from loopfold.structure.superpose import kabsch, superposed_rmsd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def true_antibodies(files: list[Path]) -> list[dict]:
+    """Each file's first VH and VL chain (observed residues), distinct VH/VL pairs once."""
+    out, seen = [], set()
+    for f in files:
+        try:
+            sf = read_structure(f)
+        except LoopfoldError:
+            continue
+        numbered = number_sequences([(f"{f.name}:{bb.chain_id}", bb.sequence) for bb in sf.chains], workers=1)
+        chains = {}
+        for bb, doms in zip(sf.chains, numbered, strict=True):
+            if isinstance(doms, LoopfoldError) or len(doms) != 1 or "X" in bb.sequence:
+                continue
+            chains.setdefault(doms[0].chain_type, (bb, doms[0]))
+        key = tuple(chains[c][0].sequence for c in ("H", "L") if c in chains)
+        if set(chains) == {"H", "L"} and key not in seen:
+            seen.add(key)
+            out.append({"name": sf.pdb_id, "chains": chains})
+    return out
+
+
+def _fw_mask(model_chain, true_xyz: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    fw = np.array([r == "FR" for r in model_chain.region])
+    return fw & np.isfinite(true_xyz[model_chain.index]).all((1, 2))
+
+
+def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]) -> tuple[list[dict], dict]:
+    """Per-loop rows and per-antibody framework figures for one set."""
+    abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
+    t0 = time.perf_counter()
+    results = list(predict_antibodies(predictor, abs_, fv=builder))
+    seconds = time.perf_counter() - t0
+    rows, frames, errs = [], [], []
+    for it, r in zip(items, results, strict=True):
+        if r.fv is None:
+            frames.append({"name": it["name"], "error": r.error})
+            continue
+        true = {c: it["chains"][c][0].coords for c in ("H", "L")}
+        fv_rows = {"name": it["name"], "clashes": r.fv.clashes, **geometry_report(r.fv)}
+        allp, allt = [], []
+        per_chain = {}
+        for ch in r.fv.chains:
+            m = _fw_mask(ch, true[ch.chain_id])
+            p, t = ch.coords[m].reshape(-1, 3), true[ch.chain_id][ch.index[m]].reshape(-1, 3)
+            fv_rows[f"fw_{ch.chain_id}"] = superposed_rmsd(p, t)
+            per_chain[ch.chain_id] = kabsch(p, t)
+            allp.append(p)
+            allt.append(t)
+        fv_rows["fw_fv"] = superposed_rmsd(np.concatenate(allp), np.concatenate(allt))
+        rot, tr = kabsch(np.concatenate(allp), np.concatenate(allt))
+        for ch in r.fv.chains:  # predicted error against the deviation after the Fv superposition
+            t = true[ch.chain_id][ch.index]
+            ok = np.isfinite(t).all((1, 2))
+            dev = np.sqrt((((ch.coords[ok] @ rot.T + tr) - t[ok]) ** 2).sum(-1).mean(-1))
+            errs += list(zip(ch.error[ok], dev, strict=True))
+        frames.append(fv_rows)
+        for lp in r.result["loops"]:
+            ch = next(c for c in r.fv.chains if c.chain_id == lp["chain"])
+            sel = np.array([reg == lp["cdr"] for reg in ch.region])
+            t = true[ch.chain_id][ch.index[sel]]
+            if not np.isfinite(t).all():
+                continue
+            p = ch.coords[sel]
+            rot_c, tr_c = per_chain[ch.chain_id]
+            rows.append({"name": it["name"], "cdr": lp["cdr"], "length": int(sel.sum()),
+                         "rmsd_loop": superposed_rmsd(p.reshape(-1, 3), t.reshape(-1, 3)),
+                         "rmsd_frame": float(np.sqrt((((p @ rot_c.T + tr_c) - t) ** 2).sum(-1).mean())),
+                         "rmsd_predicted": lp.get("rmsd_predicted")})  # fmt: skip
+    rows = _with_true_framework(predictor, items, rows)
+    e = np.array(errs)
+    spearman = float(pd.Series(e[:, 0]).rank().corr(pd.Series(e[:, 1]).rank())) if len(e) else float("nan")
+    return rows, {"antibodies": frames, "seconds": seconds, "error_spearman_residues": spearman}
+
+
+def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dict]) -> list[dict]:
+    """Add ``rmsd_frame`` of the same predicted loops closed onto the true framework (both placements)."""
+    by = {(r["name"], r["cdr"]): r for r in rows}
+    for it in items:
+        ab = AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence)
+        doms = {"heavy": [it["chains"]["H"][1]], "light": [it["chains"]["L"][1]]}
+        qs = predictor.antibody_queries(ab, doms)
+        windows: dict[int, np.ndarray] = {}
+        loops = predictor.predict_queries(qs, place=lambda i, q, x, w=windows: (w.__setitem__(i, x), (x, {}))[1])
+        coords = {c: it["chains"][c][0].coords.copy() for c in ("H", "L")}
+        lws = []
+        for i, (q, lp) in enumerate(zip(qs, loops, strict=True)):
+            lws.append(LoopWindow(q.cdr, q.chain, q.start, len(q.stem_n), len(q.sequence), len(q.stem_c),
+                                  windows[i], np.array(lp["error"]) if "error" in lp else None))  # fmt: skip
+        frame = Frame(coords, {c: np.ones(len(coords[c]), bool) for c in coords},
+                      {c: it["chains"][c][1] for c in coords}, {c: it["chains"][c][0].sequence for c in coords},
+                      {}, {}, ())  # fmt: skip
+        for placement in ("stems", "n_stem"):
+            try:
+                closed = close_all([frame], [lws], [it["name"]], placement)[0]
+            except LoopfoldError:
+                continue
+            for lw, res in zip(lws, closed, strict=True):
+                row = by.get((it["name"], lw.cdr))
+                if row is not None:
+                    t = coords[lw.chain][lw.start : lw.start + lw.n_loop]
+                    p = res.coords[lw.n_stem : lw.n_stem + lw.n_loop]
+                    row[f"true_fw_{placement}"] = float(np.sqrt(((p - t) ** 2).sum(-1).mean()))
+    return rows
+
+
+def table(rows: list[dict], frames: dict) -> dict:
+    """Means per CDR and framework summaries."""
+    df = pd.DataFrame(rows)
+    cols = ["rmsd_loop", "rmsd_frame", "true_fw_stems", "true_fw_n_stem"]
+    per = {c: {"n": int(len(g)), **{k: round(float(g[k].mean()), 3) for k in cols if k in g}}
+           for c, g in df.groupby("cdr")} if len(df) else {}  # fmt: skip
+    fr = pd.DataFrame([f for f in frames["antibodies"] if "fw_fv" in f])
+    summary = {k: round(float(fr[k].mean()), 3) for k in ("fw_H", "fw_L", "fw_fv")}
+    summary.update(antibodies=len(fr), failed=len(frames["antibodies"]) - len(fr),
+                   clashes_total=int(fr["clashes"].sum()), with_clash=int((fr["clashes"] > 0).sum()),
+                   max_bond_deviation=float(fr["max_bond_deviation"].max()),
+                   over_005=int((fr["max_bond_deviation"] > 0.05).sum()),
+                   max_peptide_bond=float(fr["max_peptide_bond"].max()),
+                   min_nonbonded=float(fr["min_nonbonded"].min()),
+                   fv_per_second=round(len(frames["antibodies"]) / frames["seconds"], 1),
+                   error_spearman_residues=round(frames["error_spearman_residues"], 3))  # fmt: skip
+    return {"per_cdr": per, "framework": summary}
+
+
+def fit_error(builder: FrameworkBuilder, data: Path, n: int) -> list[float]:
+    """Least-squares framework error coefficients (a, b, c) on n library structures, own entry left out."""
+    lib = builder.library
+    folder = data / "rosetta_antibody_db/antibody/antibody_database"
+    rng = np.random.default_rng(0)
+    ids = rng.choice(lib.ids, size=min(n, len(lib.ids)), replace=False)
+    items = true_antibodies([folder / f"pdb{i}_chothia.pdb.bz2" for i in ids])
+    x, y = [], []
+    for it in items:
+        chains = {c: (it["chains"][c][0].sequence, it["chains"][c][1]) for c in ("H", "L")}
+        fr = builder.frame(it["name"], chains, exclude=frozenset({it["name"]}))
+        ps, ts, feats = [], [], []
+        for c in ("H", "L"):
+            t = it["chains"][c][0].coords
+            ok = np.isfinite(fr.coords[c]).all((1, 2)) & np.isfinite(t).all((1, 2))
+            ps.append(fr.coords[c][ok].reshape(-1, 3))
+            ts.append(t[ok].reshape(-1, 3))
+            feats += [[1.0, 1.0 - fr.identity[c], float(not s)] for s in fr.same[c][ok]]
+        p, t = np.concatenate(ps), np.concatenate(ts)
+        rot, tr = kabsch(p, t)
+        dev = np.sqrt((((p @ rot.T + tr) - t) ** 2).reshape(-1, 4, 3).sum(-1).mean(-1))
+        x += feats
+        y += dev.tolist()
+    coef, *_ = np.linalg.lstsq(np.array(x), np.array(y), rcond=None)
+    return [round(float(v), 3) for v in coef]
+
+
+def markdown(result: dict) -> str:
+    """Tables for docs/benchmarks.md."""
+    lines = []
+    for name, res in result["sets"].items():
+        lines += [f"### {name}", "", "| CDR | n | rmsd_loop | rmsd_frame | true framework, all stems | "
+                  "true framework, N-stem (0.2) |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
+        for cdr in CDRS:
+            r = res["per_cdr"].get(cdr)
+            if r:
+                nan = float("nan")
+                lines.append(f"| {cdr} | {r['n']} | {r['rmsd_loop']:.2f} | {r['rmsd_frame']:.2f} | "
+                             f"{r.get('true_fw_stems', nan):.2f} | {r.get('true_fw_n_stem', nan):.2f} |")
+        f = res["framework"]
+        lines += ["", "| framework | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in f.items()] + [""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    ap.add_argument("--fit-error", type=int, default=0)
+    args = ap.parse_args(argv)
+    builder = FrameworkBuilder(load_library(SHIPPED / LIBRARY_FILE))
+    if args.fit_error:
+        coef = fit_error(builder, args.data, args.fit_error)
+        print(json.dumps({"frame_error": coef}))
+        return {"frame_error": coef}
+    predictor = Predictor()
+    dock = sorted((args.data / "docking_benchmark_5_5/pdbs").glob("*_r_b.pdb"))
+    rab_ids = [r["pdb"].lower() for r in json.loads((args.data / "rab/rab_cdr_backbones.json").read_text())]
+    folder = args.data / "rosetta_antibody_db/antibody/antibody_database"
+    rab = [p for i in rab_ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()]
+    result: dict = {"sets": {}, "library_entries": len(builder.library)}
+    raw = {}
+    for name, files in (("docking benchmark 5.5", dock), ("RAB", rab)):
+        items = true_antibodies(files)
+        rows, frames = score_set(predictor, builder, items)
+        result["sets"][name] = table(rows, frames)
+        raw[name] = {"loops": rows, "antibodies": frames["antibodies"]}
+        print(name, json.dumps(result["sets"][name]["framework"]), flush=True)
+    result["raw"] = raw
+    print(write_outputs(args.out, "fv", result, markdown(result)))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

@@ -1,0 +1,150 @@
+"""The Python API: ``from loopfold import LoopFold``.
+
+>>> from loopfold import LoopFold                                     # doctest: +SKIP
+>>> fv = LoopFold().predict(heavy="EVQLVESGGG...", light="DIQMTQSPSS...")  # doctest: +SKIP
+>>> fv.loops[2].cdr, fv.loops[2].coords.shape                         # doctest: +SKIP
+('H3', (13, 4, 3))
+>>> fv.save("model.pdb")                                              # doctest: +SKIP
+
+The command line (``loopfold predict``) calls the same class. The README has a
+doctest that runs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from loopfold import __version__
+from loopfold.errors import InvalidFile, LoopfoldError
+from loopfold.fv.assemble import FrameworkBuilder, FvModel
+from loopfold.fv.library import LIBRARY_FILE, load_library
+from loopfold.io.fasta import AntibodyInput
+
+#: REMARK line of files whose B-factor column holds loopfold's predicted error
+B_REMARK = "B-factor: predicted backbone error in A (every residue)"
+
+
+@dataclass(frozen=True)
+class Loop:
+    """One predicted CDR loop (arrays over its residues, stems excluded)."""
+
+    cdr: str
+    chain: str
+    sequence: str
+    start: int | None
+    coords: np.ndarray  # [L, 4, 3] N, CA, C, O (Å)
+    phi: np.ndarray
+    psi: np.ndarray
+    omega: np.ndarray
+    confidence: np.ndarray
+    error: np.ndarray | None  # predicted error per residue (Å), None without an error model
+    rmsd_predicted: float | None
+    template: str | None
+
+    @classmethod
+    def from_json(cls, lp: dict) -> Loop:
+        """From one entry of a result's ``loops`` list."""
+        arr = lambda key: np.array([np.nan if v is None else v for v in lp[key]], dtype=float)  # noqa: E731
+        return cls(lp["cdr"], lp["chain"], lp["sequence"], lp["start"],
+                   np.stack([np.array(lp["coords"][k], dtype=float) for k in ("N", "CA", "C", "O")], 1),
+                   arr("phi"), arr("psi"), arr("omega"), arr("confidence"),
+                   arr("error") if "error" in lp else None, lp.get("rmsd_predicted"), lp.get("template"))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One antibody's prediction: its loops, the whole Fv (when built) and the JSON-ready record."""
+
+    id: str
+    loops: tuple[Loop, ...]
+    fv: FvModel | None
+    record: dict = field(repr=False)
+    model: str = ""
+
+    def to_json(self) -> str:
+        """The record as JSON (the same object ``loopfold predict --jsonl`` writes per line)."""
+        return json.dumps(self.record)
+
+    def text(self, fmt: str = "pdb") -> str:
+        """The Fv as PDB or mmCIF text (predicted error in the B-factor column)."""
+        from loopfold.io.fv_file import fv_text
+
+        if self.fv is None:
+            raise LoopfoldError(f"{self.id}: no Fv was built (give the heavy chain; see 'missing' in the record)")
+        remarks = [f"loopfold {__version__} model {self.model}", f"{self.id}: Fv from sequence, IMGT numbering",
+                   f"templates {' '.join(f'{k}:{v}' for k, v in self.fv.templates.items())}", B_REMARK,
+                   *[f"{lp.cdr} {lp.sequence}" for lp in self.loops]]  # fmt: skip
+        return fv_text(self.fv, fmt, remarks, name=self.id)
+
+    def save(self, path: str | Path) -> None:
+        """Write the Fv to ``path``: mmCIF for ``.cif``, PDB otherwise (atomically; an existing regular
+        file is replaced, anything else at the path is refused)."""
+        import os
+        import stat
+
+        from loopfold.io.atomic import write_text
+
+        p = Path(path)
+        if os.path.lexists(p) and not stat.S_ISREG(os.lstat(p).st_mode):
+            raise InvalidFile(f"{p}: exists and is not a regular file; refusing to replace it")
+        write_text(p, self.text("cif" if p.suffix.lower() in (".cif", ".mmcif") else "pdb"))
+
+
+class LoopFold:
+    """The predictor: shipped model and framework library unless ``model`` names a run folder.
+
+    Args:
+        model: a run folder (``loopfold train --out``); default the shipped model.
+        fv: build whole Fv models (framework templates + grafted loops); loops only when False.
+    """
+
+    def __init__(self, model: str | Path | None = None, fv: bool = True) -> None:
+        from loopfold.predict import SHIPPED, Predictor
+
+        self.predictor = Predictor(model)
+        self.builder: FrameworkBuilder | None = None
+        if fv:
+            path = Path(model) / LIBRARY_FILE if model is not None else SHIPPED / LIBRARY_FILE
+            self.builder = FrameworkBuilder(load_library(path if path.is_file() else SHIPPED / LIBRARY_FILE))
+
+    def predict(self, heavy: str | None = None, light: str | None = None, name: str = "query") -> Prediction:
+        """Predict one antibody (heavy alone: a nanobody; light alone: its loops only).
+
+        Raises:
+            LoopfoldError: the sequences cannot be numbered or predicted (the message says why).
+        """
+        ((pred, error),) = list(self._run([AntibodyInput(name, heavy, light)]))
+        if error is not None:
+            raise LoopfoldError(error)
+        return pred
+
+    def predict_many(
+        self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512
+    ) -> Iterator[tuple[Prediction, str | None]]:
+        """Stream ``(prediction, error)`` per antibody in input order (``(name, heavy, light)`` tuples or
+        :class:`AntibodyInput`); a record that fails gives its message and an empty prediction."""
+        return self._run((a if isinstance(a, AntibodyInput) else AntibodyInput(*a) for a in antibodies), chunk)
+
+    def predictions(self, antibodies: Iterable[AntibodyInput], samples: int = 0,
+                    chunk: int = 512) -> Iterator[tuple[Prediction, str | None]]:  # fmt: skip
+        """:meth:`predict_many` for :class:`AntibodyInput` records, with ``samples`` alternative
+        conformations per loop (what ``loopfold predict --fasta`` runs)."""
+        return self._run(antibodies, chunk, samples)
+
+    def _run(self, antibodies: Iterable[AntibodyInput], chunk: int = 512,
+             samples: int = 0) -> Iterator[tuple[Prediction, str | None]]:  # fmt: skip
+        from loopfold.batch import predict_antibodies
+
+        name = self.predictor.name
+        for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder):
+            loops = tuple(Loop.from_json(lp) for lp in r.result.get("loops", []))
+            yield Prediction(r.result["id"], loops, r.fv, r.result, name), r.error
+
+    def document(self, records: list[dict]) -> dict:
+        """The JSON document around records (schema version, model)."""
+        return self.predictor.document(records)

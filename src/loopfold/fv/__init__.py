@@ -1,0 +1,1 @@
+"""Whole Fv models: framework library, template choice, assembly."""

@@ -1,0 +1,167 @@
+"""Predicted loops grafted into a framework: closure over a batch, CB atoms, per-residue errors, clashes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from loopfold.errors import BadStructure
+from loopfold.fv.assemble import Frame, FvChain, FvModel, ideal_cb
+from loopfold.structure.closure import ClosureResult, close_windows
+
+#: Non-bonded heavy atoms closer than this (Å) count as a clash (the issue's bar without refinement).
+CLASH_DISTANCE = 2.2
+#: Framework error model: predicted error (Å) = a + b * (1 - chain framework identity) + c * (residue
+#: differs from its template's). Fitted on validation structures by ``bench/fv.py --fit-error``.
+FRAME_ERROR = (0.45, 1.5, 0.25)
+
+
+@dataclass(frozen=True)
+class LoopWindow:
+    """A predicted loop window to graft: its chain type, start in the chain sequence, stems and
+    loop length, the predicted ``[W, 4, 3]`` window and the loop residues' predicted error (or None)."""
+
+    cdr: str
+    chain: str
+    start: int
+    n_stem: int
+    n_loop: int
+    n_stem_c: int
+    window: np.ndarray
+    error: np.ndarray | None
+
+
+def stems(frame: Frame, lw: LoopWindow, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The framework's N- and C-stem residues for a loop window.
+
+    Raises:
+        BadStructure: a stem residue has no framework coordinates (outside the numbered domain).
+    """
+    xyz = frame.coords[lw.chain]
+    lo, end = lw.start - lw.n_stem, lw.start + lw.n_loop
+    sn, sc = xyz[max(lo, 0) : lw.start], xyz[end : end + lw.n_stem_c]
+    if lo < 0 or len(sn) < lw.n_stem or len(sc) < lw.n_stem_c or not (np.isfinite(sn).all() and np.isfinite(sc).all()):
+        raise BadStructure(f"{name} {lw.cdr}: its stems are not framework residues of the numbered domain")
+    return sn, sc
+
+
+def close_all(frames: list[Frame], loops: list[list[LoopWindow]], names: list[str], placement: str = "stems"
+              ) -> list[list[ClosureResult]]:  # fmt: skip
+    """Close every loop of many antibodies in one batch (stems from each antibody's framework)."""
+    flat = [(k, lw) for k, lws in enumerate(loops) for lw in lws]
+    pairs = [stems(frames[k], lw, names[k]) for k, lw in flat]
+    closed = close_windows([lw.window for _, lw in flat], [p[0] for p in pairs], [p[1] for p in pairs],
+                           placement=placement)  # fmt: skip
+    out: list[list[ClosureResult]] = [[] for _ in loops]
+    for (k, _), res in zip(flat, closed, strict=True):
+        out[k].append(res)
+    return out
+
+
+def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult], name: str,
+             coef: tuple[float, float, float] = FRAME_ERROR) -> FvModel:  # fmt: skip
+    """The Fv: framework residues from the frame, loop residues from their closed windows.
+
+    Raises:
+        BadStructure: a residue of the numbered domain has no coordinates (a CDR not predicted).
+    """
+    chains = []
+    for ct in ("H", "L"):
+        if ct not in frame.coords:
+            continue
+        seq, dom = frame.sequences[ct], frame.domains[ct]
+        xyz = frame.coords[ct].copy()
+        region = np.array(["FR"] * len(seq), dtype=object)
+        err = np.full(len(seq), np.nan)
+        for lw, res in zip(loops, closed, strict=True):
+            if lw.chain != ct:
+                continue
+            sl = slice(lw.start, lw.start + lw.n_loop)
+            xyz[sl] = res.coords[lw.n_stem : lw.n_stem + lw.n_loop]
+            region[sl] = lw.cdr
+            if lw.error is not None:
+                err[sl] = lw.error
+        idx = np.array(dom.indices)
+        if not np.isfinite(xyz[idx]).all():
+            bad = int(idx[~np.isfinite(xyz[idx]).all((1, 2))][0])
+            raise BadStructure(f"{name} chain {ct}: residue {seq[bad]}{bad + 1} has no coordinates "
+                               f"(in a CDR that was not predicted)")  # fmt: skip
+        fw = (region[idx] == "FR") | ~np.isfinite(err[idx])
+        err[idx[fw]] = _framework_error(frame, ct, idx[fw], coef)
+        ids = tuple(f"{n}{i}" for n, i in dom.positions)
+        chains.append(FvChain(ct, "".join(seq[i] for i in idx), ids, xyz[idx], _cb(xyz[idx], seq, idx),
+                              np.round(err[idx], 2), tuple(region[idx]), idx))  # fmt: skip
+    return FvModel(tuple(chains), dict(frame.templates), dict(frame.identity), count_clashes(chains),
+                   frame.notes)  # fmt: skip
+
+
+def _cb(coords: np.ndarray, seq: str, idx: np.ndarray) -> np.ndarray:
+    cb = ideal_cb(coords)
+    cb[np.array([seq[i] == "G" for i in idx], dtype=bool)] = np.nan
+    return cb
+
+
+def _framework_error(frame: Frame, ct: str, idx: np.ndarray, coef: tuple[float, float, float]) -> np.ndarray:
+    """Predicted error of framework residues from the template identity (see ``FRAME_ERROR``)."""
+    a, b, c = coef
+    return a + b * (1.0 - frame.identity.get(ct, 0.0)) + c * ~frame.same[ct][idx]
+
+
+def count_clashes(chains: list[FvChain] | tuple[FvChain, ...]) -> int:
+    """Pairs of heavy atoms (N, CA, C, O, CB) closer than ``CLASH_DISTANCE`` that are not in the same or
+    neighbouring residues of a chain, where at least one atom is in a CDR."""
+    xyz, res, chain, loop = [], [], [], []
+    for c, ch in enumerate(chains):
+        atoms = np.concatenate([ch.coords, ch.cb[:, None]], 1)  # [N, 5, 3]
+        xyz.append(atoms.reshape(-1, 3))
+        res.append(np.repeat(np.arange(len(ch.sequence)), 5))
+        chain.append(np.full(5 * len(ch.sequence), c))
+        loop.append(np.repeat(np.array([r != "FR" for r in ch.region]), 5))
+    x, r, c, lp = (np.concatenate(v) for v in (xyz, res, chain, loop))
+    ok = np.isfinite(x).all(1)
+    x, r, c, lp = x[ok], r[ok], c[ok], lp[ok]
+    q = np.nonzero(lp)[0]
+    if not len(q):
+        return 0
+    d = np.linalg.norm(x[q, None] - x[None], axis=-1)  # [Q, A]
+    close = d < CLASH_DISTANCE
+    close &= ~((c[q, None] == c[None]) & (np.abs(r[q, None] - r[None]) <= 1))
+    close &= ~(lp[None] & (np.arange(len(x))[None] <= q[:, None]))  # loop-loop pairs once
+    return int(close.sum())
+
+
+IDEAL_BONDS = {"N-CA": 1.458, "CA-C": 1.525, "C-O": 1.231, "C-N": 1.329}
+
+
+def geometry_report(model: FvModel) -> dict[str, float]:
+    """Largest backbone bond-length deviation from ideal (Å, over N-CA, CA-C, C-O and the peptide C-N),
+    the longest peptide C-N (a chain gap shows as > 2 Å) and the closest non-bonded heavy-atom pair."""
+    dev, gap = 0.0, 0.0
+    for ch in model.chains:
+        x = ch.coords
+        for (i, j), ideal in zip(((0, 1), (1, 2), (2, 3)), (1.458, 1.525, 1.231), strict=True):
+            dev = max(dev, float(np.abs(np.linalg.norm(x[:, i] - x[:, j], axis=-1) - ideal).max()))
+        cn = np.linalg.norm(x[1:, 0] - x[:-1, 2], axis=-1)
+        if len(cn):
+            dev, gap = max(dev, float(np.abs(cn - 1.329).max())), max(gap, float(cn.max()))
+    return {"max_bond_deviation": round(dev, 3), "max_peptide_bond": round(gap, 3),
+            "min_nonbonded": round(min_nonbonded(model.chains), 3)}  # fmt: skip
+
+
+def min_nonbonded(chains: list[FvChain] | tuple[FvChain, ...]) -> float:
+    """Closest pair of heavy atoms (N, CA, C, O, CB) not in the same or neighbouring residues of a chain."""
+    xyz, res, chain = [], [], []
+    for c, ch in enumerate(chains):
+        xyz.append(np.concatenate([ch.coords, ch.cb[:, None]], 1).reshape(-1, 3))
+        res.append(np.repeat(np.arange(len(ch.sequence)), 5))
+        chain.append(np.full(5 * len(ch.sequence), c))
+    x, r, c = (np.concatenate(v) for v in (xyz, res, chain))
+    ok = np.isfinite(x).all(1)
+    x, r, c = x[ok], r[ok], c[ok]
+    best = np.inf
+    for lo in range(0, len(x), 512):
+        d = np.linalg.norm(x[lo : lo + 512, None] - x[None], axis=-1)
+        d[(c[lo : lo + 512, None] == c[None]) & (np.abs(r[lo : lo + 512, None] - r[None]) <= 1)] = np.inf
+        best = min(best, float(d.min()))
+    return best

@@ -1,0 +1,129 @@
+"""The framework library: VH and VL backbones of known Fv structures, at their IMGT positions.
+
+Each entry is one crystal structure's variable domains in that structure's own
+frame, so an entry keeps its VH-VL orientation. Per chain and IMGT position
+(1-128) the library holds the residue and its N, CA, C, O; positions inside a
+CDR (North definition, the loops loopfold predicts) are not stored: only
+frameworks and loop stems come from here. Built by ``loopfold data frameworks``
+from the Rosetta antibody database, without the benchmark structures and
+without any structure that has a loop >= 70% identical to a benchmark loop.
+
+Stored as a compressed ``.npz``: coordinates in units of 0.01 Å as int16 (Fv
+centred at the origin), residues as ASCII codes (0: no residue).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from loopfold.constants import CDR_BOUNDS_IMGT
+from loopfold.errors import CheckpointError
+from loopfold.numbering.anarci import NumberedDomain
+
+N_POS = 128  # IMGT positions 1-128
+CHAINS = ("H", "L")
+SCALE = 100.0  # int16 units per Å
+MISSING = np.iinfo(np.int16).min
+LIBRARY_FILE = "frameworks.npz"
+
+
+def framework_positions(chain_type: str, definition: str = "north") -> np.ndarray:
+    """``[128]`` bool: IMGT positions (index = position - 1) outside the chain's CDRs."""
+    keep = np.ones(N_POS, dtype=bool)
+    for cdr, (lo, hi) in CDR_BOUNDS_IMGT[definition].items():
+        if cdr[0] == chain_type:
+            keep[lo - 1 : hi] = False
+    return keep
+
+
+@dataclass(frozen=True)
+class FrameworkLibrary:
+    """Framework templates.
+
+    Attributes:
+        ids: ``[T]`` entry names (``pdb_id``).
+        residues: ``[T, 2, 128]`` uint8 ASCII one-letter code per chain (H, L) and IMGT position; 0 = none.
+        coords: ``[T, 2, 128, 4, 3]`` float32 N, CA, C, O; NaN where no residue or atom.
+        resolution: ``[T]`` Å (NaN when unknown).
+    """
+
+    ids: np.ndarray
+    residues: np.ndarray
+    coords: np.ndarray
+    resolution: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def present(self) -> np.ndarray:
+        """``[T, 2, 128]`` bool: the residue and all four backbone atoms are there."""
+        return (self.residues > 0) & np.isfinite(self.coords).all(axis=(-1, -2))
+
+    def subset(self, keep: np.ndarray) -> FrameworkLibrary:
+        """The entries where ``keep`` is True."""
+        return FrameworkLibrary(self.ids[keep], self.residues[keep], self.coords[keep], self.resolution[keep])
+
+    def save(self, path: str | Path) -> None:
+        """Write the library as compressed ``.npz`` (see the module docstring)."""
+        q = np.where(np.isfinite(self.coords), np.round(self.coords * SCALE), MISSING)
+        if np.abs(q[q != MISSING]).max(initial=0) >= 32767:
+            raise ValueError("framework coordinates beyond ±327 Å of the Fv centre")
+        np.savez_compressed(path, ids=self.ids.astype(str), residues=self.residues, coords=q.astype(np.int16),
+                            resolution=self.resolution.astype(np.float32))  # fmt: skip
+
+
+def load_library(path: str | Path) -> FrameworkLibrary:
+    """Read a library written by :meth:`FrameworkLibrary.save`.
+
+    Raises:
+        CheckpointError: the file is missing, not a library, or its arrays disagree.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids, res, q, resol = z["ids"], z["residues"], z["coords"], z["resolution"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise CheckpointError(f"{path}: not a loopfold framework library ({exc})") from None
+    t = len(ids)
+    if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0:
+        raise CheckpointError(f"{path}: framework library arrays have inconsistent shapes "
+                              f"(ids {ids.shape}, residues {res.shape}, coords {q.shape})")  # fmt: skip
+    coords = np.where(q == MISSING, np.nan, q.astype(np.float32) / SCALE).astype(np.float32)
+    return FrameworkLibrary(ids, res.astype(np.uint8), coords, resol.astype(np.float32))
+
+
+def domain_positions(domain: NumberedDomain) -> tuple[np.ndarray, np.ndarray]:
+    """Sequence index per IMGT position of a domain (``[128]`` int, -1 where absent) and the
+    sequence indices numbered with an insertion code (which no template position holds)."""
+    at = np.full(N_POS, -1, dtype=np.int64)
+    inserted = []
+    for idx, (num, ins) in zip(domain.indices, domain.positions, strict=True):
+        if ins or not 1 <= num <= N_POS:
+            inserted.append(idx)
+        else:
+            at[num - 1] = idx
+    return at, np.array(inserted, dtype=np.int64)
+
+
+def entry_from_chains(
+    chains: dict[str, tuple[str, np.ndarray, NumberedDomain]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One library entry from numbered chains: ``chain type -> (sequence, [L, 4, 3] coords, domain)``.
+
+    Returns ``[2, 128]`` residue codes and ``[2, 128, 4, 3]`` coordinates (framework positions only).
+    """
+    residues = np.zeros((2, N_POS), dtype=np.uint8)
+    coords = np.full((2, N_POS, 4, 3), np.nan, dtype=np.float32)
+    for c, chain_type in enumerate(CHAINS):
+        if chain_type not in chains:
+            continue
+        seq, xyz, dom = chains[chain_type]
+        at, _ = domain_positions(dom)
+        keep = framework_positions(chain_type) & (at >= 0)
+        pos = np.nonzero(keep)[0]
+        residues[c, pos] = np.frombuffer("".join(seq[i] for i in at[pos]).encode(), dtype=np.uint8)
+        coords[c, pos] = xyz[at[pos]]
+    return residues, coords

@@ -1,0 +1,59 @@
+"""Write a modelled Fv as PDB or mmCIF (gemmi): chains H and L, IMGT numbering, predicted error as B."""
+
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+
+from loopfold.constants import BACKBONE_ATOMS, ONE_TO_THREE
+from loopfold.fv.assemble import FvModel
+
+FORMATS = ("pdb", "cif")
+
+
+def fv_structure(model: FvModel, name: str = "loopfold") -> gemmi.Structure:
+    """A gemmi structure of the Fv: N, CA, C, O and CB per residue, B-factor = predicted error (Å)."""
+    st = gemmi.Structure()
+    st.name = name
+    gm = gemmi.Model(1)
+    for ch in model.chains:
+        chain = gemmi.Chain(ch.chain_id)
+        atoms = np.concatenate([ch.coords, ch.cb[:, None]], 1)
+        for i, letter in enumerate(ch.sequence):
+            res = gemmi.Residue()
+            res.name = ONE_TO_THREE.get(letter, "UNK")
+            rid = ch.residue_ids[i]
+            num = rid.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+            res.seqid = gemmi.SeqId(int(num), (rid[len(num) :] or " ")[0])
+            res.het_flag = "A"
+            res.entity_type = gemmi.EntityType.Polymer
+            for k, atom_name in enumerate((*BACKBONE_ATOMS, "CB")):
+                if not np.isfinite(atoms[i, k]).all():
+                    continue
+                atom = gemmi.Atom()
+                atom.name = atom_name
+                atom.element = gemmi.Element(atom_name[0])
+                atom.pos = gemmi.Position(*map(float, atoms[i, k]))
+                atom.occ = 1.0
+                atom.b_iso = float(ch.error[i])
+                res.add_atom(atom)
+            chain.add_residue(res)
+        gm.add_chain(chain)
+    st.add_model(gm)
+    st.setup_entities()
+    return st
+
+
+def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, name: str = "loopfold") -> str:
+    """PDB (``REMARK 250`` lines first) or mmCIF text of the Fv."""
+    st = fv_structure(model, name)
+    if fmt == "cif":
+        doc = st.make_mmcif_document()
+        return doc.as_string()
+    if fmt != "pdb":
+        raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    opts = gemmi.PdbWriteOptions()
+    opts.minimal_file = True
+    opts.cryst1_record = False
+    head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
+    return head + st.make_pdb_string(opts)
