@@ -253,10 +253,13 @@ class Predictor:
             extra: dict = {"warnings": notes} if notes else {}
             if place is not None:  # place sees the query's own residues only (padding cut off)
                 pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
-                xyz = xyz.copy()
-                xyz[pn : n - pc], placed = place(i, q, xyz[pn : n - pc])
+                own = xyz[pn : n - pc].copy()
+                moved, placed = place(i, q, own)
                 extra.update(placed)
-                ang = backbone_torsions(xyz)
+                if moved is not own:  # unchanged windows keep their torsions (the Fv path closes them later)
+                    xyz = xyz.copy()
+                    xyz[pn : n - pc] = moved
+                    ang = backbone_torsions(xyz)
             angles = ang.copy()
             ident = identity[i]
             loop = {

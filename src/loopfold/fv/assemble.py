@@ -2,16 +2,19 @@
 
 Template choice (the approach of ABodyBuilder's first version and RosettaAntibody):
 
-* each chain's framework comes from the library entry whose framework positions
-  match the query's best: first every query framework position present with all
-  backbone atoms and no extra position inside the query's span (so the chain is
-  continuous), then the highest sequence identity over the framework positions,
-  then the better resolution;
+* each chain's framework comes from the library entry with the highest sequence
+  identity over the query's framework positions, less 0.02 for each of those
+  positions the entry lacks (disordered in its crystal: filled from the next
+  entry, below), among entries with no position the query lacks inside the
+  query's span (it would leave a gap in the chain); resolution breaks ties;
 * the VH-VL orientation comes from the entry with the highest summed VH and VL
   framework identity that has both chains; each chain's template is superposed
   on that entry's chain (backbone of the framework positions both share);
-* a query framework position that the chosen template lacks is taken from the
-  next-best entry that has it (superposed the same way) and noted.
+* a run of query framework positions that the chosen template lacks is taken
+  from the next-best entry that has it with three flanking residues each side
+  (and no position the query lacks among them), closed onto the chosen
+  template's flanks like a loop; at a chain end it is built as a beta strand
+  with ideal geometry instead. Either is noted.
 
 The predicted loop windows are then placed on their stems and closed
 (:mod:`loopfold.structure.closure`), CB atoms are built from N, CA, C with ideal
@@ -27,6 +30,8 @@ import numpy as np
 from loopfold.errors import BadStructure
 from loopfold.fv.library import CHAINS, FrameworkLibrary, domain_positions, framework_positions
 from loopfold.numbering.anarci import NumberedDomain
+from loopfold.structure.closure import close_windows
+from loopfold.structure.extend import extend_after, extend_before
 from loopfold.structure.superpose import kabsch
 
 
@@ -81,6 +86,10 @@ class Frame:
     notes: tuple[str, ...]
 
 
+#: Identity given up for each query framework position a template lacks (filled from another entry).
+MISS_PENALTY = 0.02
+
+
 class FrameworkBuilder:
     """Chooses and places framework templates from a library."""
 
@@ -101,7 +110,8 @@ class FrameworkBuilder:
         miss = (want & ~have).sum(1)
         extra = (inside & self.fw[c] & ~want & have).sum(1)
         ident = ((self.library.residues[:, c] == letters) & want).sum(1) / max(int(want.sum()), 1)
-        return ident - 1000.0 * (miss + extra) - self.res_penalty, ident
+        score = ident - MISS_PENALTY * miss - 1000.0 * extra - self.res_penalty
+        return np.where(have.sum(1) >= want.sum() // 2, score, -np.inf), ident  # entries with the chain
 
     def frame(self, name: str, chains: dict[str, tuple[str, NumberedDomain]], exclude: frozenset[str] = frozenset()
               ) -> Frame:  # fmt: skip
@@ -109,55 +119,102 @@ class FrameworkBuilder:
         entries named in ``exclude`` are not used (benchmarks leave a structure's own entry out).
 
         Raises:
-            BadStructure: a framework residue numbered with an insertion code (no template holds
-                it), or a framework position no library entry has.
+            BadStructure: no library entry covers a chain's domain.
         """
-        lib, scores, ats, idents = self.library, {}, {}, {}
+        lib, scores, ats, idents, inserts = self.library, {}, {}, {}, {}
         for ct, (seq, dom) in chains.items():
             c = CHAINS.index(ct)
             at, inserted = domain_positions(dom)
-            fw_ins = [i for i in inserted if _in_framework(dom, i, self.fw[c])]
-            if fw_ins:
-                num = dict(zip(dom.indices, dom.positions, strict=True))[fw_ins[0]]
-                raise BadStructure(f"{name} chain {ct}: framework residue {seq[fw_ins[0]]} numbered IMGT "
-                                   f"{num[0]}{num[1]} (an insertion): no framework template holds it")  # fmt: skip
+            inserts[ct] = [int(i) for i in inserted if _in_framework(dom, i, self.fw[c])]
             letters = np.zeros(len(at), dtype=np.uint8)
             letters[at >= 0] = np.frombuffer("".join(seq[i] for i in at[at >= 0]).encode("ascii"), dtype=np.uint8)
             scores[ct], idents[ct] = self._scores(c, at, letters)
             if exclude:
                 scores[ct] = np.where(np.isin(lib.ids, list(exclude)), -np.inf, scores[ct])
+            if not np.isfinite(scores[ct]).any():
+                raise BadStructure(f"{name} chain {ct}: no framework template covers this domain")
             ats[ct] = at
         if len(chains) == 2:
-            both = self.present[:, 0].any(1) & self.present[:, 1].any(1)
-            both &= np.isfinite(scores["H"])
+            both = self.present[:, 0].any(1) & self.present[:, 1].any(1) & np.isfinite(scores["H"])
+            both &= np.isfinite(scores["L"])
             orient = int(np.argmax(np.where(both, idents["H"] + idents["L"] - self.res_penalty, -np.inf)))
         else:
             orient = int(np.argmax(next(iter(scores.values()))))
         coords, same, templates, identity, notes = {}, {}, {"orientation": str(lib.ids[orient])}, {}, []
         for ct, (seq, _) in chains.items():
-            c = CHAINS.index(ct)
             order = np.argsort(-scores[ct], kind="stable")
+            order = order[np.isfinite(scores[ct][order])]
             best = int(order[0])
             templates[ct], identity[ct] = str(lib.ids[best]), round(float(idents[ct][best]), 3)
-            at = ats[ct]
-            need = np.nonzero(self.fw[c] & (at >= 0))[0]
-            out = np.full((len(seq), 4, 3), np.nan)
-            same[ct] = np.zeros(len(seq), dtype=bool)
-            placed: dict[int, np.ndarray] = {}
-            for pos in need:
-                t = best if self.present[best, c, pos] else next(
-                    (int(t) for t in order if self.present[t, c, pos] and np.isfinite(scores[ct][t])), None)
-                if t is None:
-                    raise BadStructure(f"{name} chain {ct}: no framework template has IMGT position {pos + 1}")
-                if t not in placed:
-                    placed[t] = self._placed(t, orient, c)
-                    if t != best:
-                        notes.append(f"chain {ct}: IMGT {pos + 1} from {lib.ids[t]} (absent from {lib.ids[best]})")
-                out[at[pos]] = placed[t][pos]
-                same[ct][at[pos]] = lib.residues[t, c, pos] == ord(seq[at[pos]])
-            coords[ct] = out
+            coords[ct], same[ct] = self._chain(name, ct, seq, ats[ct], inserts[ct], order, orient, notes)
         return Frame(coords, same, {ct: d for ct, (_, d) in chains.items()}, {ct: s for ct, (s, _) in chains.items()},
                      templates, identity, tuple(notes))  # fmt: skip
+
+    def _chain(self, name: str, ct: str, seq: str, at: np.ndarray, inserts: list[int], order: np.ndarray,
+               orient: int, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """One chain's framework coordinates (``[len(seq), 4, 3]``) and whether each residue equals its
+        template's; stretches the chosen template cannot give are filled (see the module docstring)."""
+        lib, c, best = self.library, CHAINS.index(ct), int(order[0])
+        base = self._placed(best, orient, c)
+        need = np.nonzero(self.fw[c] & (at >= 0))[0]
+        pos = np.concatenate([need, np.full(len(inserts), -1)])
+        idx = np.concatenate([at[need], np.array(inserts, dtype=np.int64)])
+        sort = np.argsort(idx, kind="stable")
+        pos, idx = pos[sort], idx[sort]  # the chain's framework residues in sequence order
+        lacks = (pos < 0) | ~self.present[best, c, np.maximum(pos, 0)]
+        for k in range(len(pos) - 1):  # a position the template has and the query lacks: rebuild both sides
+            p, q = pos[k], pos[k + 1]
+            if p >= 0 and q > p + 1 and (self.fw[c, p + 1 : q] & self.present[best, c, p + 1 : q]).any():
+                lacks[k] = lacks[k + 1] = True
+        out = np.full((len(seq), 4, 3), np.nan)
+        out[idx[~lacks]] = base[pos[~lacks]]
+        same = np.zeros(len(seq), dtype=bool)
+        same[idx[~lacks]] = lib.residues[best, c, pos[~lacks]] == np.frombuffer(
+            "".join(seq[i] for i in idx[~lacks]).encode("ascii"), dtype=np.uint8)  # fmt: skip
+        if lacks.all():
+            raise BadStructure(f"{name} chain {ct}: no framework template covers this domain")
+        seg = np.cumsum(np.r_[0, np.diff(idx) != 1])  # stretches of consecutive residues (CDRs between)
+        runs = [(int(k0), int(k1)) for r0, r1 in _runs(lacks) for k0, k1 in _split(r0, r1, seg)]
+        for r0, r1 in runs:
+            run = idx[r0 : r1 + 1]
+            lo, hi = np.nonzero(seg == seg[r0])[0][[0, -1]]
+            if r0 == lo and r1 == hi:
+                raise BadStructure(f"{name} chain {ct}: no framework template has {_span(seq, run)}")
+            if r0 == lo or r1 == hi:  # the end of a stretch: extended as a strand, ideal geometry
+                out[run] = extend_before(out[idx[r1 + 1]], len(run)) if r0 == lo else extend_after(
+                    out[idx[r0 - 1]], len(run))  # fmt: skip
+                notes.append(f"chain {ct}: {_span(seq, run)} built as a strand (absent from {lib.ids[best]})")
+                continue
+            for widen in range(4):  # a stretch that does not close gets a residue more each side to move
+                a0, a1 = max(r0 - widen, lo + 1), min(r1 + widen, hi - 1)
+                fn = [k for k in _flank(lacks, a0 - 1, -1) if k >= lo]
+                fc = [k for k in _flank(lacks, a1 + 1, 1) if k <= hi]
+                window, source = self._bridge_template(c, order, pos, fn, fc, a0, a1, best)
+                if window is None:  # nothing to copy: a strand from the N-side flank, closed onto the C-side
+                    window = np.concatenate([out[idx[fn]], extend_after(out[idx[fn[-1]]], a1 - a0 + 1 + len(fc))])
+                    source = "built as a strand and closed"
+                (res,) = close_windows([window], [out[idx[fn]]], [out[idx[fc]]])
+                if res.anchor_rmsd < 0.1:
+                    break
+            lacks[a0 : a1 + 1] = True
+            out[idx[a0 : a1 + 1]] = res.coords[len(fn) : len(fn) + a1 - a0 + 1]
+            same[idx[a0 : a1 + 1]] = False
+            notes.append(f"chain {ct}: {_span(seq, idx[a0 : a1 + 1])} {source} (absent from {lib.ids[best]})")
+        return out, same
+
+    def _bridge_template(self, c: int, order: np.ndarray, pos: np.ndarray, fn: list[int], fc: list[int], r0: int,
+                         r1: int, best: int) -> tuple[np.ndarray | None, str]:  # fmt: skip
+        """The next entry's window (flanks and run) for an inner run with known positions, or None."""
+        span = pos[fn[0] : fc[-1] + 1]
+        if (span < 0).any() or fn[-1] + 1 != r0 or fc[0] != r1 + 1:
+            return None, ""
+        inside = np.zeros(self.fw.shape[1], dtype=bool)
+        inside[span[0] : span[-1] + 1] = True
+        gap = inside & ~np.isin(np.arange(len(inside)), span)  # positions the query lacks there
+        for t in order[:200]:
+            if t != best and self.present[t, c, span].all() and not self.present[t, c, gap].any():
+                return self.library.coords[t, c, span].astype(np.float64), f"from {self.library.ids[t]}"
+        return None, ""
 
     def _placed(self, t: int, orient: int, c: int) -> np.ndarray:
         """Entry ``t``'s chain ``c`` superposed on the orientation entry's chain ``c`` ([128, 4, 3])."""
@@ -168,6 +225,37 @@ class FrameworkBuilder:
         common = self.present[t, c] & self.present[orient, c] & self.fw[c]
         rot, tr = kabsch(xyz[common].reshape(-1, 3), ref[common].reshape(-1, 3))
         return xyz @ rot.T + tr
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """First and last index of each run of True values."""
+    idx = np.nonzero(mask)[0]
+    if not len(idx):
+        return []
+    cuts = np.nonzero(np.diff(idx) > 1)[0]
+    return list(zip(idx[np.r_[0, cuts + 1]].tolist(), idx[np.r_[cuts, len(idx) - 1]].tolist(), strict=True))
+
+
+def _split(r0: int, r1: int, seg: np.ndarray) -> list[tuple[int, int]]:
+    """A run cut where the residues stop being consecutive in the sequence."""
+    cuts = [k for k in range(r0, r1) if seg[k + 1] != seg[k]]
+    starts, ends = [r0, *(k + 1 for k in cuts)], [*cuts, r1]
+    return list(zip(starts, ends, strict=True))
+
+
+def _flank(lacks: np.ndarray, start: int, step: int, size: int = 3) -> list[int]:
+    """Up to ``size`` consecutive residues the template gives, from ``start`` away from a run (chain order)."""
+    out, k = [], start
+    while 0 <= k < len(lacks) and not lacks[k] and len(out) < size:
+        out.append(k)
+        k += step
+    return sorted(out)
+
+
+def _span(seq: str, run: np.ndarray) -> str:
+    """Residues of a run, as text (one-letter code and 1-based index in the chain sequence)."""
+    first = f"{seq[run[0]]}{run[0] + 1}"
+    return f"residue {first}" if len(run) == 1 else f"residues {first}-{seq[run[-1]]}{run[-1] + 1}"
 
 
 def _in_framework(dom: NumberedDomain, index: int, fw: np.ndarray) -> bool:

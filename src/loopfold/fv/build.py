@@ -124,8 +124,8 @@ def count_clashes(chains: list[FvChain] | tuple[FvChain, ...]) -> int:
     q = np.nonzero(lp)[0]
     if not len(q):
         return 0
-    d = np.linalg.norm(x[q, None] - x[None], axis=-1)  # [Q, A]
-    close = d < CLASH_DISTANCE
+    d2 = (x[q] ** 2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * x[q] @ x.T  # [Q, A] squared distances
+    close = d2 < CLASH_DISTANCE**2
     close &= ~((c[q, None] == c[None]) & (np.abs(r[q, None] - r[None]) <= 1))
     close &= ~(lp[None] & (np.arange(len(x))[None] <= q[:, None]))  # loop-loop pairs once
     return int(close.sum())

@@ -8,8 +8,9 @@ frameworks and loop stems come from here. Built by ``loopfold data frameworks``
 from the Rosetta antibody database, without the benchmark structures and
 without any structure that has a loop >= 70% identical to a benchmark loop.
 
-Stored as a compressed ``.npz``: coordinates in units of 0.01 Å as int16 (Fv
-centred at the origin), residues as ASCII codes (0: no residue).
+Stored as a compressed ``.npz``: coordinates as float32 (Fv centred at the
+origin; rounding them to 0.01 Å would move bond lengths by up to 0.02 Å),
+residues as ASCII codes (0: no residue).
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from loopfold.numbering.anarci import NumberedDomain
 
 N_POS = 128  # IMGT positions 1-128
 CHAINS = ("H", "L")
-SCALE = 100.0  # int16 units per Å
-MISSING = np.iinfo(np.int16).min
 LIBRARY_FILE = "frameworks.npz"
 
 
@@ -69,11 +68,8 @@ class FrameworkLibrary:
 
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
-        q = np.where(np.isfinite(self.coords), np.round(self.coords * SCALE), MISSING)
-        if np.abs(q[q != MISSING]).max(initial=0) >= 32767:
-            raise ValueError("framework coordinates beyond ±327 Å of the Fv centre")
-        np.savez_compressed(path, ids=self.ids.astype(str), residues=self.residues, coords=q.astype(np.int16),
-                            resolution=self.resolution.astype(np.float32))  # fmt: skip
+        np.savez_compressed(path, ids=self.ids.astype(str), residues=self.residues,
+                            coords=self.coords.astype(np.float32), resolution=self.resolution.astype(np.float32))
 
 
 def load_library(path: str | Path) -> FrameworkLibrary:
@@ -91,8 +87,7 @@ def load_library(path: str | Path) -> FrameworkLibrary:
     if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0:
         raise CheckpointError(f"{path}: framework library arrays have inconsistent shapes "
                               f"(ids {ids.shape}, residues {res.shape}, coords {q.shape})")  # fmt: skip
-    coords = np.where(q == MISSING, np.nan, q.astype(np.float32) / SCALE).astype(np.float32)
-    return FrameworkLibrary(ids, res.astype(np.uint8), coords, resol.astype(np.float32))
+    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32))
 
 
 def domain_positions(domain: NumberedDomain) -> tuple[np.ndarray, np.ndarray]:
@@ -127,3 +122,32 @@ def entry_from_chains(
         residues[c, pos] = np.frombuffer("".join(seq[i] for i in at[pos]).encode(), dtype=np.uint8)
         coords[c, pos] = xyz[at[pos]]
     return residues, coords
+
+
+IDEAL = ((0, 1, 1.458), (1, 2, 1.525), (2, 3, 1.231))  # N-CA, CA-C, C-O (Å)
+PEPTIDE = 1.329
+BREAK = 2.0  # a C-N longer than this is a chain break
+
+
+def clean_entry(coords: np.ndarray, chain_type: str) -> tuple[np.ndarray, float]:
+    """An entry chain's ``[128, 4, 3]`` coordinates with every residue after a chain break inside a
+    framework stretch removed (missing residues, or an insertion the library does not store: its
+    neighbours are not bonded), and the largest backbone bond-length deviation from ideal left."""
+    xyz = coords.copy()
+    fw = framework_positions(chain_type)
+    present = np.isfinite(xyz).all((1, 2))
+    pos = np.nonzero(present)[0]
+    for p, q in zip(pos[:-1], pos[1:], strict=True):
+        if fw[p : q + 1].all() and np.linalg.norm(xyz[q, 0] - xyz[p, 2]) > BREAK:
+            xyz[q] = np.nan
+    present = np.isfinite(xyz).all((1, 2))
+    dev = 0.0
+    for i, j, ideal in IDEAL:
+        d = np.abs(np.linalg.norm(xyz[present, i] - xyz[present, j], axis=-1) - ideal)
+        dev = max(dev, float(d.max(initial=0.0)))
+    pos = np.nonzero(present)[0]
+    for p, q in zip(pos[:-1], pos[1:], strict=True):
+        cn = float(np.linalg.norm(xyz[q, 0] - xyz[p, 2]))
+        if cn <= BREAK:
+            dev = max(dev, abs(cn - PEPTIDE))
+    return xyz, dev

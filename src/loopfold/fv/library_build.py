@@ -6,7 +6,10 @@ structures whose PDB id is excluded, structures of the same or a related
 antibody (CDR-H3, North, >= ``identity`` identical to an excluded H3: the rule
 training follows, applied to the loop that identifies an antibody; the library
 stores no loop residues, so no loop reaches a model through it), and copies:
-entries with the same framework residues as a better-resolved one.
+entries with the same framework residues as a better-resolved one, and entries
+whose framework backbone has a bond length more than ``max_bond_deviation``
+from ideal (their errors would reach every model built on them). Residues after
+a chain break inside a framework stretch are dropped from an entry.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from loopfold.constants import CDRS
 from loopfold.data.extract import is_structure_file
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.errors import LoopfoldError
-from loopfold.fv.library import FrameworkLibrary, entry_from_chains
+from loopfold.fv.library import CHAINS, FrameworkLibrary, clean_entry, entry_from_chains
 from loopfold.io.pdb import read_structure
 from loopfold.numbering.anarci import number_sequences
 from loopfold.numbering.cdr import locate_cdr
@@ -53,23 +56,32 @@ def _read_entry(path: str) -> tuple[str, dict] | tuple[str, str]:
     if "H" not in chains:
         return path, "no heavy-chain variable domain"
     residues, coords = entry_from_chains(chains)
-    return path, {"pdb_id": sf.pdb_id, "residues": residues, "coords": coords,
+    dev = 0.0
+    for c, ct in enumerate(CHAINS):
+        coords[c], d = clean_entry(coords[c], ct)
+        residues[c, ~np.isfinite(coords[c]).all((1, 2))] = 0
+        dev = max(dev, d)
+    return path, {"bond_deviation": dev, "pdb_id": sf.pdb_id, "residues": residues, "coords": coords,
                   "resolution": np.nan if sf.resolution is None else sf.resolution, "loops": loops}  # fmt: skip
 
 
 def build_library(
-    folder: str | Path, exclusions: Exclusions | None = None, identity: float = 0.7, workers: int | None = None
+    folder: str | Path, exclusions: Exclusions | None = None, identity: float = 0.7, workers: int | None = None,
+    max_bond_deviation: float = 0.05,
 ) -> tuple[FrameworkLibrary, dict[str, int]]:
     """The library of a structure folder, and counts of what was left out and why."""
     files = sorted(str(p) for p in Path(folder).iterdir() if is_structure_file(p))
     entries: list[dict] = []
-    report = {"files": len(files), "unusable": 0, "excluded_id": 0, "excluded_similar_loop": 0, "duplicate": 0}
+    report = {"files": len(files), "unusable": 0, "excluded_id": 0, "bond_geometry": 0, "excluded_similar_loop": 0,
+              "duplicate": 0}  # fmt: skip
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for _, got in pool.map(_read_entry, files, chunksize=16):
             if isinstance(got, str):
                 report["unusable"] += 1
             elif exclusions is not None and got["pdb_id"][:4] in exclusions.pdb_ids:
                 report["excluded_id"] += 1
+            elif got["bond_deviation"] > max_bond_deviation:
+                report["bond_geometry"] += 1
             else:
                 entries.append(got)
     if exclusions is not None and entries:
@@ -79,7 +91,7 @@ def build_library(
         report["excluded_similar_loop"] = len(close)
         entries = [e for k, e in enumerate(entries) if k not in close]
     entries = _unique(entries)
-    report["duplicate"] = report["files"] - report["unusable"] - report["excluded_id"] - \
+    report["duplicate"] = report["files"] - report["unusable"] - report["excluded_id"] - report["bond_geometry"] - \
         report["excluded_similar_loop"] - len(entries)  # fmt: skip
     report["entries"] = len(entries)
     if not entries:

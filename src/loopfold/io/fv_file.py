@@ -46,14 +46,39 @@ def fv_structure(model: FvModel, name: str = "loopfold") -> gemmi.Structure:
 
 def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, name: str = "loopfold") -> str:
     """PDB (``REMARK 250`` lines first) or mmCIF text of the Fv."""
-    st = fv_structure(model, name)
     if fmt == "cif":
-        doc = st.make_mmcif_document()
-        return doc.as_string()
+        return fv_structure(model, name).make_mmcif_document().as_string()
     if fmt != "pdb":
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    opts = gemmi.PdbWriteOptions()
-    opts.minimal_file = True
-    opts.cryst1_record = False
-    head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
-    return head + st.make_pdb_string(opts)
+    return "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or [])) + fv_pdb_atoms(model)
+
+
+def fv_pdb_atoms(model: FvModel) -> str:
+    """ATOM, TER and END records of the Fv (written directly: gemmi's per-atom objects cost more
+    than the rest of a prediction; tests read the text back with gemmi)."""
+    lines, serial = [], 0
+    names = (" N  ", " CA ", " C  ", " O  ", " CB ")
+    for ch in model.chains:
+        atoms = np.concatenate([ch.coords, ch.cb[:, None]], 1)
+        finite = np.isfinite(atoms).all(-1)
+        rows = np.round(atoms, 3).tolist()
+        for i, letter in enumerate(ch.sequence):
+            resn = ONE_TO_THREE.get(letter, "UNK")
+            rid = ch.residue_ids[i]
+            num = rid.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+            icode = (rid[len(num) :] or " ")[0]
+            b = float(ch.error[i])
+            for k in range(5):
+                if not finite[i, k]:
+                    continue
+                serial += 1
+                x, y, z = rows[i][k]
+                lines.append(f"ATOM  {serial:5d} {names[k]} {resn} {ch.chain_id}{int(num):4d}{icode}   "
+                             f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{b:6.2f}          {names[k][1]:>2s}  ")  # fmt: skip
+        serial += 1
+        last = ch.residue_ids[-1]
+        lnum = last.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+        lines.append(f"TER   {serial:5d}      {ONE_TO_THREE.get(ch.sequence[-1], 'UNK')} {ch.chain_id}{int(lnum):4d}"
+                     f"{(last[len(lnum):] or ' ')[0]}")  # fmt: skip
+    lines.append("END")
+    return "\n".join(lines) + "\n"

@@ -53,7 +53,33 @@ def batch_kabsch(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray) ->
     return rot, tc - np.einsum("bi,bji->bj", mc, rot)
 
 
+#: Loops are closed in batches of similar length (padding to the longest costs every step).
+LENGTH_BUCKETS = (7, 10, 13, 17)
+
+
 def close_windows(
+    windows: list[np.ndarray],
+    stems_n: list[np.ndarray],
+    stems_c: list[np.ndarray],
+    tolerance: float = TOLERANCE,
+    max_iter: int = 50,
+    placement: str = "stems",
+) -> list[ClosureResult]:
+    """Place predicted windows on fixed stems and close them (see :func:`_close_batch`), in batches of
+    loops of similar length."""
+    n = np.array([len(w) - len(a) - len(c) for w, a, c in zip(windows, stems_n, stems_c, strict=True)])
+    bucket = np.searchsorted(np.array(LENGTH_BUCKETS), n)
+    out: list[ClosureResult | None] = [None] * len(windows)
+    for k in np.unique(bucket):
+        idx = np.nonzero(bucket == k)[0]
+        done = _close_batch([windows[i] for i in idx], [stems_n[i] for i in idx], [stems_c[i] for i in idx],
+                            tolerance, max_iter, placement)  # fmt: skip
+        for i, r in zip(idx, done, strict=True):
+            out[i] = r
+    return out  # type: ignore[return-value]
+
+
+def _close_batch(
     windows: list[np.ndarray],
     stems_n: list[np.ndarray],
     stems_c: list[np.ndarray],
@@ -109,7 +135,6 @@ def close_windows(
     # 3. CCD: targets are the loop's N, CA, C where the stem placement put them and the C-anchor
     anchor = np.stack([s[0, :3] for s in stems_c])
     flat = xyz.reshape(b, -1, 3)
-    idx = np.arange(wmax * 4)
     loop_atoms = np.zeros((b, wmax * 4), dtype=bool)  # N, CA, C of loop residues
     for i in range(b):
         r = np.arange(a[i], a[i] + n[i])
@@ -160,18 +185,7 @@ def close_windows(
             damping[:] = DAMPING
         before = _objective(f, mov_idx, tgt, w)
         delta = _torsion_step(f, bond_res[sel], bond_ok[sel], mov_idx, tgt, w, damping[sel])
-        for k in range(bond_res.shape[1]):
-            on = bond_ok[sel, k]
-            if not on.any():
-                break
-            rows, res = sel[on], bond_res[sel[on], k]
-            g = flat[rows]
-            i0 = res * 4 + k % 2  # phi: N-CA; psi: CA-C
-            origin = g[np.arange(len(rows)), i0]
-            axis = g[np.arange(len(rows)), i0 + 1] - origin
-            axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-            moving = idx[None] >= (res * 4 + 2 + k % 2)[:, None]  # C, O onwards (phi); O onwards (psi)
-            flat[rows] = np.where(moving[..., None], _rotate(g, origin, axis, delta[on, k]), g)
+        flat[sel] = _apply_torsions(f, bond_res[sel], bond_ok[sel], delta)
         worse = _objective(flat[sel], mov_idx, tgt, w) > before  # linearisation failed: undo, damp more
         flat[sel[worse]] = f[worse]
         damping[sel] = np.where(worse, damping[sel] * 10.0, np.maximum(damping[sel] / 3.0, 1e-3))
@@ -215,9 +229,33 @@ def _torsion_step(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, mov_
     return -np.linalg.solve(lhs, (jtw @ err[..., None]))[..., 0]
 
 
-def _rotate(points: np.ndarray, origin: np.ndarray, axis: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """Rotate ``[B, M, 3]`` points by theta ``[B]`` about the lines through origin ``[B, 3]`` along axis."""
-    p = points - origin[:, None]
-    cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
-    ax = axis[:, None]
-    return origin[:, None] + p * cos + np.cross(ax, p) * sin + ax * (p * ax).sum(-1, keepdims=True) * (1 - cos)
+def _apply_torsions(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Turn every phi/psi bond k by ``delta[:, k]`` (radians) at once.
+
+    Turning the bonds from the last to the first, each about its axis in ``f``, gives the same
+    chain as turning them first to last about their moved axes; so atom j moves by the product
+    of the rotations of every bond before it, and those products are prefix products of 4x4
+    transforms: K small matrix products and one pass over the atoms, not K passes.
+    """
+    bsz, kk = bond_res.shape
+    r = np.arange(bsz)[:, None]
+    i0 = bond_res * 4 + (np.arange(kk)[None] % 2)
+    origin = f[r, i0]
+    axis = f[r, i0 + 1] - origin
+    axis /= np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-9)
+    theta = np.where(bond_ok, delta, 0.0)
+    cos, sin = np.cos(theta)[..., None, None], np.sin(theta)[..., None, None]
+    ux = np.zeros((bsz, kk, 3, 3))
+    ux[..., 0, 1], ux[..., 0, 2], ux[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
+    ux[..., 1, 0], ux[..., 2, 0], ux[..., 2, 1] = axis[..., 2], -axis[..., 1], axis[..., 0]
+    rot = cos * np.eye(3) + sin * ux + (1 - cos) * axis[..., :, None] * axis[..., None, :]  # [B, K, 3, 3]
+    tr = origin - np.einsum("bkij,bkj->bki", rot, origin)
+    pre_r = np.empty((bsz, kk + 1, 3, 3))
+    pre_t = np.empty((bsz, kk + 1, 3))
+    pre_r[:, 0], pre_t[:, 0] = np.eye(3), 0.0
+    for k in range(kk):  # P_k = P_(k-1) o R_k
+        pre_r[:, k + 1] = pre_r[:, k] @ rot[:, k]
+        pre_t[:, k + 1] = np.einsum("bij,bj->bi", pre_r[:, k], tr[:, k]) + pre_t[:, k]
+    start = np.where(bond_ok, bond_res * 4 + 2 + np.arange(kk)[None] % 2, np.iinfo(np.int64).max)
+    m = (start[:, None, :] <= np.arange(f.shape[1])[None, :, None]).sum(-1)  # [B, A] bonds before each atom
+    return np.einsum("baij,baj->bai", pre_r[r, m], f) + pre_t[r, m]
