@@ -17,7 +17,7 @@ import numpy as np
 
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder, FvModel
-from loopfold.fv.build import LoopWindow, assemble, close_all
+from loopfold.fv.build import LoopWindow, close_all, relieve_clashes
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.numbering.anarci import NumberedDomain, number_sequences
 from loopfold.predict import LoopQuery, Predictor
@@ -154,7 +154,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
     models = {}
     for k, cl in zip(keys, closed, strict=True):
         try:
-            models[k] = assemble(frames[k], lws[k], cl, batch[k].name)
+            models[k], cl = relieve_clashes(frames[k], lws[k], cl, batch[k].name)
         except LoopfoldError as exc:
             errors[k] = f"no Fv built: {exc}"
             continue

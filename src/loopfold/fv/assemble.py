@@ -32,6 +32,7 @@ from loopfold.fv.library import CHAINS, FrameworkLibrary, domain_positions, fram
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.structure.closure import close_windows
 from loopfold.structure.extend import extend_after, extend_before
+from loopfold.structure.relieve import contacts, ideal_cb, relieve
 from loopfold.structure.superpose import kabsch
 
 
@@ -88,6 +89,9 @@ class Frame:
 
 #: Identity given up for each query framework position a template lacks (filled from another entry).
 MISS_PENALTY = 0.02
+#: Orientation entries tried (best first) until the VH and VL frameworks do not overlap.
+ORIENT_TRIALS = 8
+CONTACT = 2.3  # Å: the closest VH-VL heavy-atom pair an orientation may leave
 
 
 class FrameworkBuilder:
@@ -137,7 +141,11 @@ class FrameworkBuilder:
         if len(chains) == 2:
             both = self.present[:, 0].any(1) & self.present[:, 1].any(1) & np.isfinite(scores["H"])
             both &= np.isfinite(scores["L"])
-            orient = int(np.argmax(np.where(both, idents["H"] + idents["L"] - self.res_penalty, -np.inf)))
+            rank = np.argsort(-np.where(both, idents["H"] + idents["L"] - self.res_penalty, -np.inf), kind="stable")
+            chosen = {ct: int(np.argmax(scores[ct])) for ct in chains}
+            # the first of the best-scoring entries whose VH-VL orientation leaves the two chosen
+            # frameworks apart (templates from three structures can overlap at the interface)
+            orient = next((int(t) for t in rank[:ORIENT_TRIALS] if self._interface_ok(chosen, int(t))), int(rank[0]))
         else:
             orient = int(np.argmax(next(iter(scores.values()))))
         coords, same, templates, identity, notes = {}, {}, {"orientation": str(lib.ids[orient])}, {}, []
@@ -196,6 +204,16 @@ class FrameworkBuilder:
                 (res,) = close_windows([window], [out[idx[fn]]], [out[idx[fc]]])
                 if res.anchor_rmsd < 0.1:
                     break
+            span = np.arange(idx[fn[0]], idx[fc[-1]] + 1)
+            gly = np.array([seq[i] == "G" for i in idx[a0 : a1 + 1]])
+            others = np.delete(out, span, axis=0)
+            obstacles = np.concatenate([others, ideal_cb(others)[:, None]], 1).reshape(-1, 3)
+            obstacles = obstacles[np.isfinite(obstacles).all(1)]
+            if contacts(res.coords, len(fn), a1 - a0 + 1, obstacles, gly, within=CONTACT):  # kept off the rest
+                moved = relieve(res.coords, len(fn), a1 - a0 + 1, obstacles, gly)
+                (again,) = close_windows([moved], [moved[: len(fn)]], [moved[len(fn) + a1 - a0 + 1 :]])
+                if again.anchor_rmsd <= res.anchor_rmsd + 0.02:
+                    res = again
             lacks[a0 : a1 + 1] = True
             out[idx[a0 : a1 + 1]] = res.coords[len(fn) : len(fn) + a1 - a0 + 1]
             same[idx[a0 : a1 + 1]] = False
@@ -215,6 +233,21 @@ class FrameworkBuilder:
             if t != best and self.present[t, c, span].all() and not self.present[t, c, gap].any():
                 return self.library.coords[t, c, span].astype(np.float64), f"from {self.library.ids[t]}"
         return None, ""
+
+    def _interface_ok(self, chosen: dict[str, int], orient: int) -> bool:
+        """Whether the chosen VH and VL templates, placed by ``orient``, keep every heavy atom pair
+        across the interface (N, CA, C, O, ideal CB) at least ``CONTACT`` apart."""
+        atoms = []
+        for ct, t in chosen.items():
+            c = CHAINS.index(ct)
+            xyz = self._placed(t, orient, c)[self.present[t, c]]
+            cb = ideal_cb(xyz)
+            cb[self.library.residues[t, c, self.present[t, c]] == ord("G")] = np.nan
+            a = np.concatenate([xyz, cb[:, None]], 1).reshape(-1, 3)
+            atoms.append(a[np.isfinite(a).all(1)])
+        h, lt = atoms
+        d2 = (h**2).sum(1)[:, None] + (lt**2).sum(1)[None] - 2.0 * h @ lt.T
+        return bool(d2.min() >= CONTACT**2)
 
     def _placed(self, t: int, orient: int, c: int) -> np.ndarray:
         """Entry ``t``'s chain ``c`` superposed on the orientation entry's chain ``c`` ([128, 4, 3])."""
@@ -263,11 +296,3 @@ def _in_framework(dom: NumberedDomain, index: int, fw: np.ndarray) -> bool:
     k = dom.indices.index(index)
     num = dom.positions[k][0]
     return 1 <= num <= len(fw) and bool(fw[num - 1]) and (num + 1 > len(fw) or bool(fw[num]))
-
-
-def ideal_cb(coords: np.ndarray) -> np.ndarray:
-    """``[..., 3]`` CB from N, CA, C (``[..., 4, 3]``) with ideal geometry (as in trRosetta/AlphaFold)."""
-    n, ca, c = coords[..., 0, :], coords[..., 1, :], coords[..., 2, :]
-    b, cc = ca - n, c - ca
-    a = np.cross(b, cc)
-    return -0.58273431 * a + 0.56802827 * b - 0.54067466 * cc + ca

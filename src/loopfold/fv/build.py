@@ -7,11 +7,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from loopfold.errors import BadStructure
-from loopfold.fv.assemble import Frame, FvChain, FvModel, ideal_cb
+from loopfold.fv.assemble import Frame, FvChain, FvModel
 from loopfold.structure.closure import ClosureResult, close_windows
+from loopfold.structure.relieve import contacts, ideal_cb, relieve
 
 #: Non-bonded heavy atoms closer than this (Å) count as a clash (the issue's bar without refinement).
 CLASH_DISTANCE = 2.2
+#: A relieved loop must close this well (Å, every peptide bond) to replace the one it came from.
+PEPTIDE_TOLERANCE = 0.04
 #: Framework error model: predicted error (Å) = a + b * (1 - chain framework identity) + c * (residue
 #: differs from its template's). Fitted on validation structures by ``bench/fv.py --fit-error``.
 FRAME_ERROR = (0.45, 1.5, 0.25)
@@ -94,6 +97,52 @@ def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult],
                               np.round(err[idx], 2), tuple(region[idx]), idx))  # fmt: skip
     return FvModel(tuple(chains), dict(frame.templates), dict(frame.identity), count_clashes(chains),
                    frame.notes)  # fmt: skip
+
+
+def relieve_clashes(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult], name: str,
+                    rounds: int = 2) -> tuple[FvModel, list[ClosureResult]]:  # fmt: skip
+    """The assembled Fv, with every loop in a clash turned away from it (and closed again) when that
+    leaves fewer clashes; returns the model and the loops' closed windows."""
+    model = assemble(frame, loops, closed, name)
+    best = (model.clashes, model, list(closed))
+    closed = list(closed)
+    for _ in range(rounds):
+        if model.clashes == 0:
+            break
+        for k, (lw, res) in enumerate(zip(loops, closed, strict=True)):
+            obstacles = _obstacles(model, lw, res.coords)
+            gly = np.array([a == "G" for a in frame.sequences[lw.chain][lw.start : lw.start + lw.n_loop]])
+            if not contacts(res.coords, lw.n_stem, lw.n_loop, obstacles, gly, within=CLASH_DISTANCE):
+                continue
+            moved = relieve(res.coords, lw.n_stem, lw.n_loop, obstacles, gly)
+            a, n = lw.n_stem, lw.n_loop
+            (again,) = close_windows([moved], [moved[:a]], [moved[a + n :]])
+            if peptide_deviation(again.coords) < PEPTIDE_TOLERANCE:  # kept only if still closed
+                closed[k] = again
+        model = assemble(frame, loops, closed, name)
+        if model.clashes < best[0]:
+            best = (model.clashes, model, list(closed))
+    return best[1], best[2]
+
+
+def peptide_deviation(window: np.ndarray) -> float:
+    """Largest deviation (Å) of a window's peptide C-N bonds from ideal."""
+    return float(np.abs(np.linalg.norm(window[1:, 0] - window[:-1, 2], axis=-1) - IDEAL_BONDS["C-N"]).max())
+
+
+def _obstacles(model: FvModel, lw: LoopWindow, window: np.ndarray) -> np.ndarray:
+    """Heavy atoms of the model near a loop window (within 12 Å of its centre), the window's own
+    residues left out (the loop checks itself)."""
+    centre = np.nanmean(window[:, 1], axis=0)
+    out = []
+    for ch in model.chains:
+        keep = ~((ch.index >= lw.start - lw.n_stem) & (ch.index < lw.start + lw.n_loop + lw.n_stem_c)) \
+            if ch.chain_id == lw.chain else np.ones(len(ch.index), dtype=bool)  # fmt: skip
+        atoms = np.concatenate([ch.coords[keep], ch.cb[keep, None]], 1).reshape(-1, 3)
+        out.append(atoms[np.isfinite(atoms).all(1)])
+    atoms = np.concatenate(out)
+    reach = np.nanmax(np.linalg.norm(window[:, 1] - centre, axis=-1)) + 6.0
+    return atoms[np.linalg.norm(atoms - centre, axis=-1) < reach]
 
 
 def _cb(coords: np.ndarray, seq: str, idx: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ training follows, applied to the loop that identifies an antibody; the library
 stores no loop residues, so no loop reaches a model through it), and copies:
 entries with the same framework residues as a better-resolved one, and entries
 whose framework backbone has a bond length more than ``max_bond_deviation``
-from ideal (their errors would reach every model built on them). Residues after
+from ideal or two heavy atoms closer than ``min_contact`` (their errors would
+reach every model built on them). Residues after
 a chain break inside a framework stretch are dropped from an entry.
 """
 
@@ -26,7 +27,7 @@ from loopfold.constants import CDRS
 from loopfold.data.extract import is_structure_file
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.errors import LoopfoldError
-from loopfold.fv.library import CHAINS, FrameworkLibrary, clean_entry, entry_from_chains
+from loopfold.fv.library import CHAINS, FrameworkLibrary, clean_entry, closest_contact, entry_from_chains
 from loopfold.io.pdb import read_structure
 from loopfold.numbering.anarci import number_sequences
 from loopfold.numbering.cdr import locate_cdr
@@ -61,13 +62,14 @@ def _read_entry(path: str) -> tuple[str, dict] | tuple[str, str]:
         coords[c], d = clean_entry(coords[c], ct)
         residues[c, ~np.isfinite(coords[c]).all((1, 2))] = 0
         dev = max(dev, d)
-    return path, {"bond_deviation": dev, "pdb_id": sf.pdb_id, "residues": residues, "coords": coords,
+    return path, {"bond_deviation": dev, "contact": closest_contact(residues, coords), "pdb_id": sf.pdb_id,
+                  "residues": residues, "coords": coords,
                   "resolution": np.nan if sf.resolution is None else sf.resolution, "loops": loops}  # fmt: skip
 
 
 def build_library(
     folder: str | Path, exclusions: Exclusions | None = None, identity: float = 0.7, workers: int | None = None,
-    max_bond_deviation: float = 0.05,
+    max_bond_deviation: float = 0.05, min_contact: float = 2.3,
 ) -> tuple[FrameworkLibrary, dict[str, int]]:
     """The library of a structure folder, and counts of what was left out and why."""
     files = sorted(str(p) for p in Path(folder).iterdir() if is_structure_file(p))
@@ -80,7 +82,7 @@ def build_library(
                 report["unusable"] += 1
             elif exclusions is not None and got["pdb_id"][:4] in exclusions.pdb_ids:
                 report["excluded_id"] += 1
-            elif got["bond_deviation"] > max_bond_deviation:
+            elif got["bond_deviation"] > max_bond_deviation or got["contact"] < min_contact:
                 report["bond_geometry"] += 1
             else:
                 entries.append(got)

@@ -183,10 +183,10 @@ def _close_batch(
             w = np.concatenate([w, lw], 1)
         if it == place_steps:
             damping[:] = DAMPING
-        before = _objective(f, mov_idx, tgt, w)
-        delta = _torsion_step(f, bond_res[sel], bond_ok[sel], mov_idx, tgt, w, damping[sel])
-        flat[sel] = _apply_torsions(f, bond_res[sel], bond_ok[sel], delta)
-        worse = _objective(flat[sel], mov_idx, tgt, w) > before  # linearisation failed: undo, damp more
+        before = objective(f, mov_idx, tgt, w)
+        delta = torsion_step(f, bond_res[sel], bond_ok[sel], mov_idx, tgt, w, damping[sel])
+        flat[sel] = apply_torsions(f, bond_res[sel], bond_ok[sel], delta)
+        worse = objective(flat[sel], mov_idx, tgt, w) > before  # linearisation failed: undo, damp more
         flat[sel[worse]] = f[worse]
         damping[sel] = np.where(worse, damping[sel] * 10.0, np.maximum(damping[sel] / 3.0, 1e-3))
     out = []
@@ -198,13 +198,13 @@ def _close_batch(
     return out
 
 
-def _objective(f: np.ndarray, mov_idx: np.ndarray, tgt: np.ndarray, w: np.ndarray) -> np.ndarray:
+def objective(f: np.ndarray, mov_idx: np.ndarray, tgt: np.ndarray, w: np.ndarray) -> np.ndarray:
     """``[B]`` weighted squared distance of the moving atoms to their targets."""
     x = np.take_along_axis(f, mov_idx[..., None], axis=1)
     return (w * ((x - tgt) ** 2).sum(-1)).sum(-1)
 
 
-def _torsion_step(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, mov_idx: np.ndarray, tgt: np.ndarray,
+def torsion_step(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, mov_idx: np.ndarray, tgt: np.ndarray,
                   w: np.ndarray, damping: np.ndarray) -> np.ndarray:  # fmt: skip
     """``[B, K]`` damped least-squares change of each phi/psi (radians) moving atoms ``mov_idx`` towards ``tgt``.
 
@@ -229,7 +229,7 @@ def _torsion_step(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, mov_
     return -np.linalg.solve(lhs, (jtw @ err[..., None]))[..., 0]
 
 
-def _apply_torsions(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, delta: np.ndarray) -> np.ndarray:
+def apply_torsions(f: np.ndarray, bond_res: np.ndarray, bond_ok: np.ndarray, delta: np.ndarray) -> np.ndarray:
     """Turn every phi/psi bond k by ``delta[:, k]`` (radians) at once.
 
     Turning the bonds from the last to the first, each about its axis in ``f``, gives the same
