@@ -19,9 +19,10 @@ atom observed:
 Framework: backbone RMSD of each chain's framework and of both together (Fv).
 Also clashes, bond geometry, throughput of this run, and the Spearman
 correlation of the predicted per-residue error (B-factor) with the observed
-deviation after the Fv framework superposition. ``--fit-error N`` instead fits
-the framework error coefficients on N library structures (each with its own
-entry left out) and prints them. Writes ``OUT/fv.json`` and ``.md``.
+deviation after the Fv framework superposition. ``--fit-error N [--apply]``
+instead fits the error coefficients (``loopfold.fv.library.FRAME_ERROR``) on N
+validation structures (see :func:`fit_error`) and prints them (``--apply``
+writes them into the shipped library). Writes ``OUT/fv.json`` and ``.md``.
 """
 
 from __future__ import annotations
@@ -120,9 +121,11 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
                          "rmsd_frame": float(np.sqrt((((p @ rot_c.T + tr_c) - t) ** 2).sum(-1).mean())),
                          "rmsd_predicted": lp.get("rmsd_predicted")})  # fmt: skip
     rows = _with_true_framework(predictor, items, rows)
-    e = np.array(errs)
-    spearman = float(pd.Series(e[:, 0]).rank().corr(pd.Series(e[:, 1]).rank())) if len(e) else float("nan")
-    return rows, {"antibodies": frames, "seconds": seconds, "error_spearman_residues": spearman}
+    e = pd.DataFrame(errs, columns=["predicted", "observed"])
+    spearman = float(e["predicted"].rank().corr(e["observed"].rank())) if len(e) else float("nan")
+    quart = e.groupby(pd.qcut(e["predicted"], 4, labels=False, duplicates="drop")).mean().round(2)
+    return rows, {"antibodies": frames, "seconds": seconds, "error_spearman_residues": spearman,
+                  "error_quartiles": quart.values.tolist()}  # fmt: skip
 
 
 def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dict]) -> list[dict]:
@@ -171,35 +174,64 @@ def table(rows: list[dict], frames: dict) -> dict:
                    max_peptide_bond=float(fr["max_peptide_bond"].max()),
                    min_nonbonded=float(fr["min_nonbonded"].min()),
                    fv_per_second=round(len(frames["antibodies"]) / frames["seconds"], 1),
-                   error_spearman_residues=round(frames["error_spearman_residues"], 3))  # fmt: skip
+                   error_spearman_residues=round(frames["error_spearman_residues"], 3),
+                   error_quartiles_predicted_observed=frames["error_quartiles"])  # fmt: skip
     return {"per_cdr": per, "framework": summary}
 
 
-def fit_error(builder: FrameworkBuilder, data: Path, n: int) -> list[float]:
-    """Least-squares framework error coefficients (a, b, c) on n library structures, own entry left out."""
-    lib = builder.library
-    folder = data / "rosetta_antibody_db/antibody/antibody_database"
+def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> list[float]:
+    """Least-squares error coefficients (``FRAME_ERROR``) on up to n validation structures.
+
+    Structures: the Rosetta database entries with a loop in the split's validation part; their
+    framework entries are left out of the library while they are predicted; loop residues count
+    only for loops of the validation part (the model never trained on them). Per residue, the
+    target is its backbone deviation once the Fv framework is superposed.
+    """
+    parts = pd.read_csv(split / "manifest.csv")
+    val = parts[parts["part"] == "validation"]
+    val_loops = {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in val["loop_id"]}
+    ids = sorted({pdb for pdb, _ in val_loops})
     rng = np.random.default_rng(0)
-    ids = rng.choice(lib.ids, size=min(n, len(lib.ids)), replace=False)
-    items = true_antibodies([folder / f"pdb{i}_chothia.pdb.bz2" for i in ids])
-    x, y = [], []
-    for it in items:
-        chains = {c: (it["chains"][c][0].sequence, it["chains"][c][1]) for c in ("H", "L")}
-        fr = builder.frame(it["name"], chains, exclude=frozenset({it["name"]}))
-        ps, ts, feats = [], [], []
-        for c in ("H", "L"):
-            t = it["chains"][c][0].coords
-            ok = np.isfinite(fr.coords[c]).all((1, 2)) & np.isfinite(t).all((1, 2))
-            ps.append(fr.coords[c][ok].reshape(-1, 3))
-            ts.append(t[ok].reshape(-1, 3))
-            feats += [[1.0, 1.0 - fr.identity[c], float(not s)] for s in fr.same[c][ok]]
-        p, t = np.concatenate(ps), np.concatenate(ts)
-        rot, tr = kabsch(p, t)
-        dev = np.sqrt((((p @ rot.T + tr) - t) ** 2).reshape(-1, 4, 3).sum(-1).mean(-1))
-        x += feats
-        y += dev.tolist()
-    coef, *_ = np.linalg.lstsq(np.array(x), np.array(y), rcond=None)
-    return [round(float(v), 3) for v in coef]
+    ids = list(rng.choice(ids, size=min(n, len(ids)), replace=False))
+    lib = builder.library
+    sub = FrameworkBuilder(lib.subset(~np.isin(lib.ids, ids)))
+    folder = data / "rosetta_antibody_db/antibody/antibody_database"
+    items = true_antibodies([p for i in ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()])
+    abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
+    xf, yf, xl, yl = [], [], [], []
+    for it, r in zip(items, predict_antibodies(Predictor(), abs_, fv=sub), strict=True):
+        if r.fv is None:
+            continue
+        true = {c: it["chains"][c][0].coords for c in ("H", "L")}
+        ps, ts = [], []
+        for ch in r.fv.chains:
+            m = _fw_mask(ch, true[ch.chain_id])
+            ps.append(ch.coords[m].reshape(-1, 3))
+            ts.append(true[ch.chain_id][ch.index[m]].reshape(-1, 3))
+        rot, tr = kabsch(np.concatenate(ps), np.concatenate(ts))
+        loop_err = {lp["cdr"]: lp.get("error") for lp in r.result["loops"]}
+        for ch in r.fv.chains:
+            t = true[ch.chain_id][ch.index]
+            ok = np.isfinite(t).all((1, 2))
+            dev = np.full(len(t), np.nan)
+            dev[ok] = np.sqrt((((ch.coords[ok] @ rot.T + tr) - t[ok]) ** 2).sum(-1).mean(-1))
+            ident = r.fv.identity[ch.chain_id]
+            fw = np.array([g == "FR" for g in ch.region])
+            for k in np.nonzero(fw & ok)[0]:
+                xf.append([1.0, 1.0 - ident, float(not ch.same[k])])
+                yf.append(dev[k])
+            for cdr in {g for g in ch.region if g != "FR"}:
+                if (it["name"], cdr) not in val_loops or loop_err.get(cdr) is None:
+                    continue
+                sel = np.nonzero(np.array(ch.region) == cdr)[0]
+                for k, e in zip(sel, loop_err[cdr], strict=True):
+                    if ok[k]:
+                        xl.append([1.0, e])
+                        yl.append(dev[k])
+    cf, *_ = np.linalg.lstsq(np.array(xf), np.array(yf), rcond=None)
+    cl, *_ = np.linalg.lstsq(np.array(xl), np.array(yl), rcond=None)
+    print(f"fitted on {len(items)} structures: {len(yf)} framework residues, {len(yl)} validation-loop residues")
+    return [round(float(v), 3) for v in (*cf, *cl)]
 
 
 def markdown(result: dict) -> str:
@@ -224,12 +256,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
-    ap.add_argument("--fit-error", type=int, default=0)
+    ap.add_argument("--fit-error", type=int, default=0, help="fit the error coefficients on N validation structures")
+    ap.add_argument("--split", type=Path, default=ROOT / "out" / "rosetta_split")
+    ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into the shipped library")
     args = ap.parse_args(argv)
     builder = FrameworkBuilder(load_library(SHIPPED / LIBRARY_FILE))
     if args.fit_error:
-        coef = fit_error(builder, args.data, args.fit_error)
+        coef = fit_error(builder, args.data, args.fit_error, args.split)
         print(json.dumps({"frame_error": coef}))
+        if args.apply:
+            from dataclasses import replace
+
+            replace(builder.library, error_coef=np.array(coef)).save(SHIPPED / LIBRARY_FILE)
+            print(f"written into {SHIPPED / LIBRARY_FILE}")
         return {"frame_error": coef}
     predictor = Predictor()
     dock = sorted((args.data / "docking_benchmark_5_5/pdbs").glob("*_r_b.pdb"))

@@ -4,7 +4,10 @@
 
 Cold start: a fresh ``loopfold predict --heavy/--light --json`` process, wall time.
 Batch: N antibodies (trastuzumab with random CDR-H3 mutations) from FASTA,
-numbered with anarcism, predicted and written as JSON lines, in-process.
+numbered with anarcism, predicted (whole Fv built) and written as JSON lines;
+the same with ``--no-fv`` (loops only); N/5 of them end to end with one Fv PDB
+file per antibody written (``--pdb-dir``, the issue-10 rate); the loop path
+after numbering, in-process.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> dict:
         res["peak_rss_mb_n"] = round(peak_child_mb(), 1)
         res["end_to_end_s"] = round(total, 2)
         res["antibodies_per_s_end_to_end"] = round(args.n / total, 1)
+        loops_only = run_cli("predict", "--fasta", str(big), "--jsonl", str(d / "lo.jsonl"), "--no-fv", *model)
+        res["antibodies_per_s_loops_only"] = round(args.n / loops_only, 1)
+        fv_pdb = run_cli("predict", "--fasta", str(small), "--pdb-dir", str(d / "pdb"), "--quiet", *model)
+        res["fv_pdb_per_s_end_to_end"] = round(max(1, args.n // 5) / fv_pdb, 1)
         # the numbering step alone, and everything after it, in this process
         abs_ = list(antibodies_from_fasta(big))
         items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in antibody_chains(ab)]

@@ -175,3 +175,30 @@ def test_progress_line_shows_rate_on_a_terminal_only_and_not_when_quiet():
         where = Console(file=buf, force_terminal=terminal, width=100)
         assert list(tracked(range(5), quiet=quiet, delay=0.0, where=where)) == list(range(5))
         assert ("antibodies (" in buf.getvalue() and "/s)" in buf.getvalue()) == shown, buf.getvalue()
+
+
+def test_refine_adds_side_chains_keeps_numbering_and_errors_and_clears_clashes(lf, tmp_path):
+    pytest.importorskip("openmm")
+    from loopfold.fv.refine import closest_heavy_pair
+
+    p = lf.predict(heavy=VHH, name="vhh")
+    p.save(tmp_path / "r.pdb", refine=True)
+    text = (tmp_path / "r.pdb").read_text()
+    st = gemmi.read_pdb_string(text)
+    h = st[0]["H"]
+    assert [f"{r.seqid.num}{r.seqid.icode.strip()}" for r in h] == list(p.fv.chains[0].residue_ids)
+    trp = next(r for r in h if r.name == "TRP")
+    assert {"NE1", "CZ2", "CH2"} <= {a.name for a in trp}  # side chains built
+    assert not any(a.is_hydrogen() for r in h for a in r)
+    b = {f"{r.seqid.num}{r.seqid.icode.strip()}": r[0].b_iso for r in h}
+    for rid, err in zip(p.fv.chains[0].residue_ids, p.fv.chains[0].error, strict=True):
+        assert b[rid] == pytest.approx(err, abs=0.01)
+    assert closest_heavy_pair(text) >= 2.5
+    assert "refined: side chains by PDBFixer" in text
+
+
+def test_refine_option_is_refused_where_it_cannot_apply(tmp_path):
+    r = runner.invoke(app, ["predict", "--heavy", VHH, "--refine"])
+    assert r.exit_code == 2 and "--refine changes the written structures: give --pdb-dir" in r.output
+    r = runner.invoke(app, ["predict", "--heavy", VHH, "--no-fv", "--refine", "--pdb-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "--refine goes with whole-Fv or --structure outputs" in r.output

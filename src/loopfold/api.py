@@ -70,8 +70,9 @@ class Prediction:
         """The record as JSON (the same object ``loopfold predict --jsonl`` writes per line)."""
         return json.dumps(self.record)
 
-    def text(self, fmt: str = "pdb") -> str:
-        """The Fv as PDB or mmCIF text (predicted error in the B-factor column)."""
+    def text(self, fmt: str = "pdb", refine: bool = False) -> str:
+        """The Fv as PDB or mmCIF text (predicted error in the B-factor column); with ``refine``, side
+        chains added and a restrained minimisation (:mod:`loopfold.fv.refine`; needs OpenMM)."""
         from loopfold.io.fv_file import fv_text
 
         if self.fv is None:
@@ -79,11 +80,22 @@ class Prediction:
         remarks = [f"loopfold {__version__} model {self.model}", f"{self.id}: Fv from sequence, IMGT numbering",
                    f"templates {' '.join(f'{k}:{v}' for k, v in self.fv.templates.items())}", B_REMARK,
                    *[f"{lp.cdr} {lp.sequence}" for lp in self.loops]]  # fmt: skip
-        return fv_text(self.fv, fmt, remarks, name=self.id)
+        if not refine:
+            return fv_text(self.fv, fmt, remarks, name=self.id)
+        import gemmi
 
-    def save(self, path: str | Path) -> None:
+        from loopfold.fv.refine import refine_pdb
+
+        text = refine_pdb(fv_text(self.fv, "pdb", remarks), self.id)
+        if fmt == "pdb":
+            return text
+        st = gemmi.read_pdb_string(text)
+        st.setup_entities()
+        return st.make_mmcif_document().as_string()
+
+    def save(self, path: str | Path, refine: bool = False) -> None:
         """Write the Fv to ``path``: mmCIF for ``.cif``, PDB otherwise (atomically; an existing regular
-        file is replaced, anything else at the path is refused)."""
+        file is replaced, anything else at the path is refused); ``refine`` as in :meth:`text`."""
         import os
         import stat
 
@@ -92,7 +104,7 @@ class Prediction:
         p = Path(path)
         if os.path.lexists(p) and not stat.S_ISREG(os.lstat(p).st_mode):
             raise InvalidFile(f"{p}: exists and is not a regular file; refusing to replace it")
-        write_text(p, self.text("cif" if p.suffix.lower() in (".cif", ".mmcif") else "pdb"))
+        write_text(p, self.text("cif" if p.suffix.lower() in (".cif", ".mmcif") else "pdb", refine))
 
 
 class LoopFold:

@@ -154,7 +154,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
     models = {}
     for k, cl in zip(keys, closed, strict=True):
         try:
-            models[k], cl = relieve_clashes(frames[k], lws[k], cl, batch[k].name)
+            models[k], cl = relieve_clashes(frames[k], lws[k], cl, batch[k].name, fv.error_coef)
         except LoopfoldError as exc:
             errors[k] = f"no Fv built: {exc}"
             continue

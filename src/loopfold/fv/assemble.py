@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loopfold.errors import BadStructure
-from loopfold.fv.library import CHAINS, FrameworkLibrary, domain_positions, framework_positions
+from loopfold.fv.library import CHAINS, FRAME_ERROR, FrameworkLibrary, domain_positions, framework_positions
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.structure.closure import close_windows
 from loopfold.structure.extend import extend_after, extend_before
@@ -49,6 +49,7 @@ class FvChain:
         error: ``[N]`` predicted backbone error (Å).
         region: per residue ``FR`` or the CDR it belongs to.
         index: ``[N]`` each residue's 0-based index in the input chain sequence.
+        same: ``[N]`` the residue is its framework template's residue (False in loops and built stretches).
     """
 
     chain_id: str
@@ -59,6 +60,7 @@ class FvChain:
     error: np.ndarray
     region: tuple[str, ...]
     index: np.ndarray
+    same: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class FrameworkBuilder:
         self.fw = np.stack([framework_positions(c) for c in CHAINS])  # [2, 128]
         res = library.resolution
         self.res_penalty = np.where(np.isfinite(res), res, 9.0) * 1e-4
+        self.error_coef = tuple(map(float, library.error_coef)) if library.error_coef is not None else FRAME_ERROR
 
     def _scores(self, c: int, at: np.ndarray, letters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per entry: the ranking score and the framework identity of chain ``c`` to the query."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from loopfold.errors import BadStructure
 from loopfold.fv.assemble import Frame, FvChain, FvModel
+from loopfold.fv.library import FRAME_ERROR
 from loopfold.structure.closure import ClosureResult, close_windows
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
 
@@ -15,11 +16,6 @@ from loopfold.structure.relieve import contacts, ideal_cb, relieve
 CLASH_DISTANCE = 2.2
 #: A relieved loop must close this well (Å, every peptide bond) to replace the one it came from.
 PEPTIDE_TOLERANCE = 0.04
-#: Framework error model: predicted error (Å) = a + b * (1 - chain framework identity) + c * (residue
-#: differs from its template's). Fitted on validation structures by ``bench/fv.py --fit-error``.
-FRAME_ERROR = (0.45, 1.5, 0.25)
-
-
 @dataclass(frozen=True)
 class LoopWindow:
     """A predicted loop window to graft: its chain type, start in the chain sequence, stems and
@@ -63,7 +59,7 @@ def close_all(frames: list[Frame], loops: list[list[LoopWindow]], names: list[st
 
 
 def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult], name: str,
-             coef: tuple[float, float, float] = FRAME_ERROR) -> FvModel:  # fmt: skip
+             coef: tuple[float, ...] = FRAME_ERROR) -> FvModel:  # fmt: skip
     """The Fv: framework residues from the frame, loop residues from their closed windows.
 
     Raises:
@@ -84,7 +80,7 @@ def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult],
             xyz[sl] = res.coords[lw.n_stem : lw.n_stem + lw.n_loop]
             region[sl] = lw.cdr
             if lw.error is not None:
-                err[sl] = lw.error
+                err[sl] = coef[3] + coef[4] * lw.error
         idx = np.array(dom.indices)
         if not np.isfinite(xyz[idx]).all():
             bad = int(idx[~np.isfinite(xyz[idx]).all((1, 2))][0])
@@ -93,17 +89,18 @@ def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult],
         fw = (region[idx] == "FR") | ~np.isfinite(err[idx])
         err[idx[fw]] = _framework_error(frame, ct, idx[fw], coef)
         ids = tuple(f"{n}{i}" for n, i in dom.positions)
+        same = frame.same[ct][idx] & (region[idx] == "FR")
         chains.append(FvChain(ct, "".join(seq[i] for i in idx), ids, xyz[idx], _cb(xyz[idx], seq, idx),
-                              np.round(err[idx], 2), tuple(region[idx]), idx))  # fmt: skip
+                              np.round(err[idx], 2), tuple(region[idx]), idx, same))  # fmt: skip
     return FvModel(tuple(chains), dict(frame.templates), dict(frame.identity), count_clashes(chains),
                    frame.notes)  # fmt: skip
 
 
 def relieve_clashes(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult], name: str,
-                    rounds: int = 2) -> tuple[FvModel, list[ClosureResult]]:  # fmt: skip
+                    coef: tuple[float, ...] = FRAME_ERROR, rounds: int = 2) -> tuple[FvModel, list[ClosureResult]]:
     """The assembled Fv, with every loop in a clash turned away from it (and closed again) when that
     leaves fewer clashes; returns the model and the loops' closed windows."""
-    model = assemble(frame, loops, closed, name)
+    model = assemble(frame, loops, closed, name, coef)
     best = (model.clashes, model, list(closed))
     closed = list(closed)
     for _ in range(rounds):
@@ -119,7 +116,7 @@ def relieve_clashes(frame: Frame, loops: list[LoopWindow], closed: list[ClosureR
             (again,) = close_windows([moved], [moved[:a]], [moved[a + n :]])
             if peptide_deviation(again.coords) < PEPTIDE_TOLERANCE:  # kept only if still closed
                 closed[k] = again
-        model = assemble(frame, loops, closed, name)
+        model = assemble(frame, loops, closed, name, coef)
         if model.clashes < best[0]:
             best = (model.clashes, model, list(closed))
     return best[1], best[2]
@@ -151,9 +148,9 @@ def _cb(coords: np.ndarray, seq: str, idx: np.ndarray) -> np.ndarray:
     return cb
 
 
-def _framework_error(frame: Frame, ct: str, idx: np.ndarray, coef: tuple[float, float, float]) -> np.ndarray:
+def _framework_error(frame: Frame, ct: str, idx: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:
     """Predicted error of framework residues from the template identity (see ``FRAME_ERROR``)."""
-    a, b, c = coef
+    a, b, c = coef[:3]
     return a + b * (1.0 - frame.identity.get(ct, 0.0)) + c * ~frame.same[ct][idx]
 
 

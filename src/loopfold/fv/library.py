@@ -28,6 +28,13 @@ from loopfold.numbering.anarci import NumberedDomain
 N_POS = 128  # IMGT positions 1-128
 CHAINS = ("H", "L")
 LIBRARY_FILE = "frameworks.npz"
+#: Per-residue predicted error in an Fv (Å: the residue's backbone deviation once the whole Fv
+#: framework is superposed): framework residues a + b * (1 - chain framework identity) + c * (residue
+#: differs from its template's); loop residues p + q * (the loop error model's error, which is for the
+#: loop superposed on itself). The library file carries the fitted values (``bench/fv.py --fit-error
+#: N --apply`` fits them on validation structures, their own framework entries left out); these are
+#: used only for a library without them.
+FRAME_ERROR = (0.73, 0.44, 0.21, 0.5, 1.5)
 
 
 def framework_positions(chain_type: str, definition: str = "north") -> np.ndarray:
@@ -54,6 +61,8 @@ class FrameworkLibrary:
     residues: np.ndarray
     coords: np.ndarray
     resolution: np.ndarray
+    #: predicted-error coefficients fitted on validation structures (see :mod:`loopfold.fv.build`)
+    error_coef: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -64,12 +73,15 @@ class FrameworkLibrary:
 
     def subset(self, keep: np.ndarray) -> FrameworkLibrary:
         """The entries where ``keep`` is True."""
-        return FrameworkLibrary(self.ids[keep], self.residues[keep], self.coords[keep], self.resolution[keep])
+        return FrameworkLibrary(self.ids[keep], self.residues[keep], self.coords[keep], self.resolution[keep],
+                                self.error_coef)  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
+        extra = {} if self.error_coef is None else {"error_coef": np.asarray(self.error_coef, dtype=np.float64)}
         np.savez_compressed(path, ids=self.ids.astype(str), residues=self.residues,
-                            coords=self.coords.astype(np.float32), resolution=self.resolution.astype(np.float32))
+                            coords=self.coords.astype(np.float32), resolution=self.resolution.astype(np.float32),
+                            **extra)  # fmt: skip
 
 
 def load_library(path: str | Path) -> FrameworkLibrary:
@@ -81,13 +93,16 @@ def load_library(path: str | Path) -> FrameworkLibrary:
     try:
         with np.load(path, allow_pickle=False) as z:
             ids, res, q, resol = z["ids"], z["residues"], z["coords"], z["resolution"]
+            coef = z["error_coef"] if "error_coef" in z.files else None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"{path}: not a loopfold framework library ({exc})") from None
     t = len(ids)
-    if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0:
+    bad_coef = coef is not None and (coef.shape != (5,) or not np.isfinite(coef).all())
+    if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0 or bad_coef:
         raise CheckpointError(f"{path}: framework library arrays have inconsistent shapes "
-                              f"(ids {ids.shape}, residues {res.shape}, coords {q.shape})")  # fmt: skip
-    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32))
+                              f"(ids {ids.shape}, residues {res.shape}, coords {q.shape}, error_coef "
+                              f"{None if coef is None else coef.shape})")  # fmt: skip
+    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32), coef)
 
 
 def domain_positions(domain: NumberedDomain) -> tuple[np.ndarray, np.ndarray]:
