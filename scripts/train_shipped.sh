@@ -6,7 +6,7 @@
 # The shipped model is an FvNet (whole-Fv context, structural losses; no templates as input) with a
 # LoopNet member; the per-CDR ensemble weights and the predicted-error model are fitted on validation
 # loops (the identity weight, 20, was tuned on validation loops for LoopNet by bench/tune_identity.py).
-# About 15 minutes on 2 cores.
+# About 17 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 D=${LOOPFOLD_SHARED_DATA:-../shared/data}
@@ -30,3 +30,8 @@ cp out/shipped_loopnet/{model.safetensors,config.json} out/shipped/members/loopn
 $P bench/tune_ensemble.py out/shipped --data out/rosetta.parquet --split out/rosetta_split --apply
 rm -rf src/loopfold/weights && mkdir -p src/loopfold/weights
 cp -r out/shipped/. src/loopfold/weights/
+# the framework library whole Fv models are built from (benchmark antibodies left out), and the
+# per-residue error coefficients of an Fv, fitted on validation structures
+$L data frameworks "$D/rosetta_antibody_db/antibody/antibody_database" --out src/loopfold/weights/frameworks.npz \
+  --exclude-ids out/rab.parquet --exclude-ids out/docking.parquet --exclude-ids "$D/deepab/TestSetList.txt"
+$P bench/fv.py --fit-error 150 --apply

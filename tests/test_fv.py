@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import gemmi
 import numpy as np
@@ -202,3 +203,19 @@ def test_refine_option_is_refused_where_it_cannot_apply(tmp_path):
     assert r.exit_code == 2 and "--refine changes the written structures: give --pdb-dir" in r.output
     r = runner.invoke(app, ["predict", "--heavy", VHH, "--no-fv", "--refine", "--pdb-dir", str(tmp_path)])
     assert r.exit_code == 2 and "--refine goes with whole-Fv or --structure outputs" in r.output
+
+
+def test_package_metadata_ranges_and_import_cost():
+    import subprocess
+    import sys
+    from importlib.metadata import metadata, requires
+
+    meta = metadata("loopfold")
+    assert meta["License-Expression"] == "MIT" and meta["Requires-Python"] == "<3.14,>=3.11"
+    assert "Programming Language :: Python :: 3.13" in meta.get_all("Classifier")
+    assert not [r for r in requires("loopfold") if "==" in r.split(";")[0]]  # ranges; exact versions in constraints.txt
+    import loopfold
+
+    assert (Path(loopfold.__file__).parent / "py.typed").is_file()
+    code = "import sys, loopfold; assert 'torch' not in sys.modules and 'gemmi' not in sys.modules; print('ok')"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"

@@ -196,10 +196,23 @@ def test_report_from_prediction_json(tmp_path):
     page = (tmp_path / "rep" / "index.html").read_text()
     assert "ramachandran.png" in page and "<canvas" in page and "http" not in page  # offline: no CDN
     assert (tmp_path / "rep" / "ramachandran.png").stat().st_size > 5000
+    assert "true grey" not in page and "no reference structure was given" in page
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
     r = runner.invoke(app, ["report", str(bad), "--out", str(tmp_path / "rep2")])
-    assert r.exit_code == 2 and "bad.json: not a loopfold prediction JSON" in r.output
+    assert r.exit_code == 2 and "bad.json: line 1: not a loopfold prediction record" in r.output
+
+
+def test_report_reads_jsonl_and_skips_failed_records(tmp_path):
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">a|H\n{TRASTUZUMAB_VH}\n>b|H\nNOTANANTIBODY\n>c|H\n{TRASTUZUMAB_VH}\n")
+    out = tmp_path / "p.jsonl"
+    assert runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out), "--no-fv"]).exit_code == 3
+    r = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0 and "(6 loops)" in " ".join(r.output.split()), r.output  # two antibodies' H1-H3
+    (tmp_path / "half.jsonl").write_text(out.read_text() + '{"id": "x", "loo')
+    r = runner.invoke(app, ["report", str(tmp_path / "half.jsonl"), "--out", str(tmp_path / "rep2")])
+    assert r.exit_code == 2 and "half.jsonl: line 4: not a loopfold prediction record" in " ".join(r.output.split())
 
 
 def test_fasta_streaming_rules(tmp_path):

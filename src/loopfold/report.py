@@ -172,13 +172,39 @@ def run_report(run_dir: Path, data: Path, split: Path | None, part: str, out: Pa
     return summary
 
 
-def json_report(path: Path, out: Path) -> dict:
-    """Figures and page for a prediction JSON document (no true structures)."""
+def read_predictions(path: Path) -> list[dict]:
+    """The result records of a prediction JSON document (``--json``) or JSON-lines file (``--jsonl``)."""
     try:
-        doc = json.loads(path.read_text())
-        results = doc["results"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InvalidFile(f"{path}: not a loopfold prediction JSON ({exc})") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidFile(f"{path}: cannot read ({exc})") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("results"), list):
+        return doc["results"]
+    if isinstance(doc, dict) and "id" in doc:  # a JSON-lines file holding one record
+        return [doc]
+    records = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidFile(f"{path}: line {n}: not a loopfold prediction record ({exc.msg})") from None
+        if not isinstance(rec, dict) or "id" not in rec:
+            raise InvalidFile(f"{path}: line {n}: not a loopfold prediction record (no id)")
+        records.append(rec)
+    if not records:
+        raise InvalidFile(f"{path}: not a loopfold prediction JSON or JSON-lines file")
+    return records
+
+
+def json_report(path: Path, out: Path) -> dict:
+    """Figures and page for a prediction JSON document or JSON-lines file (no true structures)."""
+    results = read_predictions(path)
     out.mkdir(parents=True, exist_ok=True)
     by: dict[str, list] = {}
     loops3d = []
@@ -193,19 +219,22 @@ def json_report(path: Path, out: Path) -> dict:
     if not by:
         raise InvalidFile(f"{path}: holds no loops")
     ramachandran_png({c: np.concatenate(v) for c, v in by.items()}, None, out / "ramachandran.png")
-    write_page(out, f"loopfold predictions: {path.name}", ["ramachandran.png"], loops3d)
+    write_page(out, f"loopfold predictions: {path.name}", ["ramachandran.png"], loops3d, has_true=False)
     return {"n_loops": sum(len(v) for v in by.values())}
 
 
-def write_page(out: Path, title: str, images: list[str], loops3d: list[dict]) -> None:
-    """``index.html``: the figures and the 3D viewer, with everything inline (works offline)."""
+def write_page(out: Path, title: str, images: list[str], loops3d: list[dict], has_true: bool = True) -> None:
+    """``index.html``: the figures and the 3D viewer, with everything inline (works offline); the
+    legend names true loops only when there are some (``has_true``)."""
+    legend = ('CA traces: predicted <span style="color:#d62728">red</span>, true grey (superposed).' if has_true
+              else 'CA traces of the predicted loops (<span style="color:#d62728">red</span>); no reference '
+                   'structure was given, so nothing here is compared with a true loop.')  # fmt: skip
     imgs = "\n".join(f'<figure><img src="{html.escape(i)}" alt="{html.escape(i)}"></figure>' for i in images)
     data = json.dumps(loops3d).replace("</", "<\\/")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}img{{max-width:100%}}canvas{{border:1px solid #ccc}}</style>
 </head><body><h1>{html.escape(title)}</h1>{imgs}
-<h2>Loops in 3D</h2><p>CA traces: predicted <span style="color:#d62728">red</span>, true grey
-(superposed). Drag to rotate.</p><select id="pick"></select> <span id="info"></span><br>
+<h2>Loops in 3D</h2><p>{legend} Drag to rotate.</p><select id="pick"></select> <span id="info"></span><br>
 <canvas id="view" width="520" height="420"></canvas>
 <script type="application/json" id="loops">{data}</script><script>{VIEWER_JS}</script></body></html>"""
     write_text(out / "index.html", page)

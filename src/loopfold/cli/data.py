@@ -203,3 +203,41 @@ def data_split(
     out.print(f"sizes {report['sizes']}; max test-train identity {report['max_test_train_identity']:.2f}")
 
 
+
+
+@data_app.command("frameworks")
+def data_frameworks(
+    source: Annotated[Path, typer.Argument(help="Folder of Fv structures (the Rosetta antibody database).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Framework library to write (.npz).")],
+    exclude_ids: Annotated[
+        list[Path] | None,
+        typer.Option("--exclude-ids", help="PDB id lists or benchmark datasets whose antibodies stay out."),
+    ] = None,
+    identity: Annotated[float, typer.Option(help="CDR-H3 identity that makes a structure the same antibody.")] = 0.7,
+    workers: Annotated[int, typer.Option(help="Processes.")] = max(1, os.cpu_count() or 1),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+) -> None:
+    """Build the framework library whole-Fv models are assembled from."""
+    from loopfold.data.splits import read_exclusions
+    from loopfold.fv.library_build import build_library
+    from loopfold.io.outputs import check_outputs
+
+    if not 0 < identity <= 1:
+        fail(f"--identity {identity}: must be in (0, 1]")
+    if not source.is_dir():
+        fail(f"{source}: not a folder of structures")
+    try:
+        check_outputs({"SOURCE": source, **{f"--exclude-ids {p}": p for p in exclude_ids or []}},
+                      {"--out": out_path}, {})  # fmt: skip
+        excl = read_exclusions(list(exclude_ids or [])) if exclude_ids else None
+        lib, report = build_library(source, excl, identity, workers)
+        from loopfold.io.atomic import atomic_path
+
+        with atomic_path(os.path.realpath(out_path)) as tmp:
+            lib.save(tmp)
+    except LoopfoldError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        out.print(", ".join(f"{k} {v}" for k, v in report.items()), highlight=False)

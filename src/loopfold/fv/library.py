@@ -79,9 +79,10 @@ class FrameworkLibrary:
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
         extra = {} if self.error_coef is None else {"error_coef": np.asarray(self.error_coef, dtype=np.float64)}
-        np.savez_compressed(path, ids=self.ids.astype(str), residues=self.residues,
-                            coords=self.coords.astype(np.float32), resolution=self.resolution.astype(np.float32),
-                            **extra)  # fmt: skip
+        with open(path, "wb") as fh:  # a handle: numpy would add ".npz" to a name without it
+            np.savez_compressed(fh, ids=self.ids.astype(str), residues=self.residues,
+                                coords=self.coords.astype(np.float32), resolution=self.resolution.astype(np.float32),
+                                **extra)  # fmt: skip
 
 
 def load_library(path: str | Path) -> FrameworkLibrary:
