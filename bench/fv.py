@@ -17,7 +17,8 @@ atom observed:
   N-stem residue (``n_stem``, loopfold 0.2's placement).
 
 Framework: backbone RMSD of each chain's framework and of both together (Fv).
-Also clashes, bond geometry, throughput of this run, and the Spearman
+Also clashes, bond geometry, throughput of this run (``--refine N``: the first N
+models refined, with time, closest heavy-atom pair and backbone movement), and the Spearman
 correlation of the predicted per-residue error (B-factor) with the observed
 deviation after the Fv framework superposition. ``--fit-error N [--apply]``
 instead fits the error coefficients (``loopfold.fv.library.FRAME_ERROR``) on N
@@ -78,12 +79,14 @@ def _fw_mask(model_chain, true_xyz: np.ndarray) -> np.ndarray:  # noqa: ANN001
     return fw & np.isfinite(true_xyz[model_chain.index]).all((1, 2))
 
 
-def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]) -> tuple[list[dict], dict]:
+def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict], refine: int = 0
+              ) -> tuple[list[dict], dict]:  # fmt: skip
     """Per-loop rows and per-antibody framework figures for one set."""
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
     t0 = time.perf_counter()
     results = list(predict_antibodies(predictor, abs_, fv=builder))
     seconds = time.perf_counter() - t0
+    refined = refine_rows(results, refine) if refine else []
     rows, frames, errs = [], [], []
     for it, r in zip(items, results, strict=True):
         if r.fv is None:
@@ -125,7 +128,7 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
     spearman = float(e["predicted"].rank().corr(e["observed"].rank())) if len(e) else float("nan")
     quart = e.groupby(pd.qcut(e["predicted"], 4, labels=False, duplicates="drop")).mean().round(2)
     return rows, {"antibodies": frames, "seconds": seconds, "error_spearman_residues": spearman,
-                  "error_quartiles": quart.values.tolist()}  # fmt: skip
+                  "error_quartiles": quart.values.tolist(), "refined": refined}  # fmt: skip
 
 
 def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dict]) -> list[dict]:
@@ -159,6 +162,30 @@ def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dic
     return rows
 
 
+def refine_rows(results: list, n: int) -> list[dict]:
+    """``--refine N``: the first N Fv models refined; seconds, closest heavy-atom pair before and after,
+    and how far the backbone moved (RMSD over N, CA, C, O, Å)."""
+    import gemmi
+
+    from loopfold.fv.refine import closest_heavy_pair, refine_pdb
+    from loopfold.io.fv_file import fv_text
+
+    rows = []
+    for r in [r for r in results if r.fv is not None][:n]:
+        text = fv_text(r.fv, "pdb")
+        t0 = time.perf_counter()
+        refined = refine_pdb(text, r.result["id"])
+        sec = time.perf_counter() - t0
+        a, b = gemmi.read_pdb_string(text)[0], gemmi.read_pdb_string(refined)[0]
+        moved = [(x.pos.dist(y.pos)) ** 2 for ca, cb in zip(a, b, strict=True) for ra, rb in zip(ca, cb, strict=True)
+                 for x in ra for y in rb if x.name == y.name and x.name in ("N", "CA", "C", "O")]  # fmt: skip
+        rows.append({"name": r.result["id"], "seconds": round(sec, 1),
+                     "closest_before": round(closest_heavy_pair(text), 2),
+                     "closest_after": round(closest_heavy_pair(refined), 2),
+                     "backbone_moved": round(float(np.sqrt(np.mean(moved))), 3)})  # fmt: skip
+    return rows
+
+
 def table(rows: list[dict], frames: dict) -> dict:
     """Means per CDR and framework summaries."""
     df = pd.DataFrame(rows)
@@ -176,7 +203,15 @@ def table(rows: list[dict], frames: dict) -> dict:
                    fv_per_second=round(len(frames["antibodies"]) / frames["seconds"], 1),
                    error_spearman_residues=round(frames["error_spearman_residues"], 3),
                    error_quartiles_predicted_observed=frames["error_quartiles"])  # fmt: skip
-    return {"per_cdr": per, "framework": summary}
+    out = {"per_cdr": per, "framework": summary}
+    if frames["refined"]:
+        ref = pd.DataFrame(frames["refined"])
+        out["refine"] = {"n": len(ref), "seconds_mean": round(float(ref["seconds"].mean()), 1),
+                         "closest_before_min": float(ref["closest_before"].min()),
+                         "closest_after_min": float(ref["closest_after"].min()),
+                         "under_2_5_after": int((ref["closest_after"] < 2.5).sum()),
+                         "backbone_moved_mean": round(float(ref["backbone_moved"].mean()), 3)}  # fmt: skip
+    return out
 
 
 def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> list[float]:
@@ -248,6 +283,9 @@ def markdown(result: dict) -> str:
                              f"{r.get('true_fw_stems', nan):.2f} | {r.get('true_fw_n_stem', nan):.2f} |")
         f = res["framework"]
         lines += ["", "| framework | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in f.items()] + [""]
+        if "refine" in res:
+            lines += ["| --refine | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in res["refine"].items()]
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -259,6 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fit-error", type=int, default=0, help="fit the error coefficients on N validation structures")
     ap.add_argument("--split", type=Path, default=ROOT / "out" / "rosetta_split")
     ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into the shipped library")
+    ap.add_argument("--refine", type=int, default=0, help="also refine the first N Fv models of each set")
     args = ap.parse_args(argv)
     builder = FrameworkBuilder(load_library(SHIPPED / LIBRARY_FILE))
     if args.fit_error:
@@ -279,7 +318,7 @@ def main(argv: list[str] | None = None) -> dict:
     raw = {}
     for name, files in (("docking benchmark 5.5", dock), ("RAB", rab)):
         items = true_antibodies(files)
-        rows, frames = score_set(predictor, builder, items)
+        rows, frames = score_set(predictor, builder, items, args.refine)
         result["sets"][name] = table(rows, frames)
         raw[name] = {"loops": rows, "antibodies": frames["antibodies"]}
         print(name, json.dumps(result["sets"][name]["framework"]), flush=True)

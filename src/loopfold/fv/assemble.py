@@ -213,7 +213,7 @@ class FrameworkBuilder:
             obstacles = np.concatenate([others, ideal_cb(others)[:, None]], 1).reshape(-1, 3)
             obstacles = obstacles[np.isfinite(obstacles).all(1)]
             if contacts(res.coords, len(fn), a1 - a0 + 1, obstacles, gly, within=CONTACT):  # kept off the rest
-                moved = relieve(res.coords, len(fn), a1 - a0 + 1, obstacles, gly)
+                moved, _ = relieve(res.coords, len(fn), a1 - a0 + 1, obstacles, gly)
                 (again,) = close_windows([moved], [moved[: len(fn)]], [moved[len(fn) + a1 - a0 + 1 :]])
                 if again.anchor_rmsd <= res.anchor_rmsd + 0.02:
                     res = again

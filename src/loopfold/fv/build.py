@@ -111,8 +111,11 @@ def relieve_clashes(frame: Frame, loops: list[LoopWindow], closed: list[ClosureR
             gly = np.array([a == "G" for a in frame.sequences[lw.chain][lw.start : lw.start + lw.n_loop]])
             if not contacts(res.coords, lw.n_stem, lw.n_loop, obstacles, gly, within=CLASH_DISTANCE):
                 continue
-            moved = relieve(res.coords, lw.n_stem, lw.n_loop, obstacles, gly)
+            moved, rms = relieve(res.coords, lw.n_stem, lw.n_loop, obstacles, gly)
             a, n = lw.n_stem, lw.n_loop
+            if peptide_deviation(moved) < PEPTIDE_TOLERANCE:  # the anchor held: still closed
+                closed[k] = ClosureResult(moved, rms, res.iterations)
+                continue
             (again,) = close_windows([moved], [moved[:a]], [moved[a + n :]])
             if peptide_deviation(again.coords) < PEPTIDE_TOLERANCE:  # kept only if still closed
                 closed[k] = again

@@ -62,8 +62,9 @@ def contacts(window: np.ndarray, n_stem: int, n_loop: int, obstacles: np.ndarray
 
 
 def relieve(window: np.ndarray, n_stem: int, n_loop: int, obstacles: np.ndarray, glycine: np.ndarray,
-            steps: int = 12) -> np.ndarray:  # fmt: skip
-    """The window with its loop turned away from clashes (stems unchanged); as given when none."""
+            steps: int = 12) -> tuple[np.ndarray, float]:  # fmt: skip
+    """The window with its loop turned away from clashes (stems unchanged; as given when none), and
+    the RMSD (Å) of the loop's own anchor (N, CA, C of the first C-stem residue) from the fixed one."""
     xyz = window.astype(np.float64).copy()
     flat = xyz.reshape(1, -1, 3)
     bond_res = (n_stem + np.arange(2 * n_loop) // 2)[None]
@@ -91,6 +92,7 @@ def relieve(window: np.ndarray, n_stem: int, n_loop: int, obstacles: np.ndarray,
         flat = new
         damping = max(damping / 3.0, 1e-3)
     out = flat[0].reshape(-1, 4, 3)
-    out[: n_stem] = window[:n_stem]
+    rms = float(np.sqrt(((out[n_stem + n_loop, :3] - window[n_stem + n_loop, :3]) ** 2).sum(-1).mean()))
+    out[:n_stem] = window[:n_stem]
     out[n_stem + n_loop :] = window[n_stem + n_loop :]
-    return out
+    return out, rms
