@@ -76,14 +76,14 @@ def true_antibodies(files: list[Path]) -> list[dict]:
 
 def tune_orientation(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> dict:
     """Fv framework RMSD (both chains superposed; Å) of the frameworks alone on up to n validation
-    structures (their own entries left out of the library), averaging the VH-VL orientation of the
+    structures (their own and related entries left out of the library), averaging the VH-VL orientation of the
     k best entries, for several k: the choice of ``orient_average`` is made here, not on benchmarks."""
     parts = pd.read_csv(split / "manifest.csv")
     ids = sorted({lid.split(":")[-1].split("_")[0] for lid in parts.loc[parts["part"] == "validation", "loop_id"]})
     ids = list(np.random.default_rng(0).choice(ids, size=min(n, len(ids)), replace=False))
-    lib = builder.library.subset(~np.isin(builder.library.ids, ids))
     folder = data / "rosetta_antibody_db/antibody/antibody_database"
     items = true_antibodies([p for i in ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()])
+    lib = without_relatives(builder.library, items, ids)
     out = {}
     for k in (1, 3, 5, 10, 20):
         b = FrameworkBuilder(lib, orient_average=k)
@@ -243,11 +243,30 @@ def table(rows: list[dict], frames: dict) -> dict:
     return out
 
 
+def without_relatives(lib, items: list[dict], ids: list[str]):  # noqa: ANN001, ANN201
+    """The library without the given structures and without any entry whose CDR-H3 is >= 70% identical
+    to one of theirs (the rule that keeps benchmark antibodies out of the shipped library)."""
+    from loopfold.data.identity import max_identity
+    from loopfold.numbering.cdr import locate_cdr
+
+    h3s = []
+    for it in items:
+        bb, dom = it["chains"]["H"]
+        sl = locate_cdr(dom.indices, [p for p, _ in dom.positions], "H3", "north", dom.scheme)
+        if sl is not None:
+            h3s.append(bb.sequence[sl.start : sl.stop])
+    keep = ~np.isin(lib.ids, ids)
+    if lib.h3 is not None and h3s:
+        keep &= np.asarray(max_identity(list(lib.h3), h3s)) < 0.7
+    return lib.subset(keep)
+
+
 def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> list[float]:
     """Least-squares error coefficients (``FRAME_ERROR``) on up to n validation structures.
 
     Structures: the Rosetta database entries with a loop in the split's validation part; their
-    framework entries are left out of the library while they are predicted; loop residues count
+    entries and every entry of a related antibody (H3 >= 70% identical) are left out of the library
+    while they are predicted, as the benchmark antibodies are; loop residues count
     only for loops of the validation part (the model never trained on them). Per residue, the
     target is its backbone deviation once the Fv framework is superposed.
     """
@@ -257,10 +276,9 @@ def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> lis
     ids = sorted({pdb for pdb, _ in val_loops})
     rng = np.random.default_rng(0)
     ids = list(rng.choice(ids, size=min(n, len(ids)), replace=False))
-    lib = builder.library
-    sub = FrameworkBuilder(lib.subset(~np.isin(lib.ids, ids)))
     folder = data / "rosetta_antibody_db/antibody/antibody_database"
     items = true_antibodies([p for i in ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()])
+    sub = FrameworkBuilder(without_relatives(builder.library, items, ids))
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
     xf, yf, xl, yl = [], [], [], []
     for it, r in zip(items, predict_antibodies(Predictor(), abs_, fv=sub), strict=True):

@@ -231,10 +231,7 @@ def data_frameworks(
                       {"--out": out_path}, {})  # fmt: skip
         excl = read_exclusions(list(exclude_ids or [])) if exclude_ids else None
         lib, report = build_library(source, excl, identity, workers)
-        from loopfold.io.atomic import atomic_path
-
-        with atomic_path(os.path.realpath(out_path)) as tmp:
-            lib.save(tmp)
+        lib.save(os.path.realpath(out_path))
     except LoopfoldError as exc:
         fail(str(exc))
     if as_json:

@@ -113,6 +113,17 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
     return EXIT_SOME_FAILED if o.failures else 0
 
 
+def _as_format(pdb_text: str, fmt: str) -> str:
+    """PDB text as is, or converted to mmCIF (gemmi) for ``--format cif``."""
+    if fmt != "cif":
+        return pdb_text
+    import gemmi
+
+    st = gemmi.read_pdb_string(pdb_text)
+    st.setup_entities()
+    return st.make_mmcif_document().as_string()
+
+
 def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
     """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
     from loopfold.constants import CDRS
@@ -129,12 +140,7 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
         from loopfold.fv.refine import merge_refined, refine_pdb
 
         pdb_text = merge_refined(pdb_text, refine_pdb(pdb_text, str(structure)))
-    if o.fmt == "cif" and pdb_name:
-        import gemmi
-
-        st = gemmi.read_pdb_string(pdb_text)
-        st.setup_entities()
-        pdb_text = st.make_mmcif_document().as_string()
+    pdb_text = _as_format(pdb_text, o.fmt)
     for m in result.get("missing", []):
         console.print(f"warning: {structure}: chain {m['chain_id']} {m['cdr']} not replaced: {m['reason']}",
                       highlight=False, soft_wrap=True)  # fmt: skip
@@ -160,9 +166,9 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
                     if pred is not None and pred.fv is not None:
                         text = pred.text(o.fmt, o.refine)
                     else:
-                        text = loops_pdb(res, predictor)
+                        text = _as_format(loops_pdb(res, predictor), o.fmt)
                     pdbs.append((o.pdb_path(res["id"], used), text))
-                except InvalidFile as exc:  # a name that cannot become a file: this record's failure
+                except LoopfoldError as exc:  # a name that cannot become a file, a refinement that failed
                     res, err = {"id": res["id"], "error": str(exc)}, str(exc)
             if err is None and "fv_error" in res:
                 console.print(f"warning: {res['id']}: {res['fv_error']}", highlight=False, soft_wrap=True)
@@ -219,6 +225,7 @@ def predict_cmd(
 ) -> None:
     """Predict CDR loop backbones from sequence."""
     from loopfold.api import LoopFold
+    from loopfold.fv.library import LIBRARY_FILE
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
     from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
     from loopfold.model.checkpoint import CONFIG, WEIGHTS
@@ -247,13 +254,18 @@ def predict_cmd(
                (on_error is not None and fasta is None, "--on-error goes with --fasta (a single query that "
                                                         "fails always ends the run)"),
                (refine and pdb_dir is None, "--refine changes the written structures: give --pdb-dir"),
+               (fmt != "pdb" and pdb_dir is None, "--format goes with --pdb-dir (the structure files)"),
+               (not fv and (loop is not None or structure is not None),
+                "--no-fv goes with --heavy/--light/--fasta (--loop and --structure build no Fv)"),
                (refine and (loop is not None or not (fv or structure is not None)),
                 "--refine goes with whole-Fv or --structure outputs (not --loop or --no-fv)")]  # fmt: skip
     for bad, message in ignored:
         if bad:
             fail(message)
     run_dir = model if model is not None else SHIPPED
-    model_files = {f"--model {run_dir}/{f}": run_dir / f for f in (CONFIG, WEIGHTS, TEMPLATES, MANIFEST)}
+    model_files = {f"--model {run_dir}/{f}": run_dir / f for f in (CONFIG, WEIGHTS, TEMPLATES, MANIFEST, LIBRARY_FILE)}
+    for member in sorted((run_dir / "members").glob("*/*")) if (run_dir / "members").is_dir() else []:
+        model_files[f"--model {member}"] = member
     o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files},
                  fmt, quiet, refine)  # fmt: skip
     with interrupts_as_exceptions():
@@ -265,6 +277,10 @@ def predict_cmd(
                 for suffix in STRUCTURE_SUFFIXES:
                     name = name.removesuffix(suffix)
                 pdb_name = o.pdb_path(name, {})
+            if refine:
+                from loopfold.fv.refine import require_refinement
+
+                require_refinement()  # before any work: OpenMM and PDBFixer are optional
             api = LoopFold(model, fv=fv and loop is None and structure is None)
             predictor = api.predictor
             if structure is not None:

@@ -4,9 +4,11 @@ Each entry is one crystal structure's variable domains in that structure's own
 frame, so an entry keeps its VH-VL orientation. Per chain and IMGT position
 (1-128) the library holds the residue and its N, CA, C, O; positions inside a
 CDR (North definition, the loops loopfold predicts) are not stored: only
-frameworks and loop stems come from here. Built by ``loopfold data frameworks``
-from the Rosetta antibody database, without the benchmark structures and
-without any structure that has a loop >= 70% identical to a benchmark loop.
+frameworks and loop stems come from here (each entry's CDR-H3 sequence is kept
+to tell which antibody it is). Built by ``loopfold data frameworks`` from the
+Rosetta antibody database, without the benchmark structures and without any
+structure whose CDR-H3 is >= 70% identical to a benchmark H3 (the same or a
+related antibody) or cannot be found.
 
 Stored as a compressed ``.npz``: coordinates as float32 (Fv centred at the
 origin; rounding them to 0.01 Å would move bond lengths by up to 0.02 Å),
@@ -32,9 +34,9 @@ LIBRARY_FILE = "frameworks.npz"
 #: framework is superposed): framework residues a + b * (1 - chain framework identity) + c * (residue
 #: differs from its template's); loop residues p + q * (the loop error model's error, which is for the
 #: loop superposed on itself). The library file carries the fitted values (``bench/fv.py --fit-error
-#: N --apply`` fits them on validation structures, their own framework entries left out); these are
-#: used only for a library without them.
-FRAME_ERROR = (0.73, 0.44, 0.21, 0.5, 1.5)
+#: N --apply`` fits them on validation structures, their related entries left out); a library built
+#: without them (``loopfold data frameworks``) uses these, the values fitted for the shipped library.
+FRAME_ERROR = (0.65, 0.37, 0.19, 0.11, 1.52)
 
 
 def framework_positions(chain_type: str, definition: str = "north") -> np.ndarray:
@@ -63,6 +65,8 @@ class FrameworkLibrary:
     resolution: np.ndarray
     #: predicted-error coefficients fitted on validation structures (see :mod:`loopfold.fv.build`)
     error_coef: np.ndarray | None = None
+    #: ``[T]`` each entry's CDR-H3 sequence (North): which antibody it is (leakage checks)
+    h3: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,12 +78,16 @@ class FrameworkLibrary:
     def subset(self, keep: np.ndarray) -> FrameworkLibrary:
         """The entries where ``keep`` is True."""
         return FrameworkLibrary(self.ids[keep], self.residues[keep], self.coords[keep], self.resolution[keep],
-                                self.error_coef)  # fmt: skip
+                                self.error_coef, None if self.h3 is None else self.h3[keep])  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
         extra = {} if self.error_coef is None else {"error_coef": np.asarray(self.error_coef, dtype=np.float64)}
-        with open(path, "wb") as fh:  # a handle: numpy would add ".npz" to a name without it
+        if self.h3 is not None:
+            extra["h3"] = self.h3.astype(str)
+        from loopfold.io.atomic import atomic_path
+
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a handle: numpy would add ".npz" to a bare name
             np.savez_compressed(fh, ids=self.ids.astype(str), residues=self.residues,
                                 coords=self.coords.astype(np.float32), resolution=self.resolution.astype(np.float32),
                                 **extra)  # fmt: skip
@@ -95,15 +103,17 @@ def load_library(path: str | Path) -> FrameworkLibrary:
         with np.load(path, allow_pickle=False) as z:
             ids, res, q, resol = z["ids"], z["residues"], z["coords"], z["resolution"]
             coef = z["error_coef"] if "error_coef" in z.files else None
+            h3 = z["h3"] if "h3" in z.files else None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"{path}: not a loopfold framework library ({exc})") from None
     t = len(ids)
     bad_coef = coef is not None and (coef.shape != (5,) or not np.isfinite(coef).all())
+    bad_coef |= h3 is not None and h3.shape != (t,)
     if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0 or bad_coef:
         raise CheckpointError(f"{path}: framework library arrays have inconsistent shapes "
                               f"(ids {ids.shape}, residues {res.shape}, coords {q.shape}, error_coef "
                               f"{None if coef is None else coef.shape})")  # fmt: skip
-    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32), coef)
+    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32), coef, h3)
 
 
 def domain_positions(domain: NumberedDomain) -> tuple[np.ndarray, np.ndarray]:

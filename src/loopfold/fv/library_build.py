@@ -2,7 +2,7 @@
 
 Every chain is numbered from its sequence with validation (as ``predict`` does);
 a structure gives one entry from its first VH and first VL domain. Left out:
-structures whose PDB id is excluded, structures of the same or a related
+structures whose PDB id is excluded, structures whose CDR-H3 cannot be found, structures of the same or a related
 antibody (CDR-H3, North, >= ``identity`` identical to an excluded H3: the rule
 training follows, applied to the loop that identifies an antibody; the library
 stores no loop residues, so no loop reaches a model through it), and copies:
@@ -74,14 +74,16 @@ def build_library(
     """The library of a structure folder, and counts of what was left out and why."""
     files = sorted(str(p) for p in Path(folder).iterdir() if is_structure_file(p))
     entries: list[dict] = []
-    report = {"files": len(files), "unusable": 0, "excluded_id": 0, "bond_geometry": 0, "excluded_similar_loop": 0,
-              "duplicate": 0}  # fmt: skip
+    report = {"files": len(files), "unusable": 0, "excluded_id": 0, "no_h3": 0, "bond_geometry": 0,
+              "excluded_similar_loop": 0, "duplicate": 0}  # fmt: skip
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for _, got in pool.map(_read_entry, files, chunksize=16):
             if isinstance(got, str):
                 report["unusable"] += 1
             elif exclusions is not None and got["pdb_id"][:4] in exclusions.pdb_ids:
                 report["excluded_id"] += 1
+            elif not any(cdr == "H3" for cdr, _ in got["loops"]):  # which antibody it is cannot be checked
+                report["no_h3"] += 1
             elif got["bond_deviation"] > max_bond_deviation or got["contact"] < min_contact:
                 report["bond_geometry"] += 1
             else:
@@ -93,8 +95,8 @@ def build_library(
         report["excluded_similar_loop"] = len(close)
         entries = [e for k, e in enumerate(entries) if k not in close]
     entries = _unique(entries)
-    report["duplicate"] = report["files"] - report["unusable"] - report["excluded_id"] - report["bond_geometry"] - \
-        report["excluded_similar_loop"] - len(entries)  # fmt: skip
+    report["duplicate"] = report["files"] - report["unusable"] - report["excluded_id"] - report["no_h3"] - \
+        report["bond_geometry"] - report["excluded_similar_loop"] - len(entries)  # fmt: skip
     report["entries"] = len(entries)
     if not entries:
         raise LoopfoldError(f"{folder}: no structure gave a framework entry")
@@ -103,6 +105,7 @@ def build_library(
         residues=np.stack([e["residues"] for e in entries]),
         coords=_centred(np.stack([e["coords"] for e in entries])),
         resolution=np.array([e["resolution"] for e in entries], dtype=np.float32),
+        h3=np.array([next(seq for cdr, seq in e["loops"] if cdr == "H3") for e in entries]),
     )
     return lib, report
 

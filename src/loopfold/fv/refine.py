@@ -1,14 +1,17 @@
 """Optional refinement (``--refine``): side chains by PDBFixer, a short restrained minimisation by OpenMM.
 
 PDBFixer adds the missing side-chain atoms and hydrogens; OpenMM minimises the
-structure in the Amber14 force field (vacuum, no cutoff) with the backbone heavy
-atoms held by harmonic restraints to where loopfold put them (the restraint
-AlphaFold2's relaxation uses, 10 kcal/mol/Å²), so clashes go and the backbone
-stays. Hydrogens are removed from the written file; residue numbering, chain
+structure in the Amber14 force field (vacuum, 1 nm non-periodic cutoff; at most
+500 L-BFGS iterations) with the backbone heavy atoms (N, CA, C, O) held by
+harmonic restraints of 10 kcal/mol/Å² to where loopfold put them (the strength
+AlphaFold2's relaxation uses, there on all heavy atoms), so clashes go and the
+backbone stays (it moved 0.27 Å RMS on the benchmark models refined by
+``bench/fv.py --refine 3``). Hydrogens are removed from the written file; residue numbering, chain
 names and the predicted-error B-factors are kept. Ligands and waters are left
 out of the calculation (no force-field template) and, for ``--structure``,
-put back as they were (:func:`merge_refined`). On 2 cores PDBFixer's side-chain
-building takes most of the time (about 40 s for an Fv here). Both packages are optional
+put back as they were (:func:`merge_refined`). On 2 cores a refinement took
+42-48 s per Fv (``bench/fv.py --refine 3``), most of it PDBFixer's side-chain
+building. Both packages are optional
 (``pip install 'loopfold[refine]'``) and nothing here is hand-written physics.
 """
 
@@ -23,6 +26,11 @@ from loopfold.errors import LoopfoldError
 
 RESTRAINT = 10.0 * 4.184 * 100.0  # 10 kcal/mol/Å² in kJ/mol/nm²
 BACKBONE = ("N", "CA", "C", "O")
+
+
+def require_refinement() -> None:
+    """Raise LoopfoldError (one line, the install command) when OpenMM or PDBFixer is missing."""
+    _modules()
 
 
 def _modules():  # noqa: ANN202 - openmm's own types
@@ -54,14 +62,17 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
         raise LoopfoldError(f"{name}: cannot refine ({exc})") from None
     fixer.findMissingResidues()
     fixer.missingResidues = {}  # chain ends stay where the model ends
-    fixer.findMissingAtoms()
-    fixer.addMissingAtoms()
-    fixer.addMissingHydrogens(7.0)
+    try:
+        fixer.findMissingAtoms()
+        fixer.addMissingAtoms(seed=0)
+        fixer.addMissingHydrogens(7.0)
+    except Exception as exc:  # noqa: BLE001 - PDBFixer raises plain Exceptions
+        raise LoopfoldError(f"{name}: cannot add side chains ({exc})") from None
     ff = app.ForceField("amber14-all.xml")
     try:
         system = ff.createSystem(fixer.topology, nonbondedMethod=app.CutoffNonPeriodic,
                                  nonbondedCutoff=1.0 * unit.nanometer, constraints=app.HBonds)
-    except ValueError as exc:
+    except Exception as exc:  # noqa: BLE001 - OpenMM raises plain Exceptions for a residue it has no template for
         raise LoopfoldError(f"{name}: cannot refine ({exc})") from None
     hold = openmm.CustomExternalForce("0.5*k*((x-x0)^2+(y-y0)^2+(z-z0)^2)")
     for p in ("k", "x0", "y0", "z0"):
@@ -75,7 +86,10 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
     integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
     sim = app.Simulation(fixer.topology, system, integrator, platform, {"Threads": str(threads)})
     sim.context.setPositions(positions)
-    sim.minimizeEnergy(maxIterations=max_iterations)
+    try:
+        sim.minimizeEnergy(maxIterations=max_iterations)
+    except Exception as exc:  # noqa: BLE001 - OpenMM's minimiser raises plain Exceptions (NaN energies)
+        raise LoopfoldError(f"{name}: refinement failed ({exc})") from None
     state = sim.context.getState(getPositions=True)
     buf = io.StringIO()
     app.PDBFile.writeFile(fixer.topology, state.getPositions(), buf, keepIds=True)
