@@ -172,6 +172,7 @@ def test_cli_writes_the_fv_and_rounded_json(tmp_path):
     assert r.exit_code == 0, r.output
     st = gemmi.read_structure(str(tmp_path / "pdb" / "query.cif"))
     assert [c.name for c in st[0]] == ["H", "L"]
+    assert "B-factor: predicted backbone error in A" in (tmp_path / "pdb" / "query.cif").read_text()
     doc = json.loads((tmp_path / "o.json").read_text())
 
     def decimals(values) -> int:  # noqa: ANN001

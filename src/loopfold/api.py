@@ -76,7 +76,8 @@ class Prediction:
         from loopfold.io.fv_file import fv_text
 
         if self.fv is None:
-            raise LoopfoldError(f"{self.id}: no Fv was built (give the heavy chain; see 'missing' in the record)")
+            why = self.record.get("fv_error") or self.record.get("error") or "whole-Fv building was off"
+            raise LoopfoldError(f"{self.id}: no Fv was built ({why})")
         remarks = [f"loopfold {__version__} model {self.model}", f"{self.id}: Fv from sequence, IMGT numbering",
                    f"templates {' '.join(f'{k}:{v}' for k, v in self.fv.templates.items())}", B_REMARK,
                    *[f"{lp.cdr} {lp.sequence}" for lp in self.loops]]  # fmt: skip
@@ -125,7 +126,7 @@ class LoopFold:
             self.builder = FrameworkBuilder(load_library(path if path.is_file() else SHIPPED / LIBRARY_FILE))
 
     def predict(self, heavy: str | None = None, light: str | None = None, name: str = "query") -> Prediction:
-        """Predict one antibody (heavy alone: a nanobody; light alone: its loops only).
+        """Predict one antibody (heavy alone: a nanobody; light alone: a VL domain).
 
         Raises:
             LoopfoldError: the sequences cannot be numbered or predicted (the message says why).

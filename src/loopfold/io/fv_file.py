@@ -47,7 +47,11 @@ def fv_structure(model: FvModel, name: str = "loopfold") -> gemmi.Structure:
 def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, name: str = "loopfold") -> str:
     """PDB (``REMARK 250`` lines first) or mmCIF text of the Fv."""
     if fmt == "cif":
-        return fv_structure(model, name).make_mmcif_document().as_string()
+        doc = fv_structure(model, name).make_mmcif_document()
+        block = doc.sole_block()
+        for k, remark in enumerate(remarks or [], 1):  # mmCIF has no REMARK records: a loopfold category
+            block.set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
+        return doc.as_string()
     if fmt != "pdb":
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     return "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or [])) + fv_pdb_atoms(model)
