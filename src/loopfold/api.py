@@ -83,16 +83,11 @@ class Prediction:
                    *[f"{lp.cdr} {lp.sequence}" for lp in self.loops]]  # fmt: skip
         if not refine:
             return fv_text(self.fv, fmt, remarks, name=self.id)
-        import gemmi
-
         from loopfold.fv.refine import refine_pdb
+        from loopfold.io.fv_file import pdb_to_cif
 
         text = refine_pdb(fv_text(self.fv, "pdb", remarks), self.id)
-        if fmt == "pdb":
-            return text
-        st = gemmi.read_pdb_string(text)
-        st.setup_entities()
-        return st.make_mmcif_document().as_string()
+        return text if fmt == "pdb" else pdb_to_cif(text)
 
     def save(self, path: str | Path, refine: bool = False) -> None:
         """Write the Fv to ``path``: mmCIF for ``.cif``, PDB otherwise (atomically; an existing regular

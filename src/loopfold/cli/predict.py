@@ -114,14 +114,10 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
 
 
 def _as_format(pdb_text: str, fmt: str) -> str:
-    """PDB text as is, or converted to mmCIF (gemmi) for ``--format cif``."""
-    if fmt != "cif":
-        return pdb_text
-    import gemmi
+    """PDB text as is, or converted to mmCIF for ``--format cif``."""
+    from loopfold.io.fv_file import pdb_to_cif
 
-    st = gemmi.read_pdb_string(pdb_text)
-    st.setup_entities()
-    return st.make_mmcif_document().as_string()
+    return pdb_to_cif(pdb_text) if fmt == "cif" else pdb_text
 
 
 def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001

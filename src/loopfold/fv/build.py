@@ -10,6 +10,7 @@ from loopfold.errors import BadStructure
 from loopfold.fv.assemble import Frame, FvChain, FvModel
 from loopfold.fv.library import FRAME_ERROR
 from loopfold.structure.closure import ClosureResult, close_windows
+from loopfold.structure.contacts import model_atoms, nonbonded_d2
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
 
 #: Non-bonded heavy atoms closer than this (Å) count as a clash (the issue's bar without refinement).
@@ -160,23 +161,13 @@ def _framework_error(frame: Frame, ct: str, idx: np.ndarray, coef: tuple[float, 
 def count_clashes(chains: list[FvChain] | tuple[FvChain, ...]) -> int:
     """Pairs of heavy atoms (N, CA, C, O, CB) closer than ``CLASH_DISTANCE`` that are not in the same or
     neighbouring residues of a chain, where at least one atom is in a CDR."""
-    xyz, res, chain, loop = [], [], [], []
-    for c, ch in enumerate(chains):
-        atoms = np.concatenate([ch.coords, ch.cb[:, None]], 1)  # [N, 5, 3]
-        xyz.append(atoms.reshape(-1, 3))
-        res.append(np.repeat(np.arange(len(ch.sequence)), 5))
-        chain.append(np.full(5 * len(ch.sequence), c))
-        loop.append(np.repeat(np.array([r != "FR" for r in ch.region]), 5))
-    x, r, c, lp = (np.concatenate(v) for v in (xyz, res, chain, loop))
-    ok = np.isfinite(x).all(1)
-    x, r, c, lp = x[ok], r[ok], c[ok], lp[ok]
-    q = np.nonzero(lp)[0]
+    x, r, c, loop = model_atoms([(ch.coords, ch.cb) for ch in chains],
+                                [np.array([g != "FR" for g in ch.region]) for ch in chains])  # fmt: skip
+    q = np.nonzero(loop)[0]
     if not len(q):
         return 0
-    d2 = (x[q] ** 2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * x[q] @ x.T  # [Q, A] squared distances
-    close = d2 < CLASH_DISTANCE**2
-    close &= ~((c[q, None] == c[None]) & (np.abs(r[q, None] - r[None]) <= 1))
-    close &= ~(lp[None] & (np.arange(len(x))[None] <= q[:, None]))  # loop-loop pairs once
+    close = nonbonded_d2(x, r, c, q) < CLASH_DISTANCE**2
+    close &= ~(loop[None] & (np.arange(len(x))[None] <= q[:, None]))  # loop-loop pairs once
     return int(close.sum())
 
 
@@ -200,17 +191,5 @@ def geometry_report(model: FvModel) -> dict[str, float]:
 
 def min_nonbonded(chains: list[FvChain] | tuple[FvChain, ...]) -> float:
     """Closest pair of heavy atoms (N, CA, C, O, CB) not in the same or neighbouring residues of a chain."""
-    xyz, res, chain = [], [], []
-    for c, ch in enumerate(chains):
-        xyz.append(np.concatenate([ch.coords, ch.cb[:, None]], 1).reshape(-1, 3))
-        res.append(np.repeat(np.arange(len(ch.sequence)), 5))
-        chain.append(np.full(5 * len(ch.sequence), c))
-    x, r, c = (np.concatenate(v) for v in (xyz, res, chain))
-    ok = np.isfinite(x).all(1)
-    x, r, c = x[ok], r[ok], c[ok]
-    best = np.inf
-    for lo in range(0, len(x), 512):
-        d = np.linalg.norm(x[lo : lo + 512, None] - x[None], axis=-1)
-        d[(c[lo : lo + 512, None] == c[None]) & (np.abs(r[lo : lo + 512, None] - r[None]) <= 1)] = np.inf
-        best = min(best, float(d.min()))
-    return best
+    x, r, c, _ = model_atoms([(ch.coords, ch.cb) for ch in chains])
+    return float(np.sqrt(nonbonded_d2(x, r, c).min()))

@@ -183,20 +183,15 @@ def closest_contact(residues: np.ndarray, coords: np.ndarray) -> float:
     """Closest pair of heavy atoms (N, CA, C, O and an ideal CB; not glycine) of an entry
     (``[2, 128]`` residues, ``[2, 128, 4, 3]`` coordinates) that are not in the same or adjacent
     residues of a chain: a template that has a pair under 2.2 Å passes it to every model."""
+    from loopfold.structure.contacts import model_atoms, nonbonded_d2
     from loopfold.structure.relieve import ideal_cb
 
-    atoms, pos, chain = [], [], []
+    chains = []
     for c in range(2):
-        ok = np.isfinite(coords[c]).all((1, 2))
+        ok = np.isfinite(coords[c]).all((1, 2))  # rank along the chain: IMGT gaps are bonded
         xyz = coords[c, ok].astype(np.float64)
         cb = ideal_cb(xyz)
         cb[residues[c, ok] == ord("G")] = np.nan
-        atoms.append(np.concatenate([xyz, cb[:, None]], 1).reshape(-1, 3))
-        pos.append(np.repeat(np.arange(int(ok.sum())), 5))  # rank along the chain: IMGT gaps are bonded
-        chain.append(np.full(5 * int(ok.sum()), c))
-    x, p, ch = (np.concatenate(v) for v in (atoms, pos, chain))
-    keep = np.isfinite(x).all(1)
-    x, p, ch = x[keep], p[keep], ch[keep]
-    d2 = (x**2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * x @ x.T
-    d2[(ch[:, None] == ch[None]) & (np.abs(p[:, None] - p[None]) <= 1)] = np.inf
-    return float(np.sqrt(max(d2.min(initial=np.inf), 0.0)))
+        chains.append((xyz, cb))
+    x, r, ch, _ = model_atoms(chains)
+    return float(np.sqrt(nonbonded_d2(x, r, ch).min(initial=np.inf)))

@@ -153,6 +153,8 @@ def _with_b_factors(refined: str, original: str) -> str:
 def closest_heavy_pair(pdb_text: str) -> float:
     """Closest pair of heavy atoms in different residues that are not bonded neighbours (Å); a
     disulfide's two SG atoms are bonded and not counted."""
+    from loopfold.structure.contacts import nonbonded_d2
+
     st = gemmi.read_pdb_string(pdb_text)
     st.remove_hydrogens()
     xyz, res, chain, sg = [], [], [], []
@@ -163,8 +165,7 @@ def closest_heavy_pair(pdb_text: str) -> float:
                 res.append(i)
                 chain.append(c)
                 sg.append(atom.name == "SG")
-    x, r, c, s = np.array(xyz), np.array(res), np.array(chain), np.array(sg)
-    d2 = (x**2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * x @ x.T
-    d2[(c[:, None] == c[None]) & (np.abs(r[:, None] - r[None]) <= 1)] = np.inf
+    s = np.array(sg)
+    d2 = nonbonded_d2(np.array(xyz), np.array(res), np.array(chain))
     d2[s[:, None] & s[None]] = np.inf
-    return float(np.sqrt(max(d2.min(), 0.0)))
+    return float(np.sqrt(d2.min()))

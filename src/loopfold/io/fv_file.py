@@ -48,9 +48,8 @@ def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, 
     """PDB (``REMARK 250`` lines first) or mmCIF text of the Fv."""
     if fmt == "cif":
         doc = fv_structure(model, name).make_mmcif_document()
-        block = doc.sole_block()
         for k, remark in enumerate(remarks or [], 1):  # mmCIF has no REMARK records: a loopfold category
-            block.set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
+            doc.sole_block().set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
         return doc.as_string()
     if fmt != "pdb":
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -86,3 +85,14 @@ def fv_pdb_atoms(model: FvModel) -> str:
                      f"{(last[len(lnum):] or ' ')[0]}")  # fmt: skip
     lines.append("END")
     return "\n".join(lines) + "\n"
+
+
+def pdb_to_cif(pdb_text: str) -> str:
+    """mmCIF text of a PDB text (gemmi); its REMARK 250 lines become ``_loopfold.remark_*`` items."""
+    st = gemmi.read_pdb_string(pdb_text)
+    st.setup_entities()
+    doc = st.make_mmcif_document()
+    remarks = [line[11:].strip() for line in pdb_text.splitlines() if line.startswith("REMARK 250 ")]
+    for k, remark in enumerate(remarks, 1):
+        doc.sole_block().set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
+    return doc.as_string()

@@ -1,0 +1,38 @@
+"""Non-bonded atom pairs: the one distance computation every clash and contact check uses."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def nonbonded_d2(x: np.ndarray, residue: np.ndarray, chain: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances from atoms ``rows`` (all when None) to every atom (``[R, N]``), infinite for
+    pairs in the same or adjacent residues of one chain (bonded neighbours).
+
+    Args:
+        x: ``[N, 3]`` atom positions (no NaN).
+        residue: ``[N]`` each atom's residue index along its chain.
+        chain: ``[N]`` each atom's chain index.
+    """
+    rows = np.arange(len(x)) if rows is None else rows
+    xr = x[rows]
+    d2 = (xr**2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * xr @ x.T
+    d2[(chain[rows, None] == chain[None]) & (np.abs(residue[rows, None] - residue[None]) <= 1)] = np.inf
+    return np.maximum(d2, 0.0)
+
+
+def model_atoms(
+    chains: list[tuple[np.ndarray, np.ndarray]], flags: list[np.ndarray] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Atoms of chains given as ``([L, 4, 3] backbone, [L, 3] CB)``: positions, residue index, chain
+    index and each atom's residue flag (``flags``: one bool array per chain; False when None), NaN
+    atoms (a glycine's CB) left out."""
+    xyz, res, chain, flag = [], [], [], []
+    for c, (bb, cb) in enumerate(chains):
+        xyz.append(np.concatenate([bb, cb[:, None]], 1).reshape(-1, 3))  # [L * 5, 3]
+        res.append(np.repeat(np.arange(len(bb)), 5))
+        chain.append(np.full(5 * len(bb), c))
+        flag.append(np.repeat(np.zeros(len(bb), bool) if flags is None else np.asarray(flags[c], bool), 5))
+    x, r, c, f = (np.concatenate(v) for v in (xyz, res, chain, flag))
+    ok = np.isfinite(x).all(1)
+    return x[ok], r[ok], c[ok], f[ok]
