@@ -10,7 +10,7 @@ from loopfold.errors import BadStructure
 from loopfold.fv.assemble import Frame, FvChain, FvModel
 from loopfold.fv.library import FRAME_ERROR
 from loopfold.structure.closure import ClosureResult, close_windows
-from loopfold.structure.contacts import model_atoms, nonbonded_d2
+from loopfold.structure.contacts import close_pairs, model_atoms, nonbonded_d2
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
 
 #: Non-bonded heavy atoms closer than this (Å) count as a clash (the issue's bar without refinement).
@@ -166,9 +166,8 @@ def count_clashes(chains: list[FvChain] | tuple[FvChain, ...]) -> int:
     q = np.nonzero(loop)[0]
     if not len(q):
         return 0
-    close = nonbonded_d2(x, r, c, q) < CLASH_DISTANCE**2
-    close &= ~(loop[None] & (np.arange(len(x))[None] <= q[:, None]))  # loop-loop pairs once
-    return int(close.sum())
+    i, j = close_pairs(x, r, c, q, CLASH_DISTANCE)
+    return int((~(loop[j] & (j <= i))).sum())  # loop-loop pairs once
 
 
 IDEAL_BONDS = {"N-CA": 1.458, "CA-C": 1.525, "C-O": 1.231, "C-N": 1.329}

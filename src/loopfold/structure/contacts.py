@@ -21,6 +21,18 @@ def nonbonded_d2(x: np.ndarray, residue: np.ndarray, chain: np.ndarray, rows: np
     return np.maximum(d2, 0.0)
 
 
+def close_pairs(x: np.ndarray, residue: np.ndarray, chain: np.ndarray, rows: np.ndarray,
+                cutoff: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Non-bonded pairs ``(row atom, atom)`` closer than ``cutoff`` (Å), rows given as atom indices: the
+    distances are compared first and only the few close pairs checked for bonded neighbours."""
+    xr = x[rows]
+    d2 = (xr**2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * xr @ x.T
+    i, j = np.nonzero(d2 < cutoff**2)
+    i = rows[i]
+    keep = ~((chain[i] == chain[j]) & (np.abs(residue[i] - residue[j]) <= 1))
+    return i[keep], j[keep]
+
+
 def model_atoms(
     chains: list[tuple[np.ndarray, np.ndarray]], flags: list[np.ndarray] | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
