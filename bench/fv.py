@@ -18,7 +18,8 @@ atom observed:
 
 Framework: backbone RMSD of each chain's framework and of both together (Fv).
 Also clashes, bond geometry, throughput of this run (``--refine N``: the first N
-models refined, with time, closest heavy-atom pair and backbone movement), and the Spearman
+models refined, ``--refine-clashing`` also every model with a pair under 2.2 Å,
+with time, closest heavy-atom pair and backbone movement), and the Spearman
 correlation of the predicted per-residue error (B-factor) with the observed
 deviation after the Fv framework superposition. ``--fit-error N [--apply]``
 instead fits the error coefficients (``loopfold.fv.library.FRAME_ERROR``) on N
@@ -42,7 +43,7 @@ from loopfold.batch import predict_antibodies
 from loopfold.constants import CDRS
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder
-from loopfold.fv.build import LoopWindow, close_all, geometry_report
+from loopfold.fv.build import LoopWindow, close_all, geometry_report, min_nonbonded
 from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.pdb import read_structure
@@ -108,14 +109,14 @@ def _fw_mask(model_chain, true_xyz: np.ndarray) -> np.ndarray:  # noqa: ANN001
     return fw & np.isfinite(true_xyz[model_chain.index]).all((1, 2))
 
 
-def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict], refine: int = 0
-              ) -> tuple[list[dict], dict]:  # fmt: skip
+def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict], refine: int = 0,
+              clashing: bool = False) -> tuple[list[dict], dict]:  # fmt: skip
     """Per-loop rows and per-antibody framework figures for one set."""
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
     t0 = time.perf_counter()
     results = list(predict_antibodies(predictor, abs_, fv=builder))
     seconds = time.perf_counter() - t0
-    refined = refine_rows(results, refine) if refine else []
+    refined = refine_rows(results, refine, clashing) if refine or clashing else []
     rows, frames, errs = [], [], []
     for it, r in zip(items, results, strict=True):
         if r.fv is None:
@@ -191,16 +192,19 @@ def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dic
     return rows
 
 
-def refine_rows(results: list, n: int) -> list[dict]:
-    """``--refine N``: the first N Fv models refined; seconds, closest heavy-atom pair before and after,
-    and how far the backbone moved (RMSD over N, CA, C, O, Å)."""
+def refine_rows(results: list, n: int, clashing: bool = False) -> list[dict]:
+    """``--refine N``: the first N Fv models refined (with ``clashing``, also every model with a
+    non-bonded heavy-atom pair under 2.2 Å); seconds, closest heavy-atom pair before and after, and
+    how far the backbone moved (RMSD over N, CA, C, O, Å)."""
     import gemmi
 
     from loopfold.fv.refine import closest_heavy_pair, refine_pdb
     from loopfold.io.fv_file import fv_text
 
     rows = []
-    for r in [r for r in results if r.fv is not None][:n]:
+    built = [r for r in results if r.fv is not None]
+    chosen = built[:n] + ([r for r in built[n:] if min_nonbonded(r.fv.chains) < 2.2] if clashing else [])
+    for r in chosen:
         text = fv_text(r.fv, "pdb")
         t0 = time.perf_counter()
         refined = refine_pdb(text, r.result["id"])
@@ -208,7 +212,7 @@ def refine_rows(results: list, n: int) -> list[dict]:
         a, b = gemmi.read_pdb_string(text)[0], gemmi.read_pdb_string(refined)[0]
         moved = [(x.pos.dist(y.pos)) ** 2 for ca, cb in zip(a, b, strict=True) for ra, rb in zip(ca, cb, strict=True)
                  for x in ra for y in rb if x.name == y.name and x.name in ("N", "CA", "C", "O")]  # fmt: skip
-        rows.append({"name": r.result["id"], "seconds": round(sec, 1),
+        rows.append({"name": r.result["id"], "seconds": round(sec, 1), "picked": "first" if r in built[:n] else "clash",
                      "closest_before": round(closest_heavy_pair(text), 2),
                      "closest_after": round(closest_heavy_pair(refined), 2),
                      "backbone_moved": round(float(np.sqrt(np.mean(moved))), 3)})  # fmt: skip
@@ -219,8 +223,13 @@ def table(rows: list[dict], frames: dict) -> dict:
     """Means per CDR and framework summaries."""
     df = pd.DataFrame(rows)
     cols = ["rmsd_loop", "rmsd_frame", "true_fw_stems", "true_fw_n_stem"]
-    per = {c: {"n": int(len(g)), **{k: round(float(g[k].mean()), 3) for k in cols if k in g}}
+    per = {c: {"n": int(len(g)), **{k: round(float(g[k].mean()), 3) for k in cols if k in g},
+               "rmsd_frame_median": round(float(g["rmsd_frame"].median()), 3)}
            for c, g in df.groupby("cdr")} if len(df) else {}  # fmt: skip
+    long = df[(df["cdr"] == "H3") & (df["length"] >= 16)] if len(df) else df
+    if len(long):
+        per["H3 >= 16"] = {"n": int(len(long)), **{k: round(float(long[k].mean()), 3) for k in cols if k in long},
+                           "rmsd_frame_median": round(float(long["rmsd_frame"].median()), 3)}  # fmt: skip
     fr = pd.DataFrame([f for f in frames["antibodies"] if "fw_fv" in f])
     summary = {k: round(float(fr[k].mean()), 3) for k in ("fw_H", "fw_L", "fw_fv")}
     summary.update(antibodies=len(fr), failed=len(frames["antibodies"]) - len(fr),
@@ -235,7 +244,8 @@ def table(rows: list[dict], frames: dict) -> dict:
     out = {"per_cdr": per, "framework": summary}
     if frames["refined"]:
         ref = pd.DataFrame(frames["refined"])
-        out["refine"] = {"n": len(ref), "seconds_mean": round(float(ref["seconds"].mean()), 1),
+        out["refine"] = {"n": len(ref), "models": ref.to_dict("records"),
+                         "seconds_mean": round(float(ref["seconds"].mean()), 1),
                          "closest_before_min": float(ref["closest_before"].min()),
                          "closest_after_min": float(ref["closest_after"].min()),
                          "under_2_5_after": int((ref["closest_after"] < 2.5).sum()),
@@ -256,7 +266,9 @@ def without_relatives(lib, items: list[dict], ids: list[str]):  # noqa: ANN001, 
         if sl is not None:
             h3s.append(bb.sequence[sl.start : sl.stop])
     keep = ~np.isin(lib.ids, ids)
-    if lib.h3 is not None and h3s:
+    if lib.h3 is None:
+        raise SystemExit("the framework library has no H3 sequences: rebuild it with loopfold data frameworks")
+    if h3s:
         keep &= np.asarray(max_identity(list(lib.h3), h3s)) < 0.7
     return lib.subset(keep)
 
@@ -320,19 +332,24 @@ def markdown(result: dict) -> str:
     """Tables for docs/benchmarks.md."""
     lines = []
     for name, res in result["sets"].items():
-        lines += [f"### {name}", "", "| CDR | n | rmsd_loop | rmsd_frame | true framework, all stems | "
-                  "true framework, N-stem (0.2) |", "| --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-        for cdr in CDRS:
+        lines += [f"### {name}", "", "| CDR | n | rmsd_loop | rmsd_frame | rmsd_frame median | true framework, "
+                  "all stems | true framework, N-stem (0.2) |", "|" + " --- |" * 7]  # fmt: skip
+        for cdr in (*CDRS, "H3 >= 16"):
             r = res["per_cdr"].get(cdr)
             if r:
                 nan = float("nan")
                 lines.append(f"| {cdr} | {r['n']} | {r['rmsd_loop']:.2f} | {r['rmsd_frame']:.2f} | "
+                             f"{r['rmsd_frame_median']:.2f} | "
                              f"{r.get('true_fw_stems', nan):.2f} | {r.get('true_fw_n_stem', nan):.2f} |")
         f = res["framework"]
         lines += ["", "| framework | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in f.items()] + [""]
         if "refine" in res:
-            lines += ["| --refine | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in res["refine"].items()]
-            lines.append("")
+            lines += ["| --refine | value |", "| --- | --- |"]
+            lines += [f"| {k} | {v} |" for k, v in res["refine"].items() if k != "models"] + [""]
+            lines += ["| refined model | picked | seconds | closest before | closest after | backbone moved |",
+                      "| --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {m['name']} | {m['picked']} | {m['seconds']} | {m['closest_before']} | "
+                      f"{m['closest_after']} | {m['backbone_moved']} |" for m in res["refine"]["models"]] + [""]
     return "\n".join(lines)
 
 
@@ -345,6 +362,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--split", type=Path, default=ROOT / "out" / "rosetta_split")
     ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into the shipped library")
     ap.add_argument("--refine", type=int, default=0, help="also refine the first N Fv models of each set")
+    ap.add_argument("--refine-clashing", action="store_true", help="also refine every model with a pair < 2.2 A")
     ap.add_argument("--tune-orientation", type=int, default=0, help="compare orientation averaging on N validation"
                                                                     " structures")
     args = ap.parse_args(argv)
@@ -371,7 +389,7 @@ def main(argv: list[str] | None = None) -> dict:
     raw = {}
     for name, files in (("docking benchmark 5.5", dock), ("RAB", rab)):
         items = true_antibodies(files)
-        rows, frames = score_set(predictor, builder, items, args.refine)
+        rows, frames = score_set(predictor, builder, items, args.refine, args.refine_clashing)
         result["sets"][name] = table(rows, frames)
         raw[name] = {"loops": rows, "antibodies": frames["antibodies"]}
         print(name, json.dumps(result["sets"][name]["framework"]), flush=True)

@@ -81,7 +81,7 @@ def test_closure_bonds_the_loop_to_both_fixed_stems(placement):
         cn = np.linalg.norm(x[1:, 0] - x[:-1, 2], axis=-1)
         assert np.abs(cn - 1.329).max() < 0.05, cn  # every peptide bond, both junctions included
         assert res.anchor_rmsd < 0.1
-        # the loop moved with the closure and its torsions stayed close to the prediction's
+        # the closed loop stays near the true one (the prediction was the truth with 12° noise)
         loop_true = true[3:-3]
         assert np.sqrt(((x[3:-3] - loop_true) ** 2).sum(-1).mean()) < 3.0
 
@@ -247,20 +247,19 @@ def test_package_metadata_ranges_and_import_cost():
 
 
 
-def test_framework_gaps_are_filled_and_closed_or_reported(lf):
+def test_framework_gaps_are_rebuilt_and_closed(lf):
     # two deletions three residues apart in VH framework 3 (IMGT 80s): the template has positions
-    # the query lacks, so both sides are rebuilt; the chain must stay continuous or the record say why
+    # the query lacks, so the stretch around them is rebuilt and closed onto its neighbours
     i = TRASTUZUMAB_VH.index("NTAYLQMNS")
     heavy = TRASTUZUMAB_VH[:i] + TRASTUZUMAB_VH[i + 1 : i + 4] + TRASTUZUMAB_VH[i + 5 :]
     p = lf.predict(heavy=heavy, light=TRASTUZUMAB_VL, name="gapped")
-    if p.fv is None:
-        assert "fv_error" in p.record
-        return
+    assert p.fv is not None, p.record.get("fv_error")
+    rebuilt = [n for n in p.fv.notes if n.startswith("chain H: residues") and "built as a strand, closed" in n]
+    assert rebuilt, p.fv.notes  # the gap path ran and closed
     h = p.fv.chains[0]
-    assert h.sequence in heavy and len(h.sequence) == len(p.fv.chains[0].residue_ids)
+    assert h.sequence in heavy
     geo = geometry_report(p.fv)
-    notes = " ".join(p.fv.notes)
-    assert geo["max_peptide_bond"] < 1.4 or "NOT closed" in notes, (geo, notes)
+    assert geo["max_peptide_bond"] < 1.4 and geo["max_bond_deviation"] <= 0.05
 
 
 def test_build_library_leaves_out_excluded_and_related_antibodies(tmp_path):
@@ -277,7 +276,7 @@ def test_build_library_leaves_out_excluded_and_related_antibodies(tmp_path):
     for f in picks:
         shutil.copy(src / f, tmp_path / f)  # a small folder for the test (tmp, not the repository)
     lib, rep = build_library(tmp_path, None, workers=1)
-    assert rep["files"] == 3 and len(lib) + rep["duplicate"] + rep["bond_geometry"] + rep["no_h3"] == 3
+    assert rep["files"] == 3 and rep["unusable"] == 0 and rep["excluded_id"] == 0 and len(lib) >= 1
     assert len(lib.h3) == len(lib) and all(lib.h3)
     first = str(lib.ids[0])
     by_id, _ = build_library(tmp_path, Exclusions(frozenset({first}), {}), workers=1)

@@ -168,6 +168,9 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
                     res, err = {"id": res["id"], "error": str(exc)}, str(exc)
             if err is None and "fv_error" in res:
                 console.print(f"warning: {res['id']}: {res['fv_error']}", highlight=False, soft_wrap=True)
+            for note in res.get("fv", {}).get("notes", []) if err is None else []:
+                if "NOT closed" in note:
+                    console.print(f"warning: {res['id']}: {note}", highlight=False, soft_wrap=True)
             if err is not None:
                 if on_error == "fail":
                     raise InvalidFile(err)
@@ -209,7 +212,7 @@ def predict_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line on stderr.")] = False,
     refine: Annotated[
         bool, typer.Option("--refine", help="Side chains (PDBFixer) and a restrained minimisation (OpenMM) of the "
-                                            "written structures; about a minute per Fv on 2 cores.")
+                                            "written structures; about 50 s per Fv on 2 cores.")
     ] = False,
     samples: Annotated[int, typer.Option(help="Also give K distinct conformations per loop.")] = 0,
     on_error: Annotated[
@@ -260,6 +263,7 @@ def predict_cmd(
             fail(message)
     run_dir = model if model is not None else SHIPPED
     model_files = {f"--model {run_dir}/{f}": run_dir / f for f in (CONFIG, WEIGHTS, TEMPLATES, MANIFEST, LIBRARY_FILE)}
+    model_files["the shipped framework library"] = SHIPPED / LIBRARY_FILE  # a run without one uses it
     for member in sorted((run_dir / "members").glob("*/*")) if (run_dir / "members").is_dir() else []:
         model_files[f"--model {member}"] = member
     o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files},

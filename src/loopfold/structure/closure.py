@@ -8,8 +8,9 @@ the torsions; the analytic derivative of an atom about a bond is the one cyclic
 coordinate descent uses, Canutescu & Dunbrack 2003): first towards the
 stem-placed loop and the C-anchor together (it keeps the placement), then onto
 the C-anchor alone (N, CA, C of the first C-stem residue) until it is closed.
-CCD turning one bond at a time needed about 150 sweeps for loops with 15°
-torsion noise; these steps close them in a handful. Every step updates all
+In a development test (600 Rosetta loops, their phi/psi given 15° of noise,
+closed onto their own stems) CCD turning one bond at a time needed a median
+of about 150 sweeps and these steps a median of 3. Every step updates all
 loops of a batch at once (numpy over ``[B, atoms, 3]``).
 """
 

@@ -1,23 +1,23 @@
-"""Non-bonded atom pairs: the one distance computation every clash and contact check uses."""
+"""Non-bonded atom pairs of a model: the clash count, the geometry report, the library's contact
+filter and the refinement check share these (the VH-VL interface test and the clash relief compare
+two separate atom sets and compute their own distances)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 
-def nonbonded_d2(x: np.ndarray, residue: np.ndarray, chain: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-    """Squared distances from atoms ``rows`` (all when None) to every atom (``[R, N]``), infinite for
-    pairs in the same or adjacent residues of one chain (bonded neighbours).
+def nonbonded_d2(x: np.ndarray, residue: np.ndarray, chain: np.ndarray) -> np.ndarray:
+    """Squared distances between all atoms (``[N, N]``), infinite for pairs in the same or adjacent
+    residues of one chain (bonded neighbours).
 
     Args:
         x: ``[N, 3]`` atom positions (no NaN).
         residue: ``[N]`` each atom's residue index along its chain.
         chain: ``[N]`` each atom's chain index.
     """
-    rows = np.arange(len(x)) if rows is None else rows
-    xr = x[rows]
-    d2 = (xr**2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * xr @ x.T
-    d2[(chain[rows, None] == chain[None]) & (np.abs(residue[rows, None] - residue[None]) <= 1)] = np.inf
+    d2 = (x**2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * x @ x.T
+    d2[(chain[:, None] == chain[None]) & (np.abs(residue[:, None] - residue[None]) <= 1)] = np.inf
     return np.maximum(d2, 0.0)
 
 
