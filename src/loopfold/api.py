@@ -1,13 +1,13 @@
 """The Python API: ``from loopfold import LoopFold``.
 
->>> from loopfold import LoopFold                                     # doctest: +SKIP
->>> fv = LoopFold().predict(heavy="EVQLVESGGG...", light="DIQMTQSPSS...")  # doctest: +SKIP
->>> fv.loops[2].cdr, fv.loops[2].coords.shape                         # doctest: +SKIP
-('H3', (13, 4, 3))
->>> fv.save("model.pdb")                                              # doctest: +SKIP
+Example (the README has the same as a doctest, which the tests run)::
 
-The command line (``loopfold predict``) calls the same class. The README has a
-doctest that runs.
+    from loopfold import LoopFold
+    fv = LoopFold().predict(heavy="EVQLVESGGG...", light="DIQMTQSPSS...")
+    fv.loops[2].cdr, fv.loops[2].coords.shape      # ('H3', (13, 4, 3))
+    fv.save("model.pdb")
+
+The command line (``loopfold predict``) calls the same class.
 """
 
 from __future__ import annotations
