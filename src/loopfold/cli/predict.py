@@ -56,6 +56,8 @@ class _Outputs:
     fmt: str = "pdb"
     quiet: bool = False
     refine: bool = False
+    parquet: Path | None = None
+    parts: object = None  # the ParquetParts of a --parquet run
     stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
@@ -73,6 +75,8 @@ class _Outputs:
             parts.append(f"{self.jsonl_written} record(s) in {self.jsonl_out}")
         if self.pdb_written:
             parts.append(f"{self.pdb_written} PDB file(s) in {self.pdb_dir}")
+        if self.parts is not None:
+            parts.append(f"{self.parts.written} finished part(s) in {self.parquet} (--resume goes on from there)")
         return "wrote " + ", ".join(parts) if parts else "nothing written"
 
     def pdb_path(self, name: str, used: dict[str, str]) -> str:
@@ -185,6 +189,32 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
     return _finish(o, predictor.document(collected), pdbs)
 
 
+def _parquet(predictor, o: _Outputs, parts, results, on_error: str) -> int:  # noqa: ANN001
+    """--parquet: collect each part's records (in input order) and write the part when it is complete."""
+    from loopfold.cli import tracked
+
+    current, buf = None, []
+    for res, err in tracked(results, o.quiet):
+        o.done += 1
+        k = parts.queue.popleft()
+        if current is not None and k != current:
+            parts.write(current, buf)
+            buf = []
+        current = k
+        if err is not None:
+            if on_error == "fail":
+                raise InvalidFile(err)
+            o.failures.append((res["id"], err))
+        buf.append((res, err))
+    if buf:
+        parts.write(current, buf)
+    skipped = len(parts.done) - parts.written
+    console.print(f"wrote {parts.written} part(s) in {o.parquet}" + (f"; {skipped} finished part(s) kept from the "
+                  "earlier run" if skipped else "") + f"; {o.done} record(s), {len(o.failures)} failed",
+                  highlight=False)  # fmt: skip
+    return EXIT_SOME_FAILED if o.failures else 0
+
+
 @app.command("predict")
 def predict_cmd(
     loop: Annotated[str | None, typer.Option("--loop", help="A loop sequence alone (with --cdr).")] = None,
@@ -210,6 +240,11 @@ def predict_cmd(
                                                "predict the loops alone.")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress line on stderr.")] = False,
+    parquet: Annotated[
+        Path | None, typer.Option("--parquet", help="Write loops as Parquet parts in this folder (big runs).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="With --parquet: skip the parts already written.")] = False,
+    part_size: Annotated[int, typer.Option("--part-size", help="With --parquet: records per part.")] = 512,
     refine: Annotated[
         bool, typer.Option("--refine", help="Side chains (PDBFixer) and a restrained minimisation (OpenMM) of the "
                                             "written structures; about 50 s per Fv on 2 cores.")
@@ -253,6 +288,11 @@ def predict_cmd(
                (on_error is not None and fasta is None, "--on-error goes with --fasta (a single query that "
                                                         "fails always ends the run)"),
                (refine and pdb_dir is None, "--refine changes the written structures: give --pdb-dir"),
+               (resume and parquet is None, "--resume goes with --parquet"),
+               (parquet is not None and (json_out or jsonl_out or pdb_dir or loop or structure) is not None,
+                "--parquet writes the run's results itself: give it without --json/--jsonl/--pdb-dir, for "
+                "--fasta or --heavy/--light"),
+               (part_size < 1, f"--part-size {part_size}: must be at least 1"),
                (fmt != "pdb" and pdb_dir is None, "--format goes with --pdb-dir (the structure files)"),
                (not fv and (loop is not None or structure is not None),
                 "--no-fv goes with --heavy/--light/--fasta (--loop and --structure build no Fv)"),
@@ -267,10 +307,11 @@ def predict_cmd(
     for member in sorted((run_dir / "members").glob("*/*")) if (run_dir / "members").is_dir() else []:
         model_files[f"--model {member}"] = member
     o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files},
-                 fmt, quiet, refine)  # fmt: skip
+                 fmt, quiet, refine, parquet)  # fmt: skip
     with interrupts_as_exceptions():
         try:
-            check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir})
+            check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out},
+                          {"--pdb-dir": pdb_dir, "--parquet": parquet})  # fmt: skip
             pdb_name = None
             if structure is not None and pdb_dir is not None:
                 name = structure.name
@@ -281,7 +322,7 @@ def predict_cmd(
                 from loopfold.fv.refine import require_refinement
 
                 require_refinement()  # before any work: OpenMM and PDBFixer are optional
-            api = LoopFold(model, fv=fv and loop is None and structure is None)
+            api = LoopFold(model, fv=fv and loop is None and structure is None and parquet is None)
             predictor = api.predictor
             if structure is not None:
                 code = _structure(predictor, o, structure, loops, pdb_name)
@@ -291,6 +332,16 @@ def predict_cmd(
                                                     None, None)]), "fail")  # fmt: skip
             else:
                 abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
+                if parquet is not None:
+                    from loopfold.io.parquet_parts import ParquetParts
+
+                    parts = ParquetParts(parquet, {"input": str(fasta or "--heavy/--light"),
+                                                   "model": predictor.name, "samples": samples}, part_size, resume)
+                    todo, parts.queue = parts.skip_done(abs_)
+                    o.parts = parts
+                    results = ((p.record, e) for p, e in api.predictions(todo, samples))
+                    raise typer.Exit(_parquet(predictor, o, parts, results,
+                                              (on_error or "report") if fasta is not None else "fail"))
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
                 results = ((p.record, e, p) for p, e in api.predictions(abs_, samples))
                 code = _stream(predictor, o, results, (on_error or "report") if fasta is not None else "fail")

@@ -1,0 +1,106 @@
+"""Columnar output for big runs (``loopfold predict --parquet DIR``).
+
+Input records are taken ``part_size`` at a time, in input order; part k holds
+records ``k * part_size`` to ``(k + 1) * part_size - 1``. Its loops go to
+``loops-0000k.parquet`` (one row per loop) and its failed records to
+``errors-0000k.parquet`` (id, reason). Each file is written atomically, the
+errors file first, so a part is finished exactly when its loops file exists:
+a killed run keeps every finished part, and ``--resume`` skips them (the input
+is read again; records of finished parts are not predicted). ``run.json``
+records the settings a resumed run must share.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from loopfold.errors import InvalidFile
+from loopfold.io.atomic import atomic_path
+
+RUN_FILE = "run.json"
+LOOP_SCHEMA = pa.schema([
+    ("id", pa.string()), ("cdr", pa.string()), ("chain", pa.string()), ("sequence", pa.string()),
+    ("start", pa.int32()), ("phi", pa.list_(pa.float32())), ("psi", pa.list_(pa.float32())),
+    ("omega", pa.list_(pa.float32())), ("confidence", pa.list_(pa.float32())), ("error", pa.list_(pa.float32())),
+    ("rmsd_predicted", pa.float32()), ("template", pa.string()),
+    ("coords", pa.list_(pa.list_(pa.float32(), 12))),  # per residue N, CA, C, O x, y, z (Å)
+])  # fmt: skip
+ERROR_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string())])
+
+
+def loop_rows(record: dict) -> list[dict]:
+    """One row per loop of a JSON-ready result record."""
+    rows = []
+    for lp in record.get("loops", []):
+        xyz = np.stack([np.array(lp["coords"][k], dtype=np.float32) for k in ("N", "CA", "C", "O")], 1)
+        rows.append({"id": record["id"], "cdr": lp["cdr"], "chain": lp["chain"], "sequence": lp["sequence"],
+                     "start": lp["start"], "phi": lp["phi"], "psi": lp["psi"], "omega": lp["omega"],
+                     "confidence": lp["confidence"], "error": lp.get("error"),
+                     "rmsd_predicted": lp.get("rmsd_predicted"), "template": lp.get("template"),
+                     "coords": xyz.reshape(len(xyz), 12).tolist()})  # fmt: skip
+    return rows
+
+
+class ParquetParts:
+    """The part files of one run folder (see the module docstring)."""
+
+    def __init__(self, folder: Path, settings: dict, part_size: int, resume: bool) -> None:
+        self.folder, self.part_size = folder, part_size
+        self.settings = {**settings, "part_size": part_size}
+        self.written = 0
+        run = folder / RUN_FILE
+        existing = sorted(folder.glob("loops-*.parquet")) if folder.is_dir() else []
+        if resume:
+            if not run.is_file():
+                raise InvalidFile(f"--parquet {folder}: no {RUN_FILE} there, nothing to resume")
+            try:
+                before = json.loads(run.read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: unreadable ({exc})") from None
+            if before != self.settings:
+                raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there "
+                                  f"({before} against {self.settings})")  # fmt: skip
+        elif existing or run.exists():
+            raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run) as tmp:
+            tmp.write_text(json.dumps(self.settings))
+        self.done = {int(p.stem.split("-")[1]) for p in folder.glob("loops-*.parquet")}
+
+    def skip_done(self, records: Iterable) -> tuple[Iterator, deque]:
+        """The records of unfinished parts, and a queue of their part numbers (filled as they are read)."""
+        parts: deque = deque()
+
+        def todo() -> Iterator:
+            for i, rec in enumerate(records):
+                k = i // self.part_size
+                if k not in self.done:
+                    parts.append(k)
+                    yield rec
+
+        return todo(), parts
+
+    def write(self, k: int, results: list[tuple[dict, str | None]]) -> None:
+        """Write part k: its failed records, then its loops (the file that marks it finished)."""
+        errors = [{"id": r["id"], "reason": e} for r, e in results if e is not None]
+        rows = [row for r, e in results if e is None for row in loop_rows(r)]
+        for name, table in ((f"errors-{k:05d}.parquet", pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)),
+                            (f"loops-{k:05d}.parquet", pa.Table.from_pylist(rows, schema=LOOP_SCHEMA))):  # fmt: skip
+            with atomic_path(self.folder / name) as tmp:
+                pq.write_table(table, tmp)
+        self.done.add(k)
+        self.written += 1
+
+
+def read_loops(folder: str | os.PathLike[str]) -> pa.Table:
+    """Every finished part's loop rows, in part order."""
+    files = sorted(Path(folder).glob("loops-*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files]) if files else LOOP_SCHEMA.empty_table()
