@@ -56,3 +56,45 @@ def test_parquet_refuses_other_outputs_and_resume_alone(tmp_path):
                             str(tmp_path / "x.jsonl")])  # fmt: skip
     assert r.exit_code == 2 and "--parquet writes the run's results itself" in " ".join(r.output.split())
     assert not (tmp_path / "p").exists()
+
+
+def test_table_and_gzip_inputs_give_the_same_loops_as_fasta(tmp_path):
+    import gzip
+    import json
+
+    import pandas as pd
+
+    fa = _fasta(tmp_path / "in.fasta")
+    (tmp_path / "in.fasta.gz").write_bytes(gzip.compress(fa.read_bytes()))
+    i = TRASTUZUMAB_VH.index("WGGDGFYAMDY")
+    heavy = [f"{TRASTUZUMAB_VH[:i]}{h3}{TRASTUZUMAB_VH[i + 11:]}"
+             for h3 in ["WGGDGFYAMDY", "ARDYYGSSY", "WGGDGFYAMDY", "SRWGGDGFY", "DYYGSSYFDY"]]  # fmt: skip
+    paired = pd.DataFrame({"sequence_id": [f"ab{k}" for k in range(5)] + ["bad"],
+                           "sequence_alignment_aa_heavy": heavy + ["NOTANANTIBODY"],
+                           "sequence_alignment_aa_light": [TRASTUZUMAB_VL] * 5 + [""]})  # fmt: skip
+    paired.to_csv(tmp_path / "paired.tsv", sep="\t", index=False)
+    paired.to_parquet(tmp_path / "paired.parquet")
+    out = {}
+    for name, opt in (("in.fasta", "--fasta"), ("in.fasta.gz", "--fasta"), ("paired.tsv", "--table"),
+                      ("paired.parquet", "--table")):  # fmt: skip
+        r = runner.invoke(app, ["predict", opt, str(tmp_path / name), "--no-fv", "--jsonl", str(tmp_path / "o.jsonl")])
+        assert r.exit_code == 3, (name, r.output)  # "bad" fails, the rest are written
+        recs = [json.loads(x) for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+        assert [x["id"] for x in recs] == ["ab0", "ab1", "ab2", "ab3", "ab4", "bad"] and "error" in recs[-1]
+        out[name] = [[lp["coords"] for lp in x["loops"]] for x in recs[:-1]]
+    assert out["in.fasta"] == out["in.fasta.gz"] == out["paired.tsv"] == out["paired.parquet"]
+    # unpaired AIRR rows: each chain alone, by locus
+    airr = pd.DataFrame({"sequence_id": ["h", "l", "x"], "locus": ["IGH", "IGK", "TRB"],
+                         "sequence_alignment_aa": [heavy[0], TRASTUZUMAB_VL, "CASS"]})  # fmt: skip
+    airr.to_csv(tmp_path / "airr.csv", index=False)
+    r = runner.invoke(app, ["predict", "--table", str(tmp_path / "airr.csv"), "--no-fv", "--jsonl",
+                            str(tmp_path / "a.jsonl")])  # fmt: skip
+    recs = {x["id"]: x for x in map(json.loads, (tmp_path / "a.jsonl").read_text().splitlines())}
+    assert [lp["cdr"] for lp in recs["h"]["loops"]] == ["H1", "H2", "H3"]
+    assert [lp["cdr"] for lp in recs["l"]["loops"]] == ["L1", "L2", "L3"] and "locus 'TRB'" in recs["x"]["error"]
+    (tmp_path / "cols.csv").write_text("a,b\n1,2\n")
+    r = runner.invoke(app, ["predict", "--table", str(tmp_path / "cols.csv")])
+    assert r.exit_code == 2 and "no heavy/light" in " ".join(r.output.split())
+    (tmp_path / "broken.fasta.gz").write_bytes(b"\x1f\x8b not gzip")
+    r = runner.invoke(app, ["predict", "--fasta", str(tmp_path / "broken.fasta.gz")])
+    assert r.exit_code == 2 and "broken.fasta.gz" in r.output

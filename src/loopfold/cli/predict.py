@@ -222,7 +222,12 @@ def predict_cmd(
     stems: Annotated[str | None, typer.Option("--stems", help="Stems of --loop as N,C (e.g. YYC,WGQ).")] = None,
     heavy: Annotated[str | None, typer.Option("--heavy", help="Heavy chain sequence.")] = None,
     light: Annotated[str | None, typer.Option("--light", help="Light chain sequence.")] = None,
-    fasta: Annotated[Path | None, typer.Option("--fasta", help="FASTA of antibodies (NAME|H, NAME|L).")] = None,
+    fasta: Annotated[
+        Path | None, typer.Option("--fasta", help="FASTA (or .fasta.gz) of antibodies (NAME|H, NAME|L).")
+    ] = None,
+    table: Annotated[
+        Path | None, typer.Option("--table", help="CSV/TSV/Parquet of antibodies: heavy/light or AIRR columns.")
+    ] = None,
     structure: Annotated[
         Path | None, typer.Option("--structure", help="PDB/mmCIF: replace its CDR loops, keep the framework.")
     ] = None,
@@ -266,9 +271,10 @@ def predict_cmd(
     from loopfold.model.templates import TEMPLATES
     from loopfold.predict import MANIFEST, SHIPPED
 
-    given = [x is not None for x in (loop, heavy or light, fasta, structure)]
+    given = [x is not None for x in (loop, heavy or light, fasta, table, structure)]
+    batch = fasta if fasta is not None else table  # a file of many antibodies
     if sum(given) != 1:
-        fail("give exactly one input: --loop, --heavy/--light, --fasta or --structure")
+        fail("give exactly one input: --loop, --heavy/--light, --fasta, --table or --structure")
     if fmt not in ("pdb", "cif"):
         fail(f"--format {fmt!r}: expected pdb or cif")
     if samples < 0 or samples > 100:
@@ -285,7 +291,7 @@ def predict_cmd(
                (samples > 0 and structure is not None, "--samples does not go with --structure (loops are "
                                                         "closed onto the structure's stems one way)"),
                ((cdr is not None or stems is not None) and loop is None, "--cdr and --stems go with --loop"),
-               (on_error is not None and fasta is None, "--on-error goes with --fasta (a single query that "
+               (on_error is not None and batch is None, "--on-error goes with --fasta/--table (a single query that "
                                                         "fails always ends the run)"),
                (refine and pdb_dir is None, "--refine changes the written structures: give --pdb-dir"),
                (resume and parquet is None, "--resume goes with --parquet"),
@@ -306,7 +312,8 @@ def predict_cmd(
     model_files["the shipped framework library"] = SHIPPED / LIBRARY_FILE  # a run without one uses it
     for member in sorted((run_dir / "members").glob("*/*")) if (run_dir / "members").is_dir() else []:
         model_files[f"--model {member}"] = member
-    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--structure": structure, **model_files},
+    o = _Outputs(json_out, jsonl_out, pdb_dir, {"--fasta": fasta, "--table": table, "--structure": structure,
+                                                **model_files},
                  fmt, quiet, refine, parquet)  # fmt: skip
     with interrupts_as_exceptions():
         try:
@@ -331,20 +338,27 @@ def predict_cmd(
                 code = _stream(predictor, o, iter([({"id": "query", "loops": predictor.predict_queries([q], samples)},
                                                     None, None)]), "fail")  # fmt: skip
             else:
-                abs_ = antibodies_from_fasta(fasta) if fasta else [AntibodyInput("query", heavy, light)]
+                if batch is None:
+                    abs_ = [AntibodyInput("query", heavy, light)]
+                elif fasta is not None:
+                    abs_ = antibodies_from_fasta(fasta)
+                else:
+                    from loopfold.io.tables import antibodies_from_table
+
+                    abs_ = antibodies_from_table(table)
                 if parquet is not None:
                     from loopfold.io.parquet_parts import ParquetParts
 
-                    parts = ParquetParts(parquet, {"input": str(fasta or "--heavy/--light"),
+                    parts = ParquetParts(parquet, {"input": str(batch or "--heavy/--light"),
                                                    "model": predictor.name, "samples": samples}, part_size, resume)
                     todo, parts.queue = parts.skip_done(abs_)
                     o.parts = parts
                     results = ((p.record, e) for p, e in api.predictions(todo, samples))
                     raise typer.Exit(_parquet(predictor, o, parts, results,
-                                              (on_error or "report") if fasta is not None else "fail"))
+                                              (on_error or "report") if batch is not None else "fail"))
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
                 results = ((p.record, e, p) for p, e in api.predictions(abs_, samples))
-                code = _stream(predictor, o, results, (on_error or "report") if fasta is not None else "fail")
+                code = _stream(predictor, o, results, (on_error or "report") if batch is not None else "fail")
         except KeyboardInterrupt as exc:
             signame = str(exc) or "SIGINT"
             fail(f"interrupted by {signame} after {o.done} record(s); {o.written()}",

@@ -8,7 +8,9 @@ holds both).
 
 from __future__ import annotations
 
+import gzip
 import os
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +48,8 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
         InvalidFile: unreadable file, text before the first header, or a record without sequence.
     """
     p = Path(path)
-    try:
-        fh = open(p, encoding="utf-8-sig")  # a byte-order mark at the start is accepted
+    try:  # a byte-order mark at the start is accepted; .gz files are read compressed
+        fh = gzip.open(p, "rt", encoding="utf-8-sig") if p.suffix == ".gz" else open(p, encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidFile(f"{p}: cannot read ({exc.strerror})") from None
     with fh:
@@ -71,6 +73,8 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
                     parts.append(line)
         except UnicodeDecodeError:
             raise InvalidFile(f"{p}: not a UTF-8 text FASTA file") from None
+        except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+            raise InvalidFile(f"{p}: not a readable gzip file ({exc})") from None
         if name is None:
             raise InvalidFile(f"{p}: no FASTA records")
         if not parts:

@@ -1,0 +1,96 @@
+"""Antibodies from a table (``loopfold predict --table FILE``): CSV, TSV (also ``.gz``) or Parquet.
+
+Columns, in the order they are looked for:
+
+* paired: ``heavy``/``light``, or the AIRR-style ``sequence_alignment_aa_heavy``
+  / ``sequence_alignment_aa_light`` that paired repertoire exports use (either
+  may be empty: a nanobody, a light chain alone);
+* unpaired AIRR rows: ``sequence_alignment_aa`` with ``locus`` (IGH is a heavy
+  chain, IGK and IGL light ones): each row is one chain, predicted alone.
+
+The record name is ``sequence_id``, ``id`` or ``name`` (else ``row N``). Rows are
+streamed in batches, so a table of any size is read with bounded memory; a row
+that cannot be used (a letter that is not a standard amino acid, an unknown
+locus) comes out with ``error`` set, naming the row.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from loopfold.errors import InvalidFile, InvalidSequence
+from loopfold.io.fasta import AntibodyInput, clean_sequence
+
+PAIRED = (("heavy", "light"), ("sequence_alignment_aa_heavy", "sequence_alignment_aa_light"))
+NAMES = ("sequence_id", "id", "name")
+BATCH = 10_000
+LOCI = {"IGH": "heavy", "IGK": "light", "IGL": "light"}
+
+
+def _batches(p: Path) -> Iterator[list[dict]]:
+    """Rows of the table as dicts of strings (None where empty), a batch at a time."""
+    name = p.name.lower().removesuffix(".gz")
+    try:
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH):
+                yield batch.to_pylist()
+            return
+        import pandas as pd
+
+        sep = "\t" if name.endswith((".tsv", ".tab")) else ","
+        for chunk in pd.read_csv(p, sep=sep, dtype=str, keep_default_na=False, chunksize=BATCH):
+            yield [{k: (v if v != "" else None) for k, v in row.items()} for row in chunk.to_dict("records")]
+    except InvalidFile:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a bad file
+        raise InvalidFile(f"{p}: not a readable CSV/TSV/Parquet table ({exc})") from None
+
+
+def antibodies_from_table(path: str | os.PathLike[str]) -> Iterator[AntibodyInput]:
+    """The antibodies of a table, streamed (see the module docstring).
+
+    Raises:
+        InvalidFile: the file cannot be read as a table, or has none of the expected columns.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InvalidFile(f"{p}: no such file")
+    n = 0
+    for rows in _batches(p):
+        if not rows:
+            continue
+        cols = set(rows[0])
+        pair = next(((h, lt) for h, lt in PAIRED if h in cols or lt in cols), None)
+        unpaired = pair is None and {"sequence_alignment_aa", "locus"} <= cols
+        if pair is None and not unpaired:
+            raise InvalidFile(f"{p}: no heavy/light, sequence_alignment_aa_heavy/_light or sequence_alignment_aa "
+                              f"+ locus columns (columns: {', '.join(sorted(map(str, cols)))})")  # fmt: skip
+        name_col = next((c for c in NAMES if c in cols), None)
+        for row in rows:
+            n += 1
+            name = str(row[name_col]) if name_col and row.get(name_col) else f"row {n}"
+            yield _antibody(p, n, name, row, pair)
+
+
+def _antibody(p: Path, n: int, name: str, row: dict, pair: tuple[str, str] | None) -> AntibodyInput:
+    where = f"{p}: row {n} ({name})"
+    try:
+        if pair is not None:
+            heavy, light = (row.get(c) for c in pair)
+            if heavy is None and light is None:
+                return AntibodyInput(name, None, None, error=f"{where}: no heavy or light sequence")
+            return AntibodyInput(name, clean_sequence(heavy, f"{where} heavy") if heavy else None,
+                                 clean_sequence(light, f"{where} light") if light else None)  # fmt: skip
+        locus = str(row.get("locus") or "").upper()
+        seq = row.get("sequence_alignment_aa")
+        if locus not in LOCI or not seq:
+            return AntibodyInput(name, None, None, error=f"{where}: locus {locus or 'missing'!r} or no sequence "
+                                                         f"(IGH, IGK or IGL with sequence_alignment_aa)")  # fmt: skip
+        seq = clean_sequence(seq, f"{where} sequence_alignment_aa")
+        return AntibodyInput(name, seq, None) if LOCI[locus] == "heavy" else AntibodyInput(name, None, seq)
+    except InvalidSequence as exc:
+        return AntibodyInput(name, None, None, error=str(exc))
