@@ -297,11 +297,11 @@ def predict_cmd(
                (resume and parquet is None, "--resume goes with --parquet"),
                (parquet is not None and (json_out or jsonl_out or pdb_dir or loop or structure) is not None,
                 "--parquet writes the run's results itself: give it without --json/--jsonl/--pdb-dir, for "
-                "--fasta or --heavy/--light"),
+                "--fasta, --table or --heavy/--light"),
                (part_size < 1, f"--part-size {part_size}: must be at least 1"),
                (fmt != "pdb" and pdb_dir is None, "--format goes with --pdb-dir (the structure files)"),
                (not fv and (loop is not None or structure is not None),
-                "--no-fv goes with --heavy/--light/--fasta (--loop and --structure build no Fv)"),
+                "--no-fv goes with --heavy/--light/--fasta/--table (--loop and --structure build no Fv)"),
                (refine and (loop is not None or not (fv or structure is not None)),
                 "--refine goes with whole-Fv or --structure outputs (not --loop or --no-fv)")]  # fmt: skip
     for bad, message in ignored:
