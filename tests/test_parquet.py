@@ -27,6 +27,8 @@ def test_parts_rows_errors_and_resume_after_a_lost_part(tmp_path):
     args = ["predict", "--fasta", str(fa), "--part-size", "2", "--quiet"]
     r = runner.invoke(app, [*args, "--parquet", str(full)])
     assert r.exit_code == 3, r.output  # one record failed, the others written
+    out = " ".join(r.output.split())
+    assert "summary: 5 of 6 record(s) predicted; failed: 1 letter not an amino acid;" in out, out
     assert sorted(p.name for p in full.glob("loops-*")) == ["loops-00000.parquet", "loops-00001.parquet",
                                                             "loops-00002.parquet"]  # fmt: skip
     rows = read_loops(full)

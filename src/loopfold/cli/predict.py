@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -20,11 +21,10 @@ from typing import Annotated
 import typer
 
 from loopfold.cli import app, console, fail, out
+from loopfold.cli.runs import EXIT_SOME_FAILED
 from loopfold.errors import InvalidFile, LoopfoldError
 from loopfold.io.outputs import JsonlStream
 
-#: Exit status when some records failed and the others were written.
-EXIT_SOME_FAILED = 3
 STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
 #: Longest PDB file name stem written for a record (longer names are cut and given a hash).
 MAX_NAME = 100
@@ -61,6 +61,7 @@ class _Outputs:
     stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
+    started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -114,6 +115,10 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
                       f"{'; ...' if len(o.failures) > 3 else ''})", highlight=False, soft_wrap=True)  # fmt: skip
     if written:
         console.print(f"wrote {', '.join(written)}", highlight=False)
+    if o.done > 1:
+        from loopfold.cli.runs import summary
+
+        console.print(summary(o), highlight=False, soft_wrap=True)
     return EXIT_SOME_FAILED if o.failures else 0
 
 
@@ -187,32 +192,6 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
         if jsonl is not None:
             jsonl.close()
     return _finish(o, predictor.document(collected), pdbs)
-
-
-def _parquet(predictor, o: _Outputs, parts, results, on_error: str) -> int:  # noqa: ANN001
-    """--parquet: collect each part's records (in input order) and write the part when it is complete."""
-    from loopfold.cli import tracked
-
-    current, buf = None, []
-    for res, err in tracked(results, o.quiet):
-        o.done += 1
-        k = parts.queue.popleft()
-        if current is not None and k != current:
-            parts.write(current, buf)
-            buf = []
-        current = k
-        if err is not None:
-            if on_error == "fail":
-                raise InvalidFile(err)
-            o.failures.append((res["id"], err))
-        buf.append((res, err))
-    if buf:
-        parts.write(current, buf)
-    skipped = len(parts.done) - parts.written
-    console.print(f"wrote {parts.written} part(s) in {o.parquet}" + (f"; {skipped} finished part(s) kept from the "
-                  "earlier run" if skipped else "") + f"; {o.done} record(s), {len(o.failures)} failed",
-                  highlight=False)  # fmt: skip
-    return EXIT_SOME_FAILED if o.failures else 0
 
 
 @app.command("predict")
@@ -354,7 +333,9 @@ def predict_cmd(
                     todo, parts.queue = parts.skip_done(abs_)
                     o.parts = parts
                     results = ((p.record, e) for p, e in api.predictions(todo, samples))
-                    raise typer.Exit(_parquet(predictor, o, parts, results,
+                    from loopfold.cli.runs import parquet_run
+
+                    raise typer.Exit(parquet_run(o, parts, results,
                                               (on_error or "report") if batch is not None else "fail"))
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
                 results = ((p.record, e, p) for p, e in api.predictions(abs_, samples))

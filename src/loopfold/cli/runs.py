@@ -1,0 +1,55 @@
+"""Run summaries and the ``--parquet`` run of ``loopfold predict``."""
+
+from __future__ import annotations
+
+import time
+
+from loopfold.cli import console, tracked
+from loopfold.errors import InvalidFile
+
+#: Exit status when some records failed and the others were written.
+EXIT_SOME_FAILED = 3
+
+
+#: Failure reasons, by a phrase of the message (first match), for the run summary.
+REASONS = (("standard amino acids", "letter not an amino acid"), ("no antibody variable domain", "not an antibody"),
+           ("cannot be numbered", "not an antibody"), ("failed validation", "numbering failed validation"),
+           ("no heavy or light", "empty record"), ("locus", "not an antibody locus"),
+           ("exceeds the model's limit", "loop too long"), ("records of antibody", "FASTA records"),
+           ("two H chains", "FASTA records"), ("two L chains", "FASTA records"), ("mixes unlabelled", "FASTA records"),
+           ("would both be written", "file name"), ("cannot refine", "refinement"), ("refinement failed", "refinement"))
+
+
+def summary(o) -> str:  # noqa: ANN001 - the CLI's run state (cli.predict._Outputs)
+    """One line: records done, failed by reason, and the time taken."""
+    counts: dict[str, int] = {}
+    for _, e in o.failures:
+        why = next((label for phrase, label in REASONS if phrase in e), "other")
+        counts[why] = counts.get(why, 0) + 1
+    failed = ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return (f"summary: {o.done - len(o.failures)} of {o.done} record(s) predicted"
+            f"{f'; failed: {failed}' if failed else ''}; {time.monotonic() - o.started:.1f} s")
+
+
+def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the CLI's run state
+    """--parquet: collect each part's records (in input order) and write the part when it is complete."""
+    current, buf = None, []
+    for res, err in tracked(results, o.quiet):
+        o.done += 1
+        k = parts.queue.popleft()
+        if current is not None and k != current:
+            parts.write(current, buf)
+            buf = []
+        current = k
+        if err is not None:
+            if on_error == "fail":
+                raise InvalidFile(err)
+            o.failures.append((res["id"], err))
+        buf.append((res, err))
+    if buf:
+        parts.write(current, buf)
+    skipped = len(parts.done) - parts.written
+    console.print(f"wrote {parts.written} part(s) in {o.parquet}" + (f"; {skipped} finished part(s) kept from the "
+                  "earlier run" if skipped else ""), highlight=False)  # fmt: skip
+    console.print(summary(o), highlight=False, soft_wrap=True)
+    return EXIT_SOME_FAILED if o.failures else 0
