@@ -297,8 +297,7 @@ class FrameworkBuilder:
         """Whether placed VH and VL backbones (with ideal CB) keep every cross pair ``CONTACT`` apart."""
         atoms = []
         for xyz, t, c in ((vh, h, 0), (vl, lt, 1)):
-            cb = ideal_cb(xyz)
-            cb[self.library.residues[t, c, self.present[t, c]] == ord("G")] = np.nan
+            cb = ideal_cb(xyz, self.library.residues[t, c, self.present[t, c]] == ord("G"))
             a = np.concatenate([xyz, cb[:, None]], 1).reshape(-1, 3)
             atoms.append(a[np.isfinite(a).all(1)])
         x, y = atoms

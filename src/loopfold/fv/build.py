@@ -17,6 +17,8 @@ from loopfold.structure.relieve import contacts, ideal_cb, relieve
 CLASH_DISTANCE = 2.2
 #: A relieved loop must close this well (Å, every peptide bond) to replace the one it came from.
 PEPTIDE_TOLERANCE = 0.04
+
+
 @dataclass(frozen=True)
 class LoopWindow:
     """A predicted loop window to graft: its chain type, start in the chain sequence, stems and
@@ -91,7 +93,8 @@ def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult],
         err[idx[fw]] = _framework_error(frame, ct, idx[fw], coef)
         ids = tuple(f"{n}{i}" for n, i in dom.positions)
         same = frame.same[ct][idx] & (region[idx] == "FR")
-        chains.append(FvChain(ct, "".join(seq[i] for i in idx), ids, xyz[idx], _cb(xyz[idx], seq, idx),
+        chains.append(FvChain(ct, "".join(seq[i] for i in idx), ids, xyz[idx],
+                              ideal_cb(xyz[idx], np.array([seq[i] == "G" for i in idx], dtype=bool)),
                               np.round(err[idx], 2), tuple(region[idx]), idx, same))  # fmt: skip
     return FvModel(tuple(chains), dict(frame.templates), dict(frame.identity), count_clashes(chains),
                    frame.notes)  # fmt: skip
@@ -132,8 +135,8 @@ def peptide_deviation(window: np.ndarray) -> float:
 
 
 def _obstacles(model: FvModel, lw: LoopWindow, window: np.ndarray) -> np.ndarray:
-    """Heavy atoms of the model near a loop window (within 12 Å of its centre), the window's own
-    residues left out (the loop checks itself)."""
+    """Heavy atoms of the model near a loop window (within the window's CA reach of its centre plus
+    6 Å), the window's own residues left out (the loop checks itself)."""
     centre = np.nanmean(window[:, 1], axis=0)
     out = []
     for ch in model.chains:
@@ -144,12 +147,6 @@ def _obstacles(model: FvModel, lw: LoopWindow, window: np.ndarray) -> np.ndarray
     atoms = np.concatenate(out)
     reach = np.nanmax(np.linalg.norm(window[:, 1] - centre, axis=-1)) + 6.0
     return atoms[np.linalg.norm(atoms - centre, axis=-1) < reach]
-
-
-def _cb(coords: np.ndarray, seq: str, idx: np.ndarray) -> np.ndarray:
-    cb = ideal_cb(coords)
-    cb[np.array([seq[i] == "G" for i in idx], dtype=bool)] = np.nan
-    return cb
 
 
 def _framework_error(frame: Frame, ct: str, idx: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:

@@ -190,8 +190,6 @@ def closest_contact(residues: np.ndarray, coords: np.ndarray) -> float:
     for c in range(2):
         ok = np.isfinite(coords[c]).all((1, 2))  # rank along the chain: IMGT gaps are bonded
         xyz = coords[c, ok].astype(np.float64)
-        cb = ideal_cb(xyz)
-        cb[residues[c, ok] == ord("G")] = np.nan
-        chains.append((xyz, cb))
+        chains.append((xyz, ideal_cb(xyz, residues[c, ok] == ord("G"))))
     x, r, ch, _ = model_atoms(chains)
     return float(np.sqrt(nonbonded_d2(x, r, ch).min(initial=np.inf)))

@@ -21,11 +21,15 @@ ANCHOR_WEIGHT = 10.0
 STAY_WEIGHT = 0.05
 
 
-def ideal_cb(coords: np.ndarray) -> np.ndarray:
-    """``[..., 3]`` CB from N, CA, C (``[..., 4, 3]``) with ideal geometry (as in trRosetta/AlphaFold)."""
+def ideal_cb(coords: np.ndarray, glycine: np.ndarray | None = None) -> np.ndarray:
+    """``[..., 3]`` CB from N, CA, C (``[..., 4, 3]``) with ideal geometry (as in trRosetta/AlphaFold);
+    NaN where ``glycine`` (a bool mask over the residues) is True."""
     n, ca, c = coords[..., 0, :], coords[..., 1, :], coords[..., 2, :]
     b, cc = ca - n, c - ca
-    return -0.58273431 * np.cross(b, cc) + 0.56802827 * b - 0.54067466 * cc + ca
+    cb = -0.58273431 * np.cross(b, cc) + 0.56802827 * b - 0.54067466 * cc + ca
+    if glycine is not None:
+        cb[np.asarray(glycine, dtype=bool)] = np.nan
+    return cb
 
 
 def contacts(window: np.ndarray, n_stem: int, n_loop: int, obstacles: np.ndarray, glycine: np.ndarray,
@@ -33,8 +37,7 @@ def contacts(window: np.ndarray, n_stem: int, n_loop: int, obstacles: np.ndarray
     """Loop atoms (flat index into the window's N, CA, C, O) closer than ``within`` to something, each
     with the push that would take it to ``MARGIN``."""
     loop = np.arange(n_stem, n_stem + n_loop)
-    atoms = np.concatenate([window[loop], ideal_cb(window[loop])[:, None]], 1)  # [n, 5, 3]
-    atoms[glycine[loop - n_stem], 4] = np.nan
+    atoms = np.concatenate([window[loop], ideal_cb(window[loop], glycine)[:, None]], 1)  # [n, 5, 3]
     flat = atoms.reshape(-1, 3)
     res = np.repeat(loop, 5)
     kind = np.tile(np.arange(5), len(loop))
