@@ -296,3 +296,46 @@ def test_shared_contexts_are_encoded_once_with_the_same_result():
         together = net(**inp)["sincos"]
         alone = torch.cat([net(**{k: v[i : i + 1] for k, v in inp.items()})["sincos"] for i in range(b)])
     assert torch.allclose(together, alone, atol=1e-5)
+
+
+def _fv_inputs(contexts: torch.Tensor, owner: list[int], length: int = 10) -> dict[str, torch.Tensor]:
+    """Random FvNet inputs: windows of different lengths reading ``contexts[owner]``."""
+    b = len(owner)
+    return {"features": torch.rand(b, length, 31), "lengths": torch.randint(3, length + 1, (b,)),
+            "templates": torch.rand(b, length, 33), "context": contexts[torch.tensor(owner)],
+            "slots": torch.randint(0, 257, (b, length))}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["fvnet", "loopnet"])
+def test_inference_layers_give_what_the_torch_modules_give(model):
+    """Eval mode runs attention through model.attention (memory keys once per Fv); training mode runs the
+    torch modules. Without dropout both must give the same outputs at every real position."""
+    from loopfold.model.networks import build_network
+
+    torch.manual_seed(1)
+    net = build_network(replace(CFG, model=model, dropout=0.0))
+    ctx = torch.randint(0, 20, (3, 256))
+    ctx[:, 100:140] = GAP  # slots empty everywhere, and some empty in one Fv only
+    ctx[1, 5:30] = GAP
+    inp = _fv_inputs(ctx, [2, 0, 1, 1, 0, 2, 2])
+    if model == "loopnet":
+        inp = {"features": inp["features"], "lengths": inp["lengths"]}
+    real = torch.arange(10)[None] < inp["lengths"][:, None]
+    with torch.no_grad():
+        fast, ref = net.eval()(**inp), net.train()(**inp)
+    for key in ("sincos", "bin_logits"):
+        assert (fast[key] - ref[key])[real].abs().max() < 1e-5, key
+    assert not torch.allclose(fast["sincos"][real], torch.roll(ref["sincos"], 1, 0)[real], atol=1e-3)
+
+
+def test_slots_empty_in_every_fv_of_a_batch_are_dropped_without_changing_outputs():
+    torch.manual_seed(2)
+    net = FvNet(replace(CFG, dropout=0.0)).eval()
+    ctx = torch.randint(0, 20, (2, 256))
+    ctx[0, 50:200] = GAP  # alone, most slots are dropped; beside the full Fv none are
+    inp = _fv_inputs(ctx, [0, 1, 1])
+    with torch.no_grad():
+        beside = net(**inp)["sincos"][0]
+        alone = net(**{k: v[:1] for k, v in inp.items()})["sincos"][0]
+    n = int(inp["lengths"][0])
+    assert torch.allclose(alone[:n], beside[:n], atol=1e-5)

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from loopfold import constants as K
+from loopfold.model.attention import decode_shared, encode
 from loopfold.model.config import TrainConfig
 from loopfold.model.context import GAP, N_SLOTS, NO_SLOT
 from loopfold.model.features import N_FEATURES, Batch
@@ -82,12 +83,19 @@ class FvNet(nn.Module):
         x = x.masked_fill(pad[..., None], 0.0)
         # one antibody's windows share their Fv: encode each distinct context once
         uniq, inverse = torch.unique(context, dim=0, return_inverse=True)
+        # slots empty in every context are masked keys everywhere: dropping them changes nothing
+        used = (uniq != GAP).any(0)
+        used[0] = True  # keep one key per row so attention is defined for empty contexts
+        uniq, ids = uniq[:, used], torch.arange(N_SLOTS)[used][None].expand(len(uniq), -1)
         mem_pad = uniq == GAP  # [U, S]
-        mem_pad[:, 0] = False  # keep one key per row so attention is defined for empty contexts
-        ids = torch.arange(N_SLOTS)[None].expand(len(uniq), -1)
-        mem = self.ctx(self.aa(uniq) + self.slot(ids), src_key_padding_mask=mem_pad)[inverse]
-        mem_pad = mem_pad[inverse]
-        x = self.norm(self.decoder(x, mem, tgt_key_padding_mask=pad, memory_key_padding_mask=mem_pad))
+        mem_pad[:, 0] = False
+        mem = self.aa(uniq) + self.slot(ids)
+        if self.training:
+            mem = self.ctx(mem, src_key_padding_mask=mem_pad)
+            x = self.decoder(x, mem[inverse], tgt_key_padding_mask=pad, memory_key_padding_mask=mem_pad[inverse])
+        else:  # the same layers, each distinct memory's keys and values projected once
+            x = decode_shared(self.decoder, x, pad, encode(self.ctx, mem, mem_pad), mem_pad, inverse)
+        x = self.norm(x)
         first = templates[..., :N_GEOMETRY]  # the closest template's values (zeros when none)
         present = templates[..., N_GEOMETRY + 1 : N_GEOMETRY + 2]
         sc = self.sincos(x) + self.copy_gate * first[..., :4]

@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from loopfold.constants import AMINO_ACIDS
+from loopfold.model.attention import encode
 from loopfold.model.config import TrainConfig
 from loopfold.model.features import N_FEATURES
 
@@ -86,7 +87,7 @@ class LoopNet(nn.Module):
         for conv in self.convs:
             x = x + torch.relu(conv(x.transpose(1, 2)).transpose(1, 2))
             x = x.masked_fill(pad[..., None], 0.0)
-        x = self.norm(self.encoder(x, src_key_padding_mask=pad))
+        x = self.norm(self.encoder(x, src_key_padding_mask=pad) if self.training else encode(self.encoder, x, pad))
         return {
             "sincos": torch.tanh(self.sincos(x)),
             "bin_logits": self.bins(x),
