@@ -109,11 +109,19 @@ class LoopFold:
     Args:
         model: a run folder (``loopfold train --out``); default the shipped model.
         fv: build whole Fv models (framework templates + grafted loops); loops only when False.
+        species: number chains against these species' germline profiles only (e.g. ``["human"]``
+            for a human repertoire: faster); default all species.
+        workers: threads that number chains (default: every core).
+
+    A chain seen before by this object (same sequence) is not numbered again.
     """
 
-    def __init__(self, model: str | Path | None = None, fv: bool = True) -> None:
+    def __init__(self, model: str | Path | None = None, fv: bool = True, species: list[str] | None = None,
+                 workers: int | None = None) -> None:  # fmt: skip
+        from loopfold.numbering.cache import ChainNumberer
         from loopfold.predict import SHIPPED, Predictor
 
+        self.numberer, self.workers = ChainNumberer(species), workers
         self.predictor = Predictor(model)
         self.builder: FrameworkBuilder | None = None
         if fv:
@@ -149,7 +157,8 @@ class LoopFold:
         from loopfold.batch import predict_antibodies
 
         name = self.predictor.name
-        for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder):
+        for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder,
+                                    workers=self.workers, numberer=self.numberer):
             loops = tuple(Loop.from_json(lp) for lp in r.result.get("loops", []))
             yield Prediction(r.result["id"], loops, r.fv, r.result, name), r.error
 

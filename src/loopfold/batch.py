@@ -19,7 +19,8 @@ from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder, FvModel
 from loopfold.fv.build import LoopWindow, close_all, relieve_clashes
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
-from loopfold.numbering.anarci import NumberedDomain, number_sequences
+from loopfold.numbering.anarci import NumberedDomain
+from loopfold.numbering.cache import ChainNumberer
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.samples import coords_json, rounded
 from loopfold.structure.geometry import backbone_torsions
@@ -42,6 +43,7 @@ def predict_antibodies(
     chunk: int = 512,
     workers: int | None = None,
     fv: FrameworkBuilder | None = None,
+    numberer: ChainNumberer | None = None,
 ) -> Iterator[AntibodyResult]:
     """Yield one :class:`AntibodyResult` per antibody, in input order; errors are messages, not raised:
     a failed antibody's result is ``{"id": name, "error": message}``.
@@ -51,7 +53,10 @@ def predict_antibodies(
     call, so memory stays flat however many antibodies stream through. With ``fv``
     each antibody also gets a whole Fv; when one cannot be built (a CDR that could not be cut, a
     framework position no template has) the record keeps its loops and says why in ``fv_error``.
+    Chains are numbered by ``numberer`` (a fresh :class:`ChainNumberer` when not given), so a chain
+    seen earlier in the stream is not numbered again.
     """
+    numberer = numberer if numberer is not None else ChainNumberer()
     it = iter(antibodies)
     while batch := list(itertools.islice(it, chunk)):
         errors: dict[int, str] = {}
@@ -70,7 +75,7 @@ def predict_antibodies(
                 errors[k] = str(exc)
                 continue
             items += chains
-        numbered = iter(number_sequences(items, workers=workers or os.cpu_count())) if items else iter(())
+        numbered = iter(numberer.number(items, workers=workers or os.cpu_count())) if items else iter(())
         queries, owners, domains = [], [], {}
         for k, ab in enumerate(batch):
             if k in errors:

@@ -71,3 +71,28 @@ def test_bounds_and_unknown_names():
 def test_truncated_chain_has_no_loop():
     # numbering that stops inside H3: no C-terminal anchor
     assert locate_cdr([0, 1, 2], [104, 105, 106], "H3", "north", "imgt") is None
+
+
+def test_chains_seen_before_in_a_run_are_not_numbered_again(monkeypatch):
+    from loopfold.numbering import cache
+
+    asked: list[list[str]] = []
+    real = cache.number_sequences
+
+    def counting(items, **kw):
+        asked.append([name for name, _ in items])
+        return real(items, **kw)
+
+    monkeypatch.setattr(cache, "number_sequences", counting)
+    numberer = cache.ChainNumberer(size=2)
+    bad = "EVQLVESGGGLVQPGGSLRLSCAAS" * 2  # no variable domain
+    first = numberer.number([("a heavy", TRASTUZUMAB_VH), ("a light", TRASTUZUMAB_VL), ("b heavy", TRASTUZUMAB_VH),
+                             ("c heavy", bad), ("d heavy", bad)], workers=1)  # fmt: skip
+    assert asked == [["a heavy", "a light", "c heavy"]]  # each distinct sequence once
+    assert first[2] == first[0] and first[0][0].chain_type == "H"
+    assert str(first[3]).startswith("c heavy:") and str(first[4]).startswith("d heavy:")  # each record named
+    again = numberer.number([("e light", TRASTUZUMAB_VL), ("f heavy", bad)], workers=1)
+    assert asked[1] == ["f heavy"] and again[0] == first[1]  # failures are not kept, successes are
+    assert str(again[1]).startswith("f heavy:")
+    numberer.number([("g", TRASTUZUMAB_VH[:-3])], workers=1)  # a third success: the least recent goes
+    assert TRASTUZUMAB_VH not in numberer.cache and len(numberer.cache) == 2

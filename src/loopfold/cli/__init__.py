@@ -87,8 +87,16 @@ def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", d
             prog.stop()
 
 
+def optional_value(args: list[str], option: str, bare: str) -> list[str]:
+    """``args`` with an ``option`` given without a value (last, or followed by another option) turned
+    into ``option=bare`` (``loopfold predict ... --ray`` means ``--ray=local``)."""
+    return [f"{a}={bare}" if a == option and (i + 1 == len(args) or args[i + 1].startswith("-")) else a
+            for i, a in enumerate(args)]  # fmt: skip
+
+
 def main() -> None:
     """Console-script entry point."""
+    sys.argv[1:] = optional_value(sys.argv[1:], "--ray", "local")
     try:
         app()
     except LoopfoldError as exc:  # safety net: commands catch their own

@@ -229,6 +229,17 @@ def predict_cmd(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="With --parquet: skip the parts already written.")] = False,
     part_size: Annotated[int, typer.Option("--part-size", help="With --parquet: records per part.")] = 512,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="With --parquet: run on a Ray cluster, its head HOST:PORT or auto; "
+                                               "--ray alone starts one on this machine.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="With --ray: model copies (default: one per CPU).")
+    ] = None,
+    species: Annotated[
+        str | None, typer.Option("--species", help="Number chains against these species' profiles only, e.g. "
+                                                   "human (comma-separated; faster for one-species repertoires).")
+    ] = None,
     refine: Annotated[
         bool, typer.Option("--refine", help="Side chains (PDBFixer) and a restrained minimisation (OpenMM) of the "
                                             "written structures; about 50 s per Fv on 2 cores.")
@@ -278,6 +289,11 @@ def predict_cmd(
                 "--parquet writes the run's results itself: give it without --json/--jsonl/--pdb-dir, for "
                 "--fasta, --table or --heavy/--light"),
                (part_size < 1, f"--part-size {part_size}: must be at least 1"),
+               (ray is not None and parquet is None, "--ray writes Parquet parts: give --parquet DIR"),
+               (workers is not None and ray is None, "--workers goes with --ray"),
+               (workers is not None and workers < 1, f"--workers {workers}: must be at least 1"),
+               (species is not None and (loop is not None or structure is not None),
+                "--species goes with --heavy/--light/--fasta/--table (chains numbered from sequence)"),
                (fmt != "pdb" and pdb_dir is None, "--format goes with --pdb-dir (the structure files)"),
                (not fv and (loop is not None or structure is not None),
                 "--no-fv goes with --heavy/--light/--fasta/--table (--loop and --structure build no Fv)"),
@@ -308,7 +324,8 @@ def predict_cmd(
                 from loopfold.fv.refine import require_refinement
 
                 require_refinement()  # before any work: OpenMM and PDBFixer are optional
-            api = LoopFold(model, fv=fv and loop is None and structure is None and parquet is None)
+            kinds = [x.strip().lower() for x in species.split(",") if x.strip()] if species is not None else None
+            api = LoopFold(model, fv=fv and loop is None and structure is None and parquet is None, species=kinds)
             predictor = api.predictor
             if structure is not None:
                 code = _structure(predictor, o, structure, loops, pdb_name)
@@ -326,17 +343,11 @@ def predict_cmd(
 
                     abs_ = antibodies_from_table(table)
                 if parquet is not None:
-                    from loopfold.io.parquet_parts import ParquetParts
+                    from loopfold.cli.runs import parquet_command
 
-                    parts = ParquetParts(parquet, {"input": str(batch or "--heavy/--light"),
-                                                   "model": predictor.name, "samples": samples}, part_size, resume)
-                    todo, parts.queue = parts.skip_done(abs_)
-                    o.parts = parts
-                    results = ((p.record, e) for p, e in api.predictions(todo, samples))
-                    from loopfold.cli.runs import parquet_run
-
-                    raise typer.Exit(parquet_run(o, parts, results,
-                                              (on_error or "report") if batch is not None else "fail"))
+                    raise typer.Exit(parquet_command(api, o, abs_, str(batch or "--heavy/--light"), samples,
+                                                     part_size, resume, (on_error or "report") if batch is not None
+                                                     else "fail", model, ray, workers))  # fmt: skip
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
                 results = ((p.record, e, p) for p, e in api.predictions(abs_, samples))
                 code = _stream(predictor, o, results, (on_error or "report") if batch is not None else "fail")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from loopfold.cli import console, tracked
 from loopfold.errors import InvalidFile
@@ -31,6 +33,46 @@ def summary(o) -> str:  # noqa: ANN001 - the CLI's run state (cli.predict._Outpu
             f"{f'; failed: {failed}' if failed else ''}; {time.monotonic() - o.started:.1f} s")
 
 
+def parquet_command(api, o, records, source: str, samples: int, part_size: int, resume: bool, on_error: str,
+                    model: Path | None, ray: str | None, workers: int | None) -> int:  # noqa: ANN001 - CLI state
+    """--parquet [--ray]: open the run folder (``--resume`` checks its settings), predict the records of
+    unfinished parts in this process or on a Ray cluster, write the parts; the exit status."""
+    from loopfold.io.parquet_parts import ParquetParts
+
+    species = api.numberer.species
+    settings = {"input": source, "model": api.predictor.name, "samples": samples, "species": species}
+    parts = ParquetParts(o.parquet, settings, part_size, resume)
+    todo, parts.queue = parts.skip_done(records)
+    o.parts = parts
+    if ray is None:
+        return parquet_run(o, parts, ((p.record, e) for p, e in api.predictions(todo, samples)), on_error)
+    from loopfold.cluster import PartSettings, part_blocks, ray_parts
+
+    cfg = PartSettings(str(Path(o.parquet).resolve()), str(model.resolve()) if model is not None else None,
+                       samples, tuple(species) if species else None)  # fmt: skip
+
+    def finished() -> Iterator[None]:
+        for done in ray_parts(part_blocks(todo, parts.queue), cfg, ray, workers):
+            parts.finished(done.part)
+            o.failures.extend(done.failures)
+            if done.failures and on_error == "fail":
+                raise InvalidFile(done.failures[0][1])
+            yield from (None for _ in range(done.records))
+
+    for _ in tracked(finished(), o.quiet):
+        o.done += 1
+    return _parts_summary(o, parts)
+
+
+def _parts_summary(o, parts) -> int:  # noqa: ANN001 - the CLI's run state
+    """Say how many parts were written and kept, and the run summary; the exit status."""
+    skipped = len(parts.done) - parts.written
+    console.print(f"wrote {parts.written} part(s) in {o.parquet}" + (f"; {skipped} finished part(s) kept from the "
+                  "earlier run" if skipped else ""), highlight=False)  # fmt: skip
+    console.print(summary(o), highlight=False, soft_wrap=True)
+    return EXIT_SOME_FAILED if o.failures else 0
+
+
 def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the CLI's run state
     """--parquet: collect each part's records (in input order) and write the part when it is complete."""
     current, buf = None, []
@@ -48,8 +90,4 @@ def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the 
         buf.append((res, err))
     if buf:
         parts.write(current, buf)
-    skipped = len(parts.done) - parts.written
-    console.print(f"wrote {parts.written} part(s) in {o.parquet}" + (f"; {skipped} finished part(s) kept from the "
-                  "earlier run" if skipped else ""), highlight=False)  # fmt: skip
-    console.print(summary(o), highlight=False, soft_wrap=True)
-    return EXIT_SOME_FAILED if o.failures else 0
+    return _parts_summary(o, parts)

@@ -89,15 +89,25 @@ class ParquetParts:
         return todo(), parts
 
     def write(self, k: int, results: list[tuple[dict, str | None]]) -> None:
-        """Write part k: its failed records, then its loops (the file that marks it finished)."""
-        errors = [{"id": r["id"], "reason": e} for r, e in results if e is not None]
-        rows = [row for r, e in results if e is None for row in loop_rows(r)]
-        for name, table in ((f"errors-{k:05d}.parquet", pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)),
-                            (f"loops-{k:05d}.parquet", pa.Table.from_pylist(rows, schema=LOOP_SCHEMA))):  # fmt: skip
-            with atomic_path(self.folder / name) as tmp:
-                pq.write_table(table, tmp)
+        """Write part k (see :func:`write_part`) and count it."""
+        write_part(self.folder, k, results)
+        self.finished(k)
+
+    def finished(self, k: int) -> None:
+        """Count part k as written (by this process or by a Ray worker)."""
         self.done.add(k)
         self.written += 1
+
+
+def write_part(folder: Path, k: int, results: list[tuple[dict, str | None]]) -> None:
+    """Write part k's ``(record, error)`` results: its failed records, then its loops (the file that
+    marks it finished)."""
+    errors = [{"id": r["id"], "reason": e} for r, e in results if e is not None]
+    rows = [row for r, e in results if e is None for row in loop_rows(r)]
+    for name, table in ((f"errors-{k:05d}.parquet", pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)),
+                        (f"loops-{k:05d}.parquet", pa.Table.from_pylist(rows, schema=LOOP_SCHEMA))):  # fmt: skip
+        with atomic_path(Path(folder) / name) as tmp:
+            pq.write_table(table, tmp)
 
 
 def read_loops(folder: str | os.PathLike[str]) -> pa.Table:

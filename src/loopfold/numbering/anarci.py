@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import anarcism
 
-from loopfold.errors import NumberingError
+from loopfold.errors import InvalidSequence, NumberingError
 from loopfold.numbering import second_opinion
 from loopfold.numbering.validate import check_domain
 
@@ -111,23 +111,42 @@ def _validate(
     return out
 
 
+def check_species(species: list[str] | None) -> list[str] | None:
+    """``species`` if anarcism has germline profiles for all of them (None: all species).
+
+    Raises:
+        InvalidSequence: an unknown species (anarcism would ignore it silently).
+    """
+    if species is None:
+        return None
+    known = anarcism.species()
+    bad = [s for s in species if s not in known]
+    if bad or not species:
+        raise InvalidSequence(f"species {', '.join(bad) or '(none)'}: expected some of {', '.join(known)}")
+    return list(species)
+
+
 def number_sequences(
-    items: list[tuple[str, str]], workers: int | None = None, engine: str = "validated"
-) -> list[list[NumberedDomain] | NumberingError]:
+    items: list[tuple[str, str]], workers: int | None = None, engine: str = "validated",
+    species: list[str] | None = None,
+) -> list[list[NumberedDomain] | NumberingError]:  # fmt: skip
     """Number many ``(name, sequence)`` pairs; failures come back as NumberingError values.
 
     Args:
         engine: ``validated`` (default: anarcism, checked, anarcii for domains that fail),
             or ``anarcism`` / ``anarcii`` alone without validation.
+        species: align to these species' profiles only (default all; fewer is faster, see
+            ``docs/benchmarks.md``); the anarcii second opinion is not restricted.
     """
     if engine not in ENGINES:
         raise ValueError(f"numbering engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "anarcii":
         return _second_opinion(items)
+    opts = {"allowed_chains": ["H", "K", "L"], "allowed_species": check_species(species)}
     try:
-        results = anarcism.number_sequences(items, workers=workers, allowed_chains=["H", "K", "L"])
+        results = anarcism.number_sequences(items, workers=workers, **opts)
     except anarcism.AnarcismError:  # one bad sequence fails the whole call: number them one by one
-        results = [_one(name, seq) for name, seq in items]
+        results = [_one(name, seq, opts) for name, seq in items]
     out: list[list[NumberedDomain] | NumberingError] = []
     for (name, _), res in zip(items, results, strict=True):
         if isinstance(res, NumberingError):
@@ -138,10 +157,10 @@ def number_sequences(
     return out if engine == "anarcism" else _validate(items, out)
 
 
-def _one(name: str, sequence: str) -> anarcism.SequenceResult | NumberingError:
+def _one(name: str, sequence: str, opts: dict) -> anarcism.SequenceResult | NumberingError:
     """anarcism on one sequence; its refusal as a NumberingError value."""
     try:
-        return anarcism.number_sequence(sequence, id=name, allowed_chains=["H", "K", "L"])
+        return anarcism.number_sequence(sequence, id=name, **opts)
     except anarcism.AnarcismError as exc:
         return NumberingError(f"{name}: cannot be numbered ({exc})")
 

@@ -1,0 +1,100 @@
+"""--ray: the --parquet pipeline on a real local Ray cluster (``ray start --head`` on 127.0.0.1, 2 workers)
+writes the rows a one-process run writes, reports bad records, and resumes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from loopfold.cli import app, optional_value
+from loopfold.io.parquet_parts import read_loops
+from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'loopfold[cluster]')")
+
+N = 240  # antibodies
+BIN = Path(sys.executable).parent
+#: the cluster with token authentication (ray start's default since Ray 2.59): clients must say so
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+
+
+def _fasta(path: Path) -> Path:
+    """N trastuzumab variants (random CDR-H3 and CDR-L3 letters), with one bad record among them."""
+    rng = np.random.default_rng(7)
+    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
+    i, j = TRASTUZUMAB_VH.index("WGGDGFYAMDY"), TRASTUZUMAB_VL.index("QQHYTTPPT")
+    with open(path, "w") as fh:
+        for k in range(N):
+            h3, l3 = "".join(rng.choice(aa, rng.integers(6, 15))), "QQ" + "".join(rng.choice(aa, 7))
+            fh.write(f">ab{k}|H\n{TRASTUZUMAB_VH[:i]}{h3}{TRASTUZUMAB_VH[i + 11 :]}\n"
+                     f">ab{k}|L\n{TRASTUZUMAB_VL[:j]}{l3}{TRASTUZUMAB_VL[j + 9 :]}\n")  # fmt: skip
+            if k == 100:
+                fh.write(">broken|H\nEVQLVESGGGLVQPGG*SLRLSCAAS\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                    "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                   check=True, env=ENV, capture_output=True, timeout=180)  # fmt: skip
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+
+
+def _loopfold(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "loopfold"), *args], capture_output=True, text=True, timeout=600, env=ENV)
+
+
+def test_ray_cluster_writes_the_rows_of_a_one_process_run_and_resumes(cluster, tmp_path):
+    fa = _fasta(tmp_path / "ab.fasta")
+    args = ["predict", "--fasta", str(fa), "--part-size", "50", "--quiet"]
+    one = CliRunner().invoke(app, [*args, "--parquet", str(tmp_path / "one")])
+    assert one.exit_code == 3, one.output  # the bad record fails, the others are written
+    r = _loopfold(*args, "--parquet", str(tmp_path / "ray"), "--ray", cluster, "--workers", "2")
+    assert r.returncode == 3, r.stderr
+    assert f"summary: {N} of {N + 1} record(s) predicted; failed: 1 letter not an amino acid" in r.stderr, r.stderr
+    expect = read_loops(tmp_path / "one")
+    assert expect.num_rows == 6 * N
+    assert read_loops(tmp_path / "ray").equals(expect)
+    errors = [pq.read_table(p).to_pylist() for p in sorted((tmp_path / "ray").glob("errors-*.parquet"))]
+    assert [e["id"] for part in errors for e in part] == ["broken"]
+    # a part lost (a run killed before it finished): --resume predicts it again on the cluster, keeps the rest
+    (tmp_path / "ray" / "loops-00002.parquet").unlink()
+    kept = os.stat(tmp_path / "ray" / "loops-00000.parquet").st_mtime_ns
+    r = _loopfold(*args, "--parquet", str(tmp_path / "ray"), "--ray", cluster, "--resume")
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 3 and "4 finished part(s) kept" in said, r.stderr  # part 2 holds the bad record
+    assert "summary: 49 of 50 record(s) predicted; failed: 1 letter not an amino acid" in said
+    assert os.stat(tmp_path / "ray" / "loops-00000.parquet").st_mtime_ns == kept
+    assert read_loops(tmp_path / "ray").equals(expect)
+
+
+def test_ray_without_an_address_means_a_cluster_on_this_machine():
+    assert optional_value(["predict", "--parquet", "o", "--ray"], "--ray", "local")[-1] == "--ray=local"
+    assert optional_value(["--ray", "--quiet"], "--ray", "local") == ["--ray=local", "--quiet"]
+    assert optional_value(["--ray", "10.0.0.1:6379"], "--ray", "local") == ["--ray", "10.0.0.1:6379"]
+
+
+def test_ray_and_workers_need_their_partners(tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--ray", "local"])
+    assert r.exit_code == 2 and "--ray writes Parquet parts: give --parquet DIR" in r.output
+    r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--parquet", str(tmp_path / "p"), "--workers", "2"])
+    assert r.exit_code == 2 and "--workers goes with --ray" in r.output
+    r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--species", "martian"])
+    assert r.exit_code == 2 and "species martian: expected some of human" in " ".join(r.output.split()), r.output
