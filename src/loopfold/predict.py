@@ -33,14 +33,14 @@ from loopfold.model.config import check_run_info
 from loopfold.model.context import NumberedChain, context_tokens, numbered_chain
 from loopfold.model.decode import run_network
 from loopfold.model.ensemble import load_members, member_weights
-from loopfold.model.error_model import ErrorModel, residue_features
+from loopfold.model.error_model import ErrorModel, loops_features
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
 from loopfold.model.losses import nearest_bins
 from loopfold.model.templates import choose_conformations, load_templates
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
-from loopfold.samples import coords_json, loop_samples, rounded
+from loopfold.samples import JsonTable, coords_json, loop_samples, rounded
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
 
@@ -243,14 +243,25 @@ class Predictor:
         identity = self._train_identity(queries)
         template_ident = (self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
                           if self.error_model is not None else None)  # fmt: skip
+        xyzs = [chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(chosen[i, :n])
+                for i, n in enumerate(lengths)]  # fmt: skip
+        spans = [(len(sn), n - len(sc)) for (sn, sc, _), n in zip(std, lengths, strict=True)]
+        table = JsonTable(chosen, confidence, xyzs, spans)  # rounded once for the whole batch
+        if self.error_model is not None:  # every loop residue's predicted error at once
+            win, res = table.rows
+            probs = pred["bin_probs"][win, res] if "bin_probs" in pred else None
+            err = self.error_model.predict(loops_features(confidence[win, res], probs, list(template_ident),
+                                                          [q.cdr for q in queries], table.sizes))  # fmt: skip
+            errors = table.split(rounded(err, 2))
+            err_rmsd = np.sqrt(np.bincount(win, err**2, len(queries)) / np.maximum(table.sizes, 1)).tolist()
         results = []
         for i, q in enumerate(queries):
             n = lengths[i]
-            ang = chosen[i, :n]
-            xyz = chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(ang)
+            xyz = xyzs[i]
             sn, sc, notes = std[i]
             a, b = len(sn), n - len(sc)
             extra: dict = {"warnings": notes} if notes else {}
+            values = table.loop(i)
             if place is not None:  # place sees the query's own residues only (padding cut off)
                 pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                 own = xyz[pn : n - pc].copy()
@@ -260,24 +271,22 @@ class Predictor:
                     xyz = xyz.copy()
                     xyz[pn : n - pc] = moved
                     ang = backbone_torsions(xyz)
-            angles = ang.copy()
+                    values.update(phi=rounded(ang[a:b, 0], 1), psi=rounded(ang[a:b, 1], 1),
+                                  omega=rounded(ang[a:b, 2], 1), coords=coords_json(xyz[a:b]))  # fmt: skip
             ident = identity[i]
             loop = {
                 "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
                 "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
-                "phi": rounded(angles[a:b, 0], 1), "psi": rounded(angles[a:b, 1], 1),
-                "omega": rounded(angles[a:b, 2], 1),
-                "confidence": rounded(confidence[i, a:b], 3),
-                "coords": coords_json(xyz[a:b]),
+                "phi": values["phi"], "psi": values["psi"], "omega": values["omega"],
+                "confidence": values["confidence"], "coords": values["coords"],
                 "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),
                 "max_training_identity": None if ident is None else round(ident, 3),
                 "template": sources[i],
                 **extra,
             }  # fmt: skip
             if self.error_model is not None:
-                err = self.residue_error(pred, confidence, i, a, b, float(template_ident[i]), q.cdr)
-                loop["error"] = rounded(err, 2)
-                loop["rmsd_predicted"] = round(float(np.sqrt(np.mean(err**2))), 2)
+                loop["error"] = errors[i]
+                loop["rmsd_predicted"] = round(err_rmsd[i], 2)
             if samples > 0 and "bin_probs" in pred:
                 loop["samples"] = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
             results.append(loop)
@@ -326,13 +335,6 @@ class Predictor:
             batch, names = frame_batch(df, self.cfg.max_len, self.templates)
             return self.conformations(batch, df["cdr"].tolist(), df["sequence"].tolist(), names)
         return self.conformations(batch_from_frame(df, self.cfg.max_len), df["cdr"].tolist(), df["sequence"].tolist())
-
-    def residue_error(
-        self, pred: dict, confidence: np.ndarray, i: int, a: int, b: int, identity: float | None, cdr: str
-    ) -> np.ndarray:
-        """Predicted error (Å) of window ``i``'s loop residues ``a:b`` (see :mod:`loopfold.model.error_model`)."""
-        probs = pred["bin_probs"][i, a:b] if "bin_probs" in pred else None
-        return self.error_model.predict(residue_features(confidence[i, a:b], probs, identity, cdr))
 
     @staticmethod
     def confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:

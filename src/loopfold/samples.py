@@ -13,6 +13,42 @@ def coords_json(xyz: np.ndarray) -> dict[str, list]:
     return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
 
 
+class JsonTable:
+    """The loop residues of a batch of windows, rounded and turned into Python lists at once: the same
+    values as :func:`rounded` and :func:`coords_json` per loop, without NumPy calls per list.
+
+    Args:
+        angles: ``[B, L, 3]`` phi, psi, omega (degrees); confidence: ``[B, L]``;
+        xyz: per window ``[n, 4, 3]`` backbone coordinates; spans: per window its loop residues ``(a, b)``.
+    """
+
+    def __init__(self, angles: np.ndarray, confidence: np.ndarray, xyz: list[np.ndarray],
+                 spans: list[tuple[int, int]]) -> None:  # fmt: skip
+        self.sizes = np.array([b - a for a, b in spans], dtype=int)
+        self.start = np.concatenate([[0], np.cumsum(self.sizes)]).tolist()
+        #: window and residue index of every loop residue, loops end to end
+        self.rows = win, res = (np.repeat(np.arange(len(spans)), self.sizes),
+                                np.concatenate([np.arange(a, b) for a, b in spans]) if spans else np.zeros(0, int))
+        self.angles = np.round(angles[win, res], 1).T.tolist()  # [3][M]
+        self.confidence = np.round(confidence[win, res], 3).tolist()
+        flat = np.concatenate([w[a:b] for w, (a, b) in zip(xyz, spans, strict=True)]) if spans else np.zeros((0, 4, 3))
+        self.coords = np.round(flat, 3).transpose(1, 0, 2).tolist()  # [4][M][3]
+
+    def split(self, values: list) -> list[list]:
+        """A list over all loop residues (end to end) cut into one list per window."""
+        return [values[lo:hi] for lo, hi in zip(self.start[:-1], self.start[1:], strict=True)]
+
+    def loop(self, i: int) -> dict[str, list]:
+        """Window i's loop residues: ``phi``, ``psi``, ``omega``, ``confidence`` (None for NaN), ``coords``."""
+        lo, hi = self.start[i], self.start[i + 1]
+        phi, psi, omega = (v[lo:hi] for v in self.angles)
+        out = {"phi": phi, "psi": psi, "omega": omega, "confidence": self.confidence[lo:hi]}
+        if any(x != x for v in out.values() for x in v):  # NaN: undefined, written as None
+            out = {k: [None if x != x else x for x in v] for k, v in out.items()}
+        out["coords"] = dict(zip(("N", "CA", "C", "O"), (v[lo:hi] for v in self.coords), strict=True))
+        return out
+
+
 def sample_entry(probability: float, template: str | None, angles: np.ndarray, xyz: np.ndarray) -> dict:
     """One entry of a loop's ``samples`` list."""
     return {"probability": round(float(probability), 3), "template": template, "phi": rounded(angles[:, 0], 1),

@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -40,12 +39,13 @@ def loop_rows(record: dict) -> list[dict]:
     """One row per loop of a JSON-ready result record."""
     rows = []
     for lp in record.get("loops", []):
-        xyz = np.stack([np.array(lp["coords"][k], dtype=np.float32) for k in ("N", "CA", "C", "O")], 1)
+        c = lp["coords"]
         rows.append({"id": record["id"], "cdr": lp["cdr"], "chain": lp["chain"], "sequence": lp["sequence"],
                      "start": lp["start"], "phi": lp["phi"], "psi": lp["psi"], "omega": lp["omega"],
                      "confidence": lp["confidence"], "error": lp.get("error"),
                      "rmsd_predicted": lp.get("rmsd_predicted"), "template": lp.get("template"),
-                     "coords": xyz.reshape(len(xyz), 12).tolist()})  # fmt: skip
+                     "coords": [[*n, *ca, *cc, *o] for n, ca, cc, o in zip(c["N"], c["CA"], c["C"], c["O"],
+                                                                            strict=True)]})  # fmt: skip
     return rows
 
 

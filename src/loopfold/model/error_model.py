@@ -73,19 +73,30 @@ def residue_features(
     ``confidence`` ``[n]`` is the probability of each output residue's bin, ``probs``
     ``[n, K]`` the bin probabilities (None: entropy 0).
     """
-    n = len(confidence)
-    x = np.zeros((n, len(FEATURES)))
+    return loops_features(confidence, probs, [identity], [cdr], [len(confidence)])
+
+
+def loops_features(
+    confidence: np.ndarray, probs: np.ndarray | None, identity: list[float | None], cdrs: list[str], sizes: list[int]
+) -> np.ndarray:
+    """:func:`residue_features` of several loops at once, their residues end to end: loop k has
+    ``sizes[k]`` residues, template identity ``identity[k]`` and CDR ``cdrs[k]``."""
+    sizes_ = np.asarray(sizes, dtype=int)
+    m = int(sizes_.sum())
+    x = np.zeros((m, len(FEATURES)))
     x[:, 0] = 1.0
     x[:, 1] = np.nan_to_num(confidence, nan=0.0)
     if probs is not None:
         p = np.clip(probs, 1e-9, 1.0)
         x[:, 2] = -(p * np.log(p)).sum(-1) / np.log(p.shape[-1])
-    x[:, 3] = 0.0 if identity is None else min(identity, IDENTITY_CAP)
+    x[:, 3] = np.repeat([0.0 if v is None else min(v, IDENTITY_CAP) for v in identity], sizes_)
+    n = np.repeat(sizes_, sizes_)
+    pos = np.arange(m) - np.repeat(np.cumsum(sizes_) - sizes_, sizes_)
     x[:, 4] = n / 10.0
-    pos = np.arange(n)
     x[:, 5] = np.minimum(pos + 1, n - pos) / 10.0
-    if cdr in CDRS:
-        x[:, 6 + CDRS.index(cdr)] = 1.0
+    col = np.repeat([6 + CDRS.index(c) if c in CDRS else -1 for c in cdrs], sizes_)
+    known = col >= 0
+    x[np.flatnonzero(known), col[known]] = 1.0
     return x
 
 
