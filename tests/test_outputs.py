@@ -168,3 +168,36 @@ def test_interrupt_keeps_streamed_records_and_leaves_no_temporary_files(tmp_path
 def test_options_that_would_be_ignored_are_refused(args, message):
     r = predict(*args)
     assert r.exit_code == 2 and message in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_batch_rounding_gives_the_per_loop_json_values():
+    """JsonTable (one NumPy call per batch) must give what rounded()/coords_json() give loop by loop,
+    NaN as None; loops_features must give residue_features loop by loop."""
+    import numpy as np
+
+    from loopfold.model.error_model import loops_features, residue_features
+    from loopfold.samples import JsonTable, coords_json, rounded
+
+    rng = np.random.default_rng(3)
+    angles, conf = rng.uniform(-180, 180, (3, 12, 3)), rng.random((3, 12)).astype(np.float32)
+    angles[1, 4, 0] = np.nan
+    xyz = [rng.normal(size=(n, 4, 3)).astype(np.float32) for n in (12, 9, 11)]
+    spans = [(3, 9), (2, 7), (3, 8)]
+    table = JsonTable(angles, conf, xyz, spans)
+    for i, (a, b) in enumerate(spans):
+        got = table.loop(i)
+        assert got["coords"] == coords_json(xyz[i][a:b])
+        assert [got[k] for k in ("phi", "psi", "omega")] == [rounded(angles[i, a:b, j], 1) for j in range(3)]
+        assert got["confidence"] == rounded(conf[i, a:b], 3)
+    assert table.loop(1)["phi"][2] is None
+    probs = rng.dirichlet(np.ones(5), 16)
+    sizes, cdrs, ident = [6, 5, 5], ["H3", "L1", "XX"], [0.9, None, 0.4]
+    cut = np.cumsum([0, *sizes])
+    each = [residue_features(conf.ravel()[cut[k] : cut[k + 1]], probs[cut[k] : cut[k + 1]], ident[k], cdrs[k])
+            for k in range(3)]  # fmt: skip
+    x = loops_features(conf.ravel()[:16], probs, ident, cdrs, sizes)
+    assert np.array_equal(x, np.concatenate(each))
+    assert np.allclose(x[:6, 5], [0.1, 0.2, 0.3, 0.3, 0.2, 0.1]) and np.allclose(x[6:11, 5], [0.1, 0.2, 0.3, 0.2, 0.1])
+    assert np.allclose(x[:, 4], [0.6] * 6 + [0.5] * 10) and np.allclose(x[:, 3], [0.7] * 6 + [0.0] * 5 + [0.4] * 5)
+    assert x[:6, 6:].sum(1).tolist() == [1.0] * 6 and x[11:, 6:].sum() == 0  # one-hot CDR; unknown: none
+    assert table.split(list(range(16))) == [list(range(6)), list(range(6, 11)), list(range(11, 16))]
