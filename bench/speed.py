@@ -1,116 +1,208 @@
-"""Speed benchmark: cold start, batch throughput, numbering share, peak memory.
+"""Speed benchmark: cold start, throughput of every output path, numbering, peak memory, Ray.
 
-    python bench/speed.py [--n 10000] [--model RUN] [--json]
+    python bench/speed.py [--n 5000] [--model RUN] [--ray] [--out out/bench] [--json]
 
-Cold start: a fresh ``loopfold predict --heavy/--light --json`` process, wall time.
-Batch: N antibodies (trastuzumab with random CDR-H3 mutations) from FASTA,
-numbered with anarcism, predicted (whole Fv built) and written as JSON lines;
-the same with ``--no-fv`` (loops only); N/5 of them end to end with one Fv PDB
-file per antibody written (``--pdb-dir``, the issue-10 rate); the loop path
-after numbering, in-process.
+Input: N generated antibodies (trastuzumab's frameworks with real CDR-H3 and CDR-L3
+loops, each changed at a few positions, see :func:`make_fasta`: every chain is new
+to the run's numbering cache unless said). Each row is a
+fresh ``loopfold predict`` process (wall time, model loading included; peak
+resident memory polled from /proc): JSON lines with the whole Fv, loops only,
+Parquet parts (the repertoire path) with default settings, with ``--species
+human``, and with one light chain shared by all antibodies (the numbering cache);
+N/5 antibodies with one Fv PDB file each. In this process: the numbering step
+alone (chains/s) and everything after it (JSON records written). With ``--ray``
+the Parquet run again on a Ray cluster started on this machine, 1 and 2 workers.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import gzip
+import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
+from tables import write_outputs
 
 VH = ("EVQLVESGGGLVQPGGSLRLSCAASGFNIKDTYIHWVRQAPGKGLEWVARIYPTNGYTRYADSVKGRFTISADTSKNTAYLQMNSLR"
       "AEDTAVYYCSRWGGDGFYAMDYWGQGTLVTVSS")  # fmt: skip
 VL = "DIQMTQSPSSLSASVGDRVTITCRASQDVNTAVAWYQQKPGKAPKLLIYSASFLYSGVPSRFSGSRSGTDFTLTISSLQPEDFATYYCQQHYTTPPTFGQGTKVEIK"
 
 
-def make_fasta(path: Path, n: int) -> None:
+def real_cdr3s() -> dict[str, list[str]]:
+    """The shipped model's training CDR-H3 and CDR-L3 sequences (North), distinct."""
+    import csv
+
+    from loopfold.predict import MANIFEST, SHIPPED
+
+    with open(SHIPPED / MANIFEST, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {c: sorted({r["sequence"] for r in rows if r["cdr"] == c}) for c in ("H3", "L3")}
+
+
+def make_fasta(path: Path, n: int, vary_light: bool = True, bad: int | None = None) -> None:
+    """N antibodies ``ab0..``, trastuzumab's frameworks with CDR-H3 and (``vary_light``) CDR-L3 taken from
+    real ones (the shipped training loops) with 3 and 2 positions changed to letters drawn from all
+    those loops' composition, so chains are realistic and (nearly) all distinct. ``bad``: the index of a
+    record written with a letter that is not an amino acid. A ``.gz`` path is gzipped."""
     rng = np.random.default_rng(0)
-    aa = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
-    i = VH.index("WGGDGFYAMDY")
-    with open(path, "w") as fh:
+    real = real_cdr3s()
+    letters = {c: np.array(list("".join(real[c]))) for c in real}
+    i, j = VH.index("SRWGGDGFYAMDY"), VL.index("QQHYTTPPT")
+
+    def variant(cdr: str, changes: int) -> str:
+        seq = list(real[cdr][rng.integers(len(real[cdr]))])
+        for p in rng.choice(len(seq), min(changes, len(seq)), replace=False):
+            seq[p] = rng.choice(letters[cdr])
+        return "".join(seq)
+
+    with (gzip.open(path, "wt") if path.suffix == ".gz" else open(path, "w")) as fh:
         for k in range(n):
-            h3 = "".join(rng.choice(aa, rng.integers(6, 16)))
-            fh.write(f">ab{k}|H\n{VH[:i]}{h3}{VH[i + 11 :]}\n>ab{k}|L\n{VL}\n")
+            heavy = VH[:i] + variant("H3", 3) + VH[i + 13 :]
+            light = VL[:j] + variant("L3", 2) + VL[j + 9 :] if vary_light else VL
+            if k == bad:
+                heavy = heavy[:40] + "X" + heavy[41:]
+            fh.write(f">ab{k}|H\n{heavy}\n>ab{k}|L\n{light}\n")
 
 
-def peak_child_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+def _rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
 
 
-def run_cli(*args: str) -> float:
-    """Wall time of one ``loopfold`` process."""
+def run_cli(*args: str, kill_when=None) -> dict:  # noqa: ANN001 - kill_when: () -> bool
+    """One ``loopfold`` process: wall time, exit code, stderr, peak and sampled resident memory (MB).
+    ``kill_when``: polled every 0.2 s; when it returns True the process gets SIGKILL."""
     exe = Path(sys.executable).with_name("loopfold")
     t0 = time.perf_counter()
-    subprocess.run([str(exe), *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    proc = subprocess.Popen([str(exe), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    trace: list[tuple[float, float]] = []
+    while proc.poll() is None:
+        trace.append((round(time.perf_counter() - t0, 1), round(_rss_mb(proc.pid), 1)))
+        if kill_when is not None and kill_when():
+            proc.kill()
+        time.sleep(0.2)
+    reader.join()
+    return {"s": time.perf_counter() - t0, "rc": proc.returncode, "stderr": "".join(err),
+            "peak_rss_mb": max((m for _, m in trace), default=0.0), "rss_trace": trace[:: max(1, len(trace) // 20)]}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark; print a table (or JSON) and return the results."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=10000)
-    ap.add_argument("--model", default=None, help="run folder (default: the shipped model)")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args(argv)
-    model = ["--model", args.model] if args.model else []
+def rate(n: int, run: dict) -> float:
+    """Antibodies per second of a run (n records)."""
+    return round(n / run["s"], 1)
+
+
+def in_process(fasta: Path, model: str | None) -> dict:
+    """The numbering step alone, and everything after it, in this process (2 threads)."""
+    import json
+
     from loopfold.io.fasta import antibodies_from_fasta, antibody_chains
     from loopfold.numbering.anarci import number_sequences
     from loopfold.predict import Predictor
 
-    res: dict = {"n_antibodies": args.n, "model": args.model or "shipped"}
+    abs_ = list(antibodies_from_fasta(fasta))
+    items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in antibody_chains(ab)]
+    from loopfold.numbering.validate import check_domain
+
+    out = {}
+    for species, key in ((None, ""), (["human"], "_human")):
+        t0 = time.perf_counter()
+        raw = number_sequences(items, workers=2, species=species, engine="anarcism")
+        out[f"chains_per_s_anarcism_alone{key}"] = round(len(items) / (time.perf_counter() - t0), 1)
+        out[f"domains_failing_validation_anarcism{key}"] = sum(
+            check_domain(seq, d.indices, d.positions) is not None
+            for (_, seq), doms in zip(items, raw, strict=True) if isinstance(doms, list) for d in doms)  # fmt: skip
+        t0 = time.perf_counter()
+        numbered = number_sequences(items, workers=2, species=species)
+        out[f"chains_per_s_numbering{key}"] = round(len(items) / (time.perf_counter() - t0), 1)
+    out["chains"] = len(items)
+    pred = Predictor(model)
+    it = iter(numbered)
+    per_ab = [{label: next(it) for label, _ in antibody_chains(ab)} for ab in abs_]
+    t0 = time.perf_counter()
+    with open(os.devnull, "w") as fh:
+        for lo in range(0, len(abs_), 512):
+            chunk = abs_[lo : lo + 512]
+            queries, owners = [], []
+            for k, ab in enumerate(chunk):
+                qs = pred.antibody_queries(ab, per_ab[lo + k])
+                queries += qs
+                owners += [k] * len(qs)
+            grouped: dict[int, list] = {}
+            for k, lp in zip(owners, pred.predict_queries(queries), strict=True):
+                grouped.setdefault(k, []).append(lp)
+            for k, ab in enumerate(chunk):
+                fh.write(json.dumps({"id": ab.name, "loops": grouped.get(k, [])}) + "\n")
+    out["antibodies_per_s_after_numbering"] = round(len(abs_) / (time.perf_counter() - t0), 1)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark; write OUT/speed.json and .md and return the results."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5000)
+    ap.add_argument("--model", default=None, help="run folder (default: the shipped model)")
+    ap.add_argument("--ray", action="store_true", help="also the Parquet run on a local Ray cluster, 1 and 2 workers")
+    ap.add_argument("--out", type=Path, default=Path("out/bench"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    model = ["--model", args.model] if args.model else []
+    n, res = args.n, {"n_antibodies": args.n, "model": args.model or "shipped", "cores": os.cpu_count()}
+    rows: list[tuple[str, dict, int]] = []
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        res["cold_start_s"] = round(min(run_cli("predict", "--heavy", VH, "--light", VL, "--json",
-                                                str(d / "one.json"), *model) for _ in range(3)), 2)  # fmt: skip
-        small, big = d / "small.fasta", d / "big.fasta"
-        make_fasta(small, max(1, args.n // 5))
-        make_fasta(big, args.n)
-        run_cli("predict", "--fasta", str(small), "--jsonl", str(d / "small.jsonl"), *model)
-        res["peak_rss_mb_n_div_5"] = round(peak_child_mb(), 1)
-        total = run_cli("predict", "--fasta", str(big), "--jsonl", str(d / "big.jsonl"), *model)
-        res["peak_rss_mb_n"] = round(peak_child_mb(), 1)
-        res["end_to_end_s"] = round(total, 2)
-        res["antibodies_per_s_end_to_end"] = round(args.n / total, 1)
-        loops_only = run_cli("predict", "--fasta", str(big), "--jsonl", str(d / "lo.jsonl"), "--no-fv", *model)
-        res["antibodies_per_s_loops_only"] = round(args.n / loops_only, 1)
-        fv_pdb = run_cli("predict", "--fasta", str(small), "--pdb-dir", str(d / "pdb"), "--quiet", *model)
-        res["fv_pdb_per_s_end_to_end"] = round(max(1, args.n // 5) / fv_pdb, 1)
-        # the numbering step alone, and everything after it, in this process
-        abs_ = list(antibodies_from_fasta(big))
-        items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in antibody_chains(ab)]
-        t0 = time.perf_counter()
-        numbered = number_sequences(items, workers=2)
-        t_num = time.perf_counter() - t0
-        pred = Predictor(args.model)
-        it = iter(numbered)
-        per_ab = [{label: next(it) for label, _ in antibody_chains(ab)} for ab in abs_]
-        t0 = time.perf_counter()
-        with open(d / "after.jsonl", "w") as fh:
-            for lo in range(0, len(abs_), 512):
-                chunk = abs_[lo : lo + 512]
-                queries, owners = [], []
-                for k, ab in enumerate(chunk):
-                    qs = pred.antibody_queries(ab, per_ab[lo + k])
-                    queries += qs
-                    owners += [k] * len(qs)
-                loops = pred.predict_queries(queries)
-                grouped: dict[int, list] = {}
-                for k, lp in zip(owners, loops, strict=True):
-                    grouped.setdefault(k, []).append(lp)
-                for k, ab in enumerate(chunk):
-                    fh.write(json.dumps({"id": ab.name, "loops": grouped.get(k, [])}) + "\n")
-        t_after = time.perf_counter() - t0
-    res.update({
-        "numbering_s": round(t_num, 2), "chains_per_s_numbering": round(len(items) / t_num, 1),
-        "after_numbering_s": round(t_after, 2), "antibodies_per_s_after_numbering": round(args.n / t_after, 1),
-        "numbering_share": round(t_num / (t_num + t_after), 3),
-    })  # fmt: skip
-    print(json.dumps(res, indent=2) if args.json else "\n".join(f"{k:<34}{v}" for k, v in res.items()))
+        res["cold_start_s"] = round(min(run_cli("predict", "--heavy", VH, "--light", VL, "--json", str(d / "one.json"),
+                                                *model)["s"] for _ in range(3)), 2)  # fmt: skip
+        big, same_light, small = d / "big.fasta.gz", d / "same_light.fasta", d / "small.fasta"
+        make_fasta(big, n)
+        make_fasta(same_light, n, vary_light=False)
+        make_fasta(small, max(1, n // 5))
+        q = ["--quiet", *model]
+        runs = [("JSON lines, whole Fv", ["--fasta", str(big), "--jsonl", str(d / "fv.jsonl")], n),
+                ("JSON lines, loops only (--no-fv)", ["--fasta", str(big), "--jsonl", str(d / "lo.jsonl"),
+                                                      "--no-fv"], n),
+                ("Parquet parts", ["--fasta", str(big), "--parquet", str(d / "pq")], n),
+                ("Parquet parts, --species human", ["--fasta", str(big), "--parquet", str(d / "pqh"), "--species",
+                                                    "human"], n),
+                ("Parquet parts, one light chain for all", ["--fasta", str(same_light), "--parquet",
+                                                            str(d / "pqs")], n),
+                ("one Fv PDB file per antibody (N/5)", ["--fasta", str(small), "--pdb-dir", str(d / "pdb")],
+                 max(1, n // 5))]  # fmt: skip
+        if args.ray:
+            runs += [(f"Parquet parts on Ray, {w} worker(s)", ["--fasta", str(big), "--parquet", str(d / f"ray{w}"),
+                                                               "--ray", "local", "--workers", str(w)], n)
+                     for w in (1, 2)]  # fmt: skip
+        for label, extra, count in runs:
+            r = run_cli("predict", *extra, *q)
+            if r["rc"] not in (0, 3):
+                raise SystemExit(f"{label}: exit {r['rc']}: {r['stderr'][-2000:]}")
+            rows.append((label, r, count))
+            print(f"{label}: {rate(count, r)}/s, peak {r['peak_rss_mb']} MB", file=sys.stderr)
+        res.update(in_process(big, args.model))
+    res["runs"] = [{"run": label, "antibodies": count, "seconds": round(r["s"], 1), "per_s": rate(count, r),
+                    "peak_rss_mb": r["peak_rss_mb"]} for label, r, count in rows]  # fmt: skip
+    md = "\n".join([f"# Speed: {n} generated antibodies, {res['cores']} cores", "",
+                    f"Cold start (one antibody, JSON): {res['cold_start_s']} s", "",
+                    "| run (fresh process, model loading included) | antibodies/s | peak RSS (MB) |", "|---|---|---|",
+                    *[f"| {r['run']} | {r['per_s']} | {r['peak_rss_mb']} |" for r in res["runs"]], "",
+                    f"In process ({res['chains']} chains): validated numbering {res['chains_per_s_numbering']} "
+                    f"chains/s with all species, {res['chains_per_s_numbering_human']} with human only (anarcism "
+                    f"alone {res['chains_per_s_anarcism_alone']} and {res['chains_per_s_anarcism_alone_human']}; "
+                    f"domains failing validation {res['domains_failing_validation_anarcism']} and "
+                    f"{res['domains_failing_validation_anarcism_human']}); after numbering "
+                    f"{res['antibodies_per_s_after_numbering']} antibodies/s (JSON records)", ""])  # fmt: skip
+    write_outputs(args.out, "speed", res, md) if not args.json else print(__import__("json").dumps(res, indent=2))
     return res
 
 

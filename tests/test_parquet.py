@@ -40,12 +40,15 @@ def test_parts_rows_errors_and_resume_after_a_lost_part(tmp_path):
     assert runner.invoke(app, [*args, "--parquet", str(cut)]).exit_code == 3
     for k in (1, 2):
         (cut / f"loops-0000{k}.parquet").unlink()
+    (cut / ".loops-00001.parquet.k1ll3d.tmp").write_bytes(b"PAR1 half")  # what a SIGKILL mid-write leaves
+    (cut / ".my-notes.parquet.x.tmp").write_text("not ours")
     before = os.stat(cut / "loops-00000.parquet").st_mtime_ns
     r = runner.invoke(app, [*args, "--parquet", str(cut)])
     assert r.exit_code == 2 and "holds an earlier run; give --resume" in r.output
     r = runner.invoke(app, [*args, "--parquet", str(cut), "--resume"])
     assert r.exit_code == 3 and "1 finished part(s) kept" in " ".join(r.output.split()), r.output
     assert os.stat(cut / "loops-00000.parquet").st_mtime_ns == before
+    assert not (cut / ".loops-00001.parquet.k1ll3d.tmp").exists() and (cut / ".my-notes.parquet.x.tmp").exists()
     assert read_loops(cut).equals(rows)  # the same rows as the uninterrupted run
     r = runner.invoke(app, [*args, "--part-size", "3", "--parquet", str(cut), "--resume"])
     assert r.exit_code == 2 and "--resume with other settings" in " ".join(r.output.split())

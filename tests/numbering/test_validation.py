@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from loopfold.errors import NumberingError
+from loopfold.numbering import anarci
 from loopfold.numbering.anarci import number_sequence, number_sequences
 from loopfold.numbering.cdr import locate_cdr
 from loopfold.numbering.validate import check_domain
@@ -34,10 +35,15 @@ def cut(seq, doms, cdr, definition="north"):
         (PDB_1BFO_H, "H3", "YYC", "AREGHTAAPFDY"),
     ],
 )
-def test_misnumbered_chains_are_caught_and_renumbered(seq, cdr, stem, loop):
+def test_misnumbered_chains_are_caught_and_renumbered(seq, cdr, stem, loop, monkeypatch):
     raw = number_sequence(seq, engine="anarcism")
     problem = check_domain(seq, raw[0].indices, raw[0].positions)
     assert problem is not None and "shifted" in problem  # anarcism's numbering is caught
+    doms = number_sequence(seq)  # first: anarcism without the misaligning species' profiles
+    assert doms[0].numberer == "anarcism" and raw[0].species and doms[0].species != raw[0].species
+    assert cut(seq, doms, cdr) == (stem, loop)
+    # no other species to try: the second opinion, anarcii, numbers it
+    monkeypatch.setattr(anarci.anarcism, "species", lambda: [raw[0].species])
     doms = number_sequence(seq)
     assert doms[0].numberer == "anarcii"
     assert cut(seq, doms, cdr) == (stem, loop)

@@ -71,6 +71,9 @@ class ParquetParts:
         elif existing or run.exists():
             raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
         folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".*-*.parquet.*.tmp") if resume else ():  # a killed run's unfinished parts
+            if stale.name.startswith((".loops-", ".errors-")):
+                stale.unlink(missing_ok=True)
         with atomic_path(run) as tmp:
             tmp.write_text(json.dumps(self.settings))
         self.done = {int(p.stem.split("-")[1]) for p in folder.glob("loops-*.parquet")}

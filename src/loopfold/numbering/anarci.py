@@ -2,16 +2,20 @@
 
 anarcism (offline Rust, IMGT) numbers every chain first. Each domain is checked
 against the conserved residues (:mod:`loopfold.numbering.validate`); one that
-fails is numbered again by anarcii (:mod:`loopfold.numbering.second_opinion`)
-and checked again. A chain whose domain fails both is refused with a
-NumberingError naming the chain and the problem, so no loop is ever cut from a
-failed numbering. ``engine`` selects a single numberer, unvalidated, for
+fails is numbered again by anarcism without the profiles of the species it was
+aligned to (one profile can shift a whole family: rhesus shifts Cys23 of many
+human kappa chains), and, if that fails too, by anarcii
+(:mod:`loopfold.numbering.second_opinion`), each checked again. On the Rosetta
+antibody database the retry gives the CDR cuts anarcii gives, about ten times
+faster (``docs/benchmarks.md``). A chain whose domain fails every numbering is
+refused with a NumberingError naming the chain and the problem, so no loop is
+ever cut from a failed numbering. ``engine`` selects a single numberer, unvalidated, for
 benchmarks (``bench/numbering.py``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import anarcism
 
@@ -39,6 +43,7 @@ class NumberedDomain:
     indices: tuple[int, ...]
     positions: tuple[tuple[int, str], ...]
     numberer: str = "anarcism"
+    species: str = ""  # the germline species whose profile anarcism aligned to ("" from anarcii)
 
 
 def _domains(result: anarcism.SequenceResult) -> list[NumberedDomain]:
@@ -53,6 +58,7 @@ def _domains(result: anarcism.SequenceResult) -> list[NumberedDomain]:
                 scheme="imgt",
                 indices=tuple(r.sequence_index for r in nums),
                 positions=tuple((r.position, r.insertion_code.strip()) for r in nums),
+                species=dom.species or "",
             )
         )
     return out
@@ -72,9 +78,11 @@ def _second_opinion(items: list[tuple[str, str]]) -> list[list[NumberedDomain] |
 
 
 def _validate(
-    items: list[tuple[str, str]], numbered: list[list[NumberedDomain] | NumberingError]
-) -> list[list[NumberedDomain] | NumberingError]:
-    """Check every domain; renumber failing ones with the second opinion; refuse chains that fail both."""
+    items: list[tuple[str, str]], numbered: list[list[NumberedDomain] | NumberingError],
+    species: list[str] | None = None, workers: int | None = None,
+) -> list[list[NumberedDomain] | NumberingError]:  # fmt: skip
+    """Check every domain; renumber failing ones (anarcism without the failing species' profiles, then
+    the second opinion, anarcii); refuse chains whose domain fails every numbering."""
     jobs: dict[str, tuple[int, int, str]] = {}  # job name -> (item, domain, first problem)
     subs: list[tuple[str, str]] = []
     for k, ((_, seq), doms) in enumerate(zip(items, numbered, strict=True)):
@@ -88,25 +96,51 @@ def _validate(
                 subs.append((f"{k}:{j}", seq[d.indices[0] : stop]))
     if not jobs:
         return numbered
-    again = second_opinion.renumber(subs)
     out = [d if isinstance(d, NumberingError) else list(d) for d in numbered]
-    for key, (k, j, problem) in jobs.items():
+
+    def accept(key: str, dom: NumberedDomain) -> str | None:
+        """Put a renumbered domain in place if it passes; else the problem."""
+        k, j, _ = jobs[key]
+        dom = replace(dom, indices=tuple(i + numbered[k][j].indices[0] for i in dom.indices))
+        problem = check_domain(items[k][1], dom.indices, dom.positions)
+        if problem is None and dom.chain_type != numbered[k][j].chain_type:
+            problem = f"chain type {dom.chain_type}, anarcism said {numbered[k][j].chain_type}"
+        if problem is None:
+            out[k][j] = dom
+        return problem
+
+    # a profile can misalign a whole family (rhesus shifts C23 of human kappa chains): the other species'
+    # profiles usually number it right, and cost a fraction of the second opinion
+    retry: dict[str, list[tuple[str, str]]] = {}
+    for key, sub in subs:
+        k, j, _ = jobs[key]
+        retry.setdefault(numbered[k][j].species, []).append((key, sub))
+    left = []
+    for failing, group in retry.items():
+        others = [x for x in (species or anarcism.species()) if x != failing]
+        again: list = [None] * len(group)
+        if others and failing:
+            try:
+                again = anarcism.number_sequences(group, workers=workers, allowed_chains=["H", "K", "L"],
+                                                  allowed_species=others)  # fmt: skip
+            except anarcism.AnarcismError:
+                pass  # all of them go to the second opinion
+        for (key, sub), res in zip(group, again, strict=True):
+            doms = _domains(res) if res is not None else []
+            if not doms or accept(key, doms[0]) is not None:
+                left.append((key, sub))
+    found = second_opinion.renumber(left)
+    for key, _ in left:
+        k, j, problem = jobs[key]
         if isinstance(out[k], NumberingError):
             continue
-        name, seq = items[k]
-        off = numbered[k][j].indices[0]
-        r = again[key]
+        r = found[key]
         if not isinstance(r, str):
-            dom = NumberedDomain(r[0], "imgt", tuple(i + off for i in r[1]), r[2], "anarcii")
-            second = check_domain(seq, dom.indices, dom.positions)
-            if second is None and dom.chain_type != numbered[k][j].chain_type:
-                second = f"chain type {dom.chain_type}, anarcism said {numbered[k][j].chain_type}"
-            if second is None:
-                out[k][j] = dom
+            r = accept(key, NumberedDomain(r[0], "imgt", r[1], r[2], "anarcii"))
+            if r is None:
                 continue
-            r = second
         out[k] = NumberingError(
-            f"{name}: numbering failed validation ({problem}; second opinion, anarcii: {r}); chain refused"
+            f"{items[k][0]}: numbering failed validation ({problem}; second opinion, anarcii: {r}); chain refused"
         )
     return out
 
@@ -154,7 +188,7 @@ def number_sequences(
             continue
         doms = _domains(res)
         out.append(doms if doms else NumberingError(f"{name}: no antibody variable domain found"))
-    return out if engine == "anarcism" else _validate(items, out)
+    return out if engine == "anarcism" else _validate(items, out, opts["allowed_species"], workers)
 
 
 def _one(name: str, sequence: str, opts: dict) -> anarcism.SequenceResult | NumberingError:
