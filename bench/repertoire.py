@@ -13,7 +13,9 @@ Writes ``OUT/repertoire.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import signal
 import tempfile
 from pathlib import Path
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "peak_rss_mb": r["peak_rss_mb"], "rss_trace": r["rss_trace"],
                          "summary": r["stderr"].strip().splitlines()[-1] if r["stderr"].strip() else ""}  # fmt: skip
             print(name, res[name]["per_s"], "/s, peak", r["peak_rss_mb"], "MB", flush=True)
-        total = math.ceil(args.n / 512)
+        total = math.ceil(args.n / json.loads((d / "big" / "run.json").read_text())["part_size"])
         killed = d / "killed"
 
         def enough() -> bool:
@@ -56,6 +58,8 @@ def main(argv: list[str] | None = None) -> dict:
         k = run_cli(*args_big, kill_when=enough)
         kept = len(list(killed.glob("loops-*.parquet")))
         stale = len(list(killed.glob(".*.tmp")))
+        if k["rc"] != -signal.SIGKILL or kept >= total:
+            raise SystemExit(f"the run was not killed mid-way (exit {k['rc']}, {kept} of {total} parts)")
         r = run_cli(*args_big, "--resume")
         same = read_loops(killed).equals(read_loops(d / "big"))
 

@@ -4,20 +4,22 @@
 
 Input: N generated antibodies (trastuzumab's frameworks with real CDR-H3 and CDR-L3
 loops, each changed at a few positions, see :func:`make_fasta`: every chain is new
-to the run's numbering cache unless said). Each row is a
-fresh ``loopfold predict`` process (wall time, model loading included; peak
-resident memory polled from /proc): JSON lines with the whole Fv, loops only,
-Parquet parts (the repertoire path) with default settings, with ``--species
-human``, and with one light chain shared by all antibodies (the numbering cache);
-N/5 antibodies with one Fv PDB file each. In this process: the numbering step
-alone (chains/s) and everything after it (JSON records written). With ``--ray``
-the Parquet run again on a Ray cluster started on this machine, 1 and 2 workers.
+to the run's numbering cache unless said). Each row is a fresh ``loopfold
+predict`` process (wall time, model loading included; peak resident memory of
+the process and every process under it, a local Ray cluster's too, polled from
+/proc): JSON lines with the whole Fv, loops only, Parquet parts (the repertoire
+path) with default settings, with ``--species human``, and with one light chain
+shared by all antibodies (the numbering cache); N/5 antibodies with one Fv PDB
+file each. In this process: the numbering step alone (chains/s) and everything
+after it on the Parquet path (parts written). With ``--ray`` the Parquet run
+again on a Ray cluster started on this machine, 1 and 2 workers.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import itertools
 import os
 import subprocess
 import sys
@@ -71,11 +73,28 @@ def make_fasta(path: Path, n: int, vary_light: bool = True, bad: int | None = No
 
 
 def _rss_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
+    """Resident memory (MB) of ``pid`` and every process under it (a Ray run's raylet and workers too)."""
+    parent: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parent[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = {pid}, [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p and c not in tree]
+        tree.update(kids)
+        todo += kids
+    total = 0
+    for p in tree:
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                total += next((int(line.split()[1]) for line in fh if line.startswith("VmRSS:")), 0)
+        except OSError:
+            continue
+    return total / 1024
 
 
 def run_cli(*args: str, kill_when=None) -> dict:  # noqa: ANN001 - kill_when: () -> bool
@@ -104,47 +123,39 @@ def rate(n: int, run: dict) -> float:
 
 
 def in_process(fasta: Path, model: str | None) -> dict:
-    """The numbering step alone, and everything after it, in this process (2 threads)."""
-    import json
-
+    """In this process (2 threads): numbering alone (anarcism, then validated, all species and human
+    only), then the Parquet path after numbering: every chain already numbered (a warm
+    ChainNumberer), records predicted by ``predict_antibodies`` in parts of 512 and written as parts."""
+    from loopfold.batch import predict_antibodies
     from loopfold.io.fasta import antibodies_from_fasta, antibody_chains
+    from loopfold.io.parquet_parts import write_part
     from loopfold.numbering.anarci import number_sequences
+    from loopfold.numbering.cache import ChainNumberer
+    from loopfold.numbering.validate import check_domain
     from loopfold.predict import Predictor
 
     abs_ = list(antibodies_from_fasta(fasta))
     items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in antibody_chains(ab)]
-    from loopfold.numbering.validate import check_domain
-
-    out = {}
-    for species, key in ((None, ""), (["human"], "_human")):
+    out: dict = {"chains": len(items)}
+    for species, key in ((["human"], "_human"), (None, "")):
         t0 = time.perf_counter()
         raw = number_sequences(items, workers=2, species=species, engine="anarcism")
         out[f"chains_per_s_anarcism_alone{key}"] = round(len(items) / (time.perf_counter() - t0), 1)
         out[f"domains_failing_validation_anarcism{key}"] = sum(
             check_domain(seq, d.indices, d.positions) is not None
             for (_, seq), doms in zip(items, raw, strict=True) if isinstance(doms, list) for d in doms)  # fmt: skip
+        warm = ChainNumberer(species, size=len(items))
         t0 = time.perf_counter()
-        numbered = number_sequences(items, workers=2, species=species)
+        warm.number(items, workers=2)
         out[f"chains_per_s_numbering{key}"] = round(len(items) / (time.perf_counter() - t0), 1)
-    out["chains"] = len(items)
-    pred = Predictor(model)
-    it = iter(numbered)
-    per_ab = [{label: next(it) for label, _ in antibody_chains(ab)} for ab in abs_]
-    t0 = time.perf_counter()
-    with open(os.devnull, "w") as fh:
-        for lo in range(0, len(abs_), 512):
-            chunk = abs_[lo : lo + 512]
-            queries, owners = [], []
-            for k, ab in enumerate(chunk):
-                qs = pred.antibody_queries(ab, per_ab[lo + k])
-                queries += qs
-                owners += [k] * len(qs)
-            grouped: dict[int, list] = {}
-            for k, lp in zip(owners, pred.predict_queries(queries), strict=True):
-                grouped.setdefault(k, []).append(lp)
-            for k, ab in enumerate(chunk):
-                fh.write(json.dumps({"id": ab.name, "loops": grouped.get(k, [])}) + "\n")
-    out["antibodies_per_s_after_numbering"] = round(len(abs_) / (time.perf_counter() - t0), 1)
+    pred = Predictor(model)  # the last loop's numberer (all species) is warm: prediction numbers nothing
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        results = predict_antibodies(pred, abs_, chunk=512, workers=2, numberer=warm)
+        for k in range(0, len(abs_), 512):
+            part = [(r.result, r.error) for r in itertools.islice(results, 512)]
+            write_part(Path(d), k // 512, part)
+        out["antibodies_per_s_after_numbering"] = round(len(abs_) / (time.perf_counter() - t0), 1)
     return out
 
 
@@ -201,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
                     f"alone {res['chains_per_s_anarcism_alone']} and {res['chains_per_s_anarcism_alone_human']}; "
                     f"domains failing validation {res['domains_failing_validation_anarcism']} and "
                     f"{res['domains_failing_validation_anarcism_human']}); after numbering "
-                    f"{res['antibodies_per_s_after_numbering']} antibodies/s (JSON records)", ""])  # fmt: skip
+                    f"{res['antibodies_per_s_after_numbering']} antibodies/s (Parquet parts written)", ""])  # fmt: skip
     write_outputs(args.out, "speed", res, md) if not args.json else print(__import__("json").dumps(res, indent=2))
     return res
 

@@ -4,9 +4,13 @@ writes the rows a one-process run writes, reports bad records, and resumes."""
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +22,10 @@ from loopfold.cli import app, optional_value
 from loopfold.io.parquet_parts import read_loops
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
-ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'loopfold[cluster]')")
-
 N = 240  # antibodies
 BIN = Path(sys.executable).parent
-#: the cluster with token authentication (ray start's default since Ray 2.59): clients must say so
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+#: the test cluster's own token (Ray's token authentication), usage statistics off
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 
 
 def _fasta(path: Path) -> Path:
@@ -43,17 +45,26 @@ def _fasta(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A Ray head on 127.0.0.1 with 2 CPUs, stopped afterwards."""
+    """A Ray head of its own on 127.0.0.1 with 2 CPUs (``ray start --head --block`` in its own session, with
+    its own temporary folder), stopped afterwards without touching any other Ray on the machine."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-                    "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
-                   check=True, env=ENV, capture_output=True, timeout=180)  # fmt: skip
+    temp = tempfile.mkdtemp(prefix="lfray", dir="/tmp")  # Ray's socket paths must stay short
+    head = subprocess.Popen([str(BIN / "ray"), "start", "--head", "--block", "--node-ip-address", "127.0.0.1",
+                             "--port", str(port), "--num-cpus", "2", "--include-dashboard", "false",
+                             "--disable-usage-stats", "--temp-dir", temp],
+                            env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _loopfold(*args: str) -> subprocess.CompletedProcess:
@@ -82,12 +93,36 @@ def test_ray_cluster_writes_the_rows_of_a_one_process_run_and_resumes(cluster, t
     assert "summary: 49 of 50 record(s) predicted; failed: 1 letter not an amino acid" in said
     assert os.stat(tmp_path / "ray" / "loops-00000.parquet").st_mtime_ns == kept
     assert read_loops(tmp_path / "ray").equals(expect)
+    assert not (tmp_path / "ray" / ".input").exists()  # the input shards go once their parts are written
+    # --on-error fail: the part holding the bad record is not written, the run ends naming it
+    r = _loopfold(*args, "--parquet", str(tmp_path / "stop"), "--ray", cluster, "--on-error", "fail")
+    assert r.returncode != 0 and "broken" in r.stderr, r.stderr
+    assert not (tmp_path / "stop" / "loops-00002.parquet").exists()
 
 
 def test_ray_without_an_address_means_a_cluster_on_this_machine():
     assert optional_value(["predict", "--parquet", "o", "--ray"], "--ray", "local")[-1] == "--ray=local"
     assert optional_value(["--ray", "--quiet"], "--ray", "local") == ["--ray=local", "--quiet"]
     assert optional_value(["--ray", "10.0.0.1:6379"], "--ray", "local") == ["--ray", "10.0.0.1:6379"]
+
+
+def test_ray_alone_starts_a_new_local_cluster_and_a_failed_join_leaves_no_run_folder(tmp_path, monkeypatch):
+    import ray
+
+    asked = []
+
+    def refuse(address=None, **kw):
+        asked.append(address)
+        raise ConnectionError("no cluster there")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.9:6379")  # Ray would join this if given no address
+    runner = CliRunner()
+    r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--parquet", str(tmp_path / "p"), "--ray", "local"])
+    assert asked == ["local"]
+    said = " ".join(r.output.split())
+    assert r.exit_code != 0 and "--ray local: cannot join the Ray cluster (no cluster there" in said
+    assert not (tmp_path / "p").exists()  # no run.json: the next run needs no --resume
 
 
 def test_ray_and_workers_need_their_partners(tmp_path):
@@ -97,4 +132,4 @@ def test_ray_and_workers_need_their_partners(tmp_path):
     r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--parquet", str(tmp_path / "p"), "--workers", "2"])
     assert r.exit_code == 2 and "--workers goes with --ray" in r.output
     r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--species", "martian"])
-    assert r.exit_code == 2 and "species martian: expected some of human" in " ".join(r.output.split()), r.output
+    assert r.exit_code == 2 and "species (--species) martian: expected some of human" in " ".join(r.output.split())

@@ -1,20 +1,22 @@
 """Ray Data runs: ``loopfold predict ... --parquet DIR --ray [ADDRESS]``.
 
-The same pipeline as a one-process ``--parquet`` run, spread over a Ray cluster:
-the driver reads the input and cuts it into the run's parts (``--part-size``
-records each, numbered as in :mod:`loopfold.io.parquet_parts`); Ray Data hands
-the parts to a pool of workers, each of which loads the model once, numbers and
-predicts its part's antibodies in one batch and writes the part's Parquet files
-itself (atomically, so a killed run keeps every finished part and ``--resume``
-goes on from there). The rows are those a one-process run writes.
+The same pipeline as a one-process ``--parquet`` run, spread over a Ray cluster.
+The driver joins the cluster first, then streams the input once into input
+shards, one small Parquet file per part of the run (``DIR/.input/part-0000k.parquet``:
+the part's records, ``--part-size`` of them, numbered as in
+:mod:`loopfold.io.parquet_parts`), holding one part in memory at a time. Ray
+Data hands the shards to a pool of workers; each loads the model once, reads a
+shard, numbers and predicts its antibodies in one batch (as the one-process run
+batches each part), writes the part's Parquet files itself (atomically, so a
+killed run keeps every finished part and ``--resume`` goes on from there) and
+deletes the shard. The rows are those a one-process run writes.
 
 ``ADDRESS`` is a running cluster's head (``HOST:PORT``; ``auto`` finds one
-started on this machine); ``local`` starts a cluster inside this run on this
-machine's cores. On a multi-machine cluster, every node needs loopfold installed
-(and ``--model`` at the same path) and the output folder on a file system all
-nodes share. Ray's usage statistics are switched off: nothing leaves the machine.
-The driver holds the input sequences (about 0.5 kB per antibody), so split inputs
-much larger than 10^7 antibodies into several runs.
+started on this machine); :data:`LOCAL` starts a new cluster inside this run on
+this machine's cores, whatever else runs here. On a multi-machine cluster every
+node needs loopfold installed (the same model: a worker whose model differs
+refuses to run) and the output folder on a file system all nodes share (the
+driver checks each part's file is there).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from loopfold.io.fasta import AntibodyInput
 
 #: ``--ray`` without an address: start a cluster on this machine for the run.
 LOCAL = "local"
+#: Input shards, inside the run folder (removed as their parts are written).
+SHARDS = ".input"
+FIELDS = ("name", "heavy", "light", "other", "error")
 
 
 @dataclass(frozen=True)
@@ -40,26 +45,76 @@ class PartSettings:
 
     folder: str  # the run's output folder (absolute; shared by all nodes)
     model: str | None
+    model_name: str  # the driver's model: a worker loading another refuses
     samples: int
     species: tuple[str, ...] | None
+    stop_on_error: bool = False  # --on-error fail: a part with a failed record is not written
 
 
 @dataclass(frozen=True)
 class PartDone:
-    """A part a worker finished: its number, its record count and its failures ``(id, reason)``."""
+    """A part a worker finished: its number, its record count, its failures ``(id, reason)`` and whether
+    its files were written (not when a failure stops the run)."""
 
     part: int
     records: int
     failures: tuple[tuple[str, str], ...]
+    written: bool = True
 
 
-def part_blocks(records: Iterable[AntibodyInput], queue: deque) -> list[dict]:
-    """Ray Data rows, one per part: ``{"part": k, "records": JSON list of records}`` (``queue`` gives each
-    record's part as it is read, see :meth:`ParquetParts.skip_done`)."""
-    blocks: dict[int, list] = {}
+def connect(address: str) -> None:
+    """Join the Ray cluster at ``address`` (or start one here for :data:`LOCAL`), quietly, with Ray's
+    usage statistics off for a cluster started here.
+
+    Raises:
+        LoopfoldError: Ray is not installed, or the cluster cannot be joined.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a cluster started here would report over the network
+    try:
+        import ray
+    except ImportError:
+        raise LoopfoldError("--ray needs Ray: pip install 'loopfold[cluster]'") from None
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
+        hint = "" if os.environ.get("RAY_AUTH_MODE") else ("; a cluster started with token authentication needs "
+                                                           "RAY_AUTH_MODE=token here")  # fmt: skip
+        why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LoopfoldError(f"--ray {address}: cannot join the Ray cluster ({why}{hint})") from None
+
+
+def stage_shards(records: Iterable[AntibodyInput], queue: deque, folder: Path) -> list[int]:
+    """Write each part's records (``queue`` gives each record's part as it is read, see
+    :meth:`ParquetParts.skip_done`) to its input shard, one part in memory at a time; the part numbers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from loopfold.io.atomic import atomic_path
+
+    schema = pa.schema([(f, pa.string()) for f in FIELDS])
+    (folder / SHARDS).mkdir(parents=True, exist_ok=True)
+    for stale in (folder / SHARDS).glob(".part-*.tmp"):  # a killed run's unfinished shard
+        stale.unlink(missing_ok=True)
+    parts: list[int] = []
+    rows: list[dict] = []
+
+    def flush() -> None:
+        with atomic_path(folder / SHARDS / f"part-{parts[-1]:05d}.parquet") as tmp:
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+
     for rec in records:
-        blocks.setdefault(queue.popleft(), []).append([rec.name, rec.heavy, rec.light, rec.other, rec.error])
-    return [{"part": k, "records": json.dumps(v)} for k, v in blocks.items()]
+        k = queue.popleft()
+        if parts and k != parts[-1]:
+            flush()
+            rows = []
+        if not parts or k != parts[-1]:
+            parts.append(k)
+        rows.append({f: getattr(rec, f) for f in FIELDS})
+    if parts:
+        flush()
+    return parts
 
 
 def _worker_class(settings: PartSettings, threads: int) -> type:
@@ -74,69 +129,71 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
             torch.set_num_threads(threads)
             species = list(settings.species) if settings.species else None
             self.api = LoopFold(settings.model, fv=False, species=species, workers=threads)
+            if self.api.predictor.name != settings.model_name:
+                raise LoopfoldError(f"this node loads model {self.api.predictor.name}, the run uses "
+                                    f"{settings.model_name}: install the same loopfold on every node")  # fmt: skip
 
         def __call__(self, batch: dict) -> dict:
+            import pyarrow.parquet as pq
+
             from loopfold.io.parquet_parts import write_part
 
-            out: dict[str, list] = {"part": [], "records": [], "failures": []}
-            for k, text in zip(batch["part"], batch["records"], strict=True):
-                abs_ = [AntibodyInput(*r) for r in json.loads(text)]
+            out: dict[str, list] = {"part": [], "records": [], "failures": [], "written": []}
+            for k in batch["part"]:
+                shard = Path(settings.folder) / SHARDS / f"part-{int(k):05d}.parquet"
+                abs_ = [AntibodyInput(**row) for row in pq.read_table(shard).to_pylist()]
                 results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
-                write_part(Path(settings.folder), int(k), results)
-                out["part"].append(int(k))
-                out["records"].append(len(results))
-                out["failures"].append(json.dumps([[r["id"], e] for r, e in results if e is not None]))
+                failures = [[r["id"], e] for r, e in results if e is not None]
+                write = not (failures and settings.stop_on_error)
+                if write:
+                    write_part(Path(settings.folder), int(k), results)
+                    shard.unlink(missing_ok=True)
+                for key, value in (("part", int(k)), ("records", len(results)), ("failures", json.dumps(failures)),
+                                   ("written", write)):  # fmt: skip
+                    out[key].append(value)
             return out
 
     return PartWorker
 
 
-def ray_parts(blocks: list[dict], settings: PartSettings, address: str = LOCAL,
-              workers: int | None = None) -> Iterator[PartDone]:  # fmt: skip
-    """Predict and write ``blocks`` (from :func:`part_blocks`) on a Ray cluster; yield each part as it
-    finishes (not in part order).
+def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = None) -> Iterator[PartDone]:
+    """Predict and write the staged ``parts`` (see :func:`stage_shards`) on the cluster joined by
+    :func:`connect`; yield each part as it finishes (not in part order). Shuts Ray down at the end.
 
     Args:
-        address: a head's ``HOST:PORT``, ``auto``, or :data:`LOCAL` (a cluster on this machine).
         workers: model copies (Ray actors); default one per CPU of the cluster. Each gets the
             cluster's CPUs divided among them, as torch and numbering threads.
 
     Raises:
-        LoopfoldError: Ray is not installed, the cluster cannot be reached, or a worker failed.
+        LoopfoldError: a worker failed, or a part's file is not where the driver reads the folder.
     """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray would report usage over the network
+    import ray
+    import ray.data
+
     try:
-        import ray
-        import ray.data
-    except ImportError:
-        raise LoopfoldError("--ray needs Ray: pip install 'loopfold[cluster]'") from None
-    if not blocks:
-        return
-    for name in ("ray", "ray.data"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        ray.init(address=None if address == LOCAL else address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.ERROR)  # fmt: skip
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        hint = "" if os.environ.get("RAY_AUTH_MODE") else ("; a cluster with token authentication (ray start's "
-                                                           "default) needs RAY_AUTH_MODE=token here")  # fmt: skip
-        why = str(exc).splitlines()[0]
-        raise LoopfoldError(f"--ray {address}: cannot join the Ray cluster ({why}{hint})") from None
-    try:
+        if not parts:
+            return
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        n = min(workers or cpus, len(blocks))
+        n = min(workers or cpus, len(parts))
         threads = max(1, cpus // n)
-        ds = ray.data.from_items(blocks, override_num_blocks=len(blocks))
+        ds = ray.data.from_items([{"part": k} for k in parts], override_num_blocks=len(parts))
         ds = ds.map_batches(_worker_class(settings, threads), batch_size=1, concurrency=n, num_cpus=threads)
         try:
             for row in ds.iter_rows():
-                yield PartDone(int(row["part"]), int(row["records"]),
-                               tuple((i, e) for i, e in json.loads(row["failures"])))  # fmt: skip
+                k = int(row["part"])
+                if row["written"] and not (Path(settings.folder) / f"loops-{k:05d}.parquet").is_file():
+                    raise LoopfoldError(f"--ray: a worker wrote part {k} where this machine cannot see it: --parquet "
+                                        f"{settings.folder} must be on a file system every node shares")  # fmt: skip
+                yield PartDone(k, int(row["records"]), tuple((i, e) for i, e in json.loads(row["failures"])),
+                               bool(row["written"]))  # fmt: skip
         except ray.exceptions.RayError as exc:
-            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-            raise LoopfoldError(f"--ray {address}: a worker failed ({first})") from None
+            lines = [x for x in str(exc).strip().splitlines() if x.strip()]
+            raise LoopfoldError(f"--ray: a worker failed ({lines[-1] if lines else type(exc).__name__})") from None
+        shards = Path(settings.folder) / SHARDS
+        if shards.is_dir() and not any(shards.iterdir()):
+            shards.rmdir()
     finally:
         ray.shutdown()

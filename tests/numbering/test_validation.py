@@ -124,3 +124,19 @@ def test_generated_chains_with_cdrs_of_every_length(engine):
             assert cut(seq, doms, cdr, "imgt")[1] == loop, (cdr, len(loop))
         cdr3 = ctype + "3"  # North CDR3 = IMGT CDR3 (105-117); its stem is the conserved Cys side
         assert cut(seq, doms, cdr3, "north") == (seq[seq.index(cdrs[cdr3]) - 3 : seq.index(cdrs[cdr3])], cdrs[cdr3])
+
+
+def test_species_restricts_the_profiles_and_a_failed_retry_goes_to_anarcii(monkeypatch):
+    mouse = number_sequences([("t", TRASTUZUMAB_VH)], species=["mouse"], engine="anarcism")[0]
+    assert mouse[0].species == "mouse"
+    assert number_sequences([("t", TRASTUZUMAB_VH)], engine="anarcism")[0][0].species == "human"
+    # the retry without the misaligning species gives the same shifted numbering: anarcii must take over
+    real = anarci.anarcism.number_sequences
+    first = real([("x", PDB_1A4K_L)], allowed_chains=["H", "K", "L"])
+
+    def stuck(items, **kw):
+        return first * len(items) if kw.get("allowed_species") else real(items, **kw)
+
+    monkeypatch.setattr(anarci.anarcism, "number_sequences", stuck)
+    doms = number_sequence(PDB_1A4K_L)
+    assert doms[0].numberer == "anarcii" and cut(PDB_1A4K_L, doms, "L1") == ("ISC", "RSSQSLLHSNGNTYLH")

@@ -35,25 +35,35 @@ def summary(o) -> str:  # noqa: ANN001 - the CLI's run state (cli.predict._Outpu
 
 def parquet_command(api, o, records, source: str, samples: int, part_size: int, resume: bool, on_error: str,
                     model: Path | None, ray: str | None, workers: int | None) -> int:  # noqa: ANN001 - CLI state
-    """--parquet [--ray]: open the run folder (``--resume`` checks its settings), predict the records of
-    unfinished parts in this process or on a Ray cluster, write the parts; the exit status."""
+    """--parquet [--ray]: (join the Ray cluster,) open the run folder (``--resume`` checks its settings),
+    predict the records of unfinished parts in this process or on the cluster, write the parts; the exit
+    status. Each part is predicted as one batch either way, so both give the same rows."""
     from loopfold.io.parquet_parts import ParquetParts
 
     species = api.numberer.species
-    settings = {"input": source, "model": api.predictor.name, "samples": samples, "species": species}
+    settings = {"input": source, "model": api.predictor.name, "samples": samples}
+    if species:
+        settings["species"] = sorted(species)
+    if ray is not None:
+        from loopfold.cluster import connect
+
+        connect(ray)  # before the run folder is made: a cluster that cannot be joined leaves nothing behind
     parts = ParquetParts(o.parquet, settings, part_size, resume)
     todo, parts.queue = parts.skip_done(records)
     o.parts = parts
     if ray is None:
-        return parquet_run(o, parts, ((p.record, e) for p, e in api.predictions(todo, samples)), on_error)
-    from loopfold.cluster import PartSettings, part_blocks, ray_parts
+        results = ((p.record, e) for p, e in api.predictions(todo, samples, chunk=part_size))
+        return parquet_run(o, parts, results, on_error)
+    from loopfold.cluster import PartSettings, ray_parts, stage_shards
 
-    cfg = PartSettings(str(Path(o.parquet).resolve()), str(model.resolve()) if model is not None else None,
-                       samples, tuple(species) if species else None)  # fmt: skip
+    folder = Path(o.parquet).resolve()
+    cfg = PartSettings(str(folder), str(model.resolve()) if model is not None else None, api.predictor.name,
+                       samples, tuple(species) if species else None, on_error == "fail")  # fmt: skip
 
     def finished() -> Iterator[None]:
-        for done in ray_parts(part_blocks(todo, parts.queue), cfg, ray, workers):
-            parts.finished(done.part)
+        for done in ray_parts(stage_shards(todo, parts.queue, folder), cfg, workers):
+            if done.written:
+                parts.finished(done.part)
             o.failures.extend(done.failures)
             if done.failures and on_error == "fail":
                 raise InvalidFile(done.failures[0][1])

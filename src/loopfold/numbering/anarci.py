@@ -6,8 +6,9 @@ fails is numbered again by anarcism without the profiles of the species it was
 aligned to (one profile can shift a whole family: rhesus shifts Cys23 of many
 human kappa chains), and, if that fails too, by anarcii
 (:mod:`loopfold.numbering.second_opinion`), each checked again. On the Rosetta
-antibody database the retry gives the CDR cuts anarcii gives, about ten times
-faster (``docs/benchmarks.md``). A chain whose domain fails every numbering is
+antibody database, with the retry, every CDR cut agrees with the file numbering
+exactly as often as with anarcii alone after the check (``bench/numbering.py``,
+``docs/benchmarks.md``). A chain whose domain fails every numbering is
 refused with a NumberingError naming the chain and the problem, so no loop is
 ever cut from a failed numbering. ``engine`` selects a single numberer, unvalidated, for
 benchmarks (``bench/numbering.py``).
@@ -156,7 +157,8 @@ def check_species(species: list[str] | None) -> list[str] | None:
     known = anarcism.species()
     bad = [s for s in species if s not in known]
     if bad or not species:
-        raise InvalidSequence(f"species {', '.join(bad) or '(none)'}: expected some of {', '.join(known)}")
+        raise InvalidSequence(f"species (--species) {', '.join(bad) or '(none)'}: expected some of "
+                              f"{', '.join(known)}")  # fmt: skip
     return list(species)
 
 

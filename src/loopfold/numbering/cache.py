@@ -1,9 +1,9 @@
 """Number the chains of a run once each: a repertoire repeats chains (light chains above all), so a
 chain whose sequence was numbered earlier in the run reuses that validated numbering.
 
-Only successful numberings are kept (a bounded least-recently-used set, a few
-kilobytes each); repeats inside one call are numbered once, and a failure is
-reported for every record that holds the chain, under that record's name.
+Only successful numberings are kept (a bounded least-recently-used set);
+repeats inside one call are numbered once, and a failure is reported for every
+record that holds the chain, under that record's name.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import OrderedDict
 from loopfold.errors import NumberingError
 from loopfold.numbering.anarci import NumberedDomain, check_species, number_sequences
 
-#: Numberings kept (about 10 kB each).
+#: Numberings kept.
 CACHE_SIZE = 4096
 
 
@@ -29,7 +29,6 @@ class ChainNumberer:
         self.species = check_species(species)
         self.size = size
         self.cache: OrderedDict[str, list[NumberedDomain]] = OrderedDict()
-        self.reused = 0  #: chains that were not numbered again
 
     def number(
         self, items: list[tuple[str, str]], workers: int | None = None
@@ -44,7 +43,6 @@ class ChainNumberer:
                 out[i] = hit
             else:
                 todo.setdefault(seq, []).append(i)
-        self.reused += len(items) - len(todo)
         firsts = [(items[idx[0]][0], seq) for seq, idx in todo.items()]
         found = number_sequences(firsts, workers=workers, species=self.species) if firsts else []
         for (seq, idx), (first, _), res in zip(todo.items(), firsts, found, strict=True):
