@@ -200,11 +200,13 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit(f"{label}: exit {r['rc']}: {r['stderr'][-2000:]}")
             rows.append((label, r, count))
             print(f"{label}: {rate(count, r)}/s, peak {r['peak_rss_mb']} MB", file=sys.stderr)
+        res["parquet_bytes_per_antibody"] = round(sum(f.stat().st_size for f in (d / "pq").glob("*.parquet")) / n)
         res.update(in_process(big, args.model))
     res["runs"] = [{"run": label, "antibodies": count, "seconds": round(r["s"], 1), "per_s": rate(count, r),
                     "peak_rss_mb": r["peak_rss_mb"]} for label, r, count in rows]  # fmt: skip
     md = "\n".join([f"# Speed: {n} generated antibodies, {res['cores']} cores", "",
-                    f"Cold start (one antibody, JSON): {res['cold_start_s']} s", "",
+                    f"Cold start (one antibody, JSON): {res['cold_start_s']} s; Parquet output "
+                    f"{res['parquet_bytes_per_antibody']} bytes per antibody", "",
                     "| run (fresh process, model loading included) | antibodies/s | peak RSS (MB) |", "|---|---|---|",
                     *[f"| {r['run']} | {r['per_s']} | {r['peak_rss_mb']} |" for r in res["runs"]], "",
                     f"In process ({res['chains']} chains): validated numbering {res['chains_per_s_numbering']} "
