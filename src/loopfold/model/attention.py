@@ -1,10 +1,9 @@
 """Inference forms of the networks' pre-norm transformer layers: the same weights and results as
 ``nn.TransformerEncoder`` / ``nn.TransformerDecoder`` in eval mode, computed faster.
 
-Attention runs through ``scaled_dot_product_attention`` with a boolean key mask
-(faster on CPU than PyTorch's fused encoder layer with a padding mask; see the
-issue-11 speed section of ``docs/benchmarks.md``), and in :func:`decode_shared` each distinct memory (one antibody's Fv, read
-by all of its loop windows) has its keys and values projected once, and its
+Attention runs through ``scaled_dot_product_attention`` with a boolean key mask,
+and in :func:`decode_shared` each distinct memory (one antibody's Fv, read by
+all of its loop windows) has its keys and values projected once, and its
 windows' queries attend to it together. Only valid for layers built with
 ``norm_first=True`` and no dropout at inference; training uses the modules themselves.
 """
