@@ -3,6 +3,7 @@ writes the rows a one-process run writes, reports bad records, and resumes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,13 @@ from typer.testing import CliRunner
 from loopfold.cli import app, optional_value
 from loopfold.io.parquet_parts import read_loops
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
+
+try:
+    import ray  # noqa: F401 - the cluster extra, which the README set-up and CI install
+except ImportError:
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("Ray is not installed (pip install 'loopfold[cluster]')", allow_module_level=True)
 
 N = 240  # antibodies
 BIN = Path(sys.executable).parent
@@ -57,13 +66,22 @@ def cluster():
                             env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
     try:
+        deadline = time.monotonic() + 120
+        while True:  # the head is up when its port answers
+            assert head.poll() is None, f"ray start --head exited with {head.returncode}"
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the Ray head did not start within 120 s"
+            time.sleep(0.5)
         yield f"127.0.0.1:{port}"
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, signal.SIGTERM)
+            try:
+                head.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(head.pid, signal.SIGKILL)
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -87,6 +105,9 @@ def test_ray_cluster_writes_the_rows_of_a_one_process_run_and_resumes(cluster, t
     # a part lost (a run killed before it finished): --resume predicts it again on the cluster, keeps the rest
     (tmp_path / "ray" / "loops-00002.parquet").unlink()
     kept = os.stat(tmp_path / "ray" / "loops-00000.parquet").st_mtime_ns
+    (tmp_path / "ray" / ".input").mkdir()  # a killed run's shards: a stale one and an unfinished one
+    (tmp_path / "ray" / ".input" / "part-00007.parquet").write_bytes(b"stale")
+    (tmp_path / "ray" / ".input" / ".part-00002.parquet.x.tmp").write_bytes(b"half")
     r = _loopfold(*args, "--parquet", str(tmp_path / "ray"), "--ray", cluster, "--resume")
     said = " ".join(r.stderr.split())
     assert r.returncode == 3 and "4 finished part(s) kept" in said, r.stderr  # part 2 holds the bad record
@@ -98,6 +119,8 @@ def test_ray_cluster_writes_the_rows_of_a_one_process_run_and_resumes(cluster, t
     r = _loopfold(*args, "--parquet", str(tmp_path / "stop"), "--ray", cluster, "--on-error", "fail")
     assert r.returncode != 0 and "broken" in r.stderr, r.stderr
     assert not (tmp_path / "stop" / "loops-00002.parquet").exists()
+    r = _loopfold(*args, "--parquet", str(tmp_path / "stop"), "--ray", cluster, "--resume")  # then reported
+    assert r.returncode == 3 and read_loops(tmp_path / "stop").equals(expect), r.stderr
 
 
 def test_ray_without_an_address_means_a_cluster_on_this_machine():

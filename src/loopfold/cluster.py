@@ -1,8 +1,8 @@
 """Ray Data runs: ``loopfold predict ... --parquet DIR --ray [ADDRESS]``.
 
 The same pipeline as a one-process ``--parquet`` run, spread over a Ray cluster.
-The driver joins the cluster first, then streams the input once into input
-shards, one small Parquet file per part of the run (``DIR/.input/part-0000k.parquet``:
+The driver joins the cluster first, then streams the whole input once into input
+shards before any prediction starts, one small Parquet file per part of the run (``DIR/.input/part-0000k.parquet``:
 the part's records, ``--part-size`` of them, numbered as in
 :mod:`loopfold.io.parquet_parts`), holding one part in memory at a time. Ray
 Data hands the shards to a pool of workers; each loads the model once, reads a
@@ -77,7 +77,9 @@ def connect(address: str) -> None:
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        local = {"_node_ip_address": "127.0.0.1"} if address == LOCAL else {}  # not reachable from the network
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 **local)  # fmt: skip
     except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
         hint = "" if os.environ.get("RAY_AUTH_MODE") else ("; a cluster started with token authentication needs "
                                                            "RAY_AUTH_MODE=token here")  # fmt: skip
@@ -97,6 +99,8 @@ def stage_shards(records: Iterable[AntibodyInput], queue: deque, folder: Path) -
     (folder / SHARDS).mkdir(parents=True, exist_ok=True)
     for stale in (folder / SHARDS).glob(".part-*.tmp"):  # a killed run's unfinished shard
         stale.unlink(missing_ok=True)
+    for old in (folder / SHARDS).glob("part-*.parquet"):  # shards of an earlier run: restaged below if needed
+        old.unlink(missing_ok=True)
     parts: list[int] = []
     rows: list[dict] = []
 
@@ -141,6 +145,15 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
             out: dict[str, list] = {"part": [], "records": [], "failures": [], "written": []}
             for k in batch["part"]:
                 shard = Path(settings.folder) / SHARDS / f"part-{int(k):05d}.parquet"
+                done = Path(settings.folder) / f"loops-{int(k):05d}.parquet"
+                if not shard.exists() and done.exists():  # a retried task whose part was written before
+                    ids = set(pq.read_table(done, columns=["id"]).column("id").to_pylist())
+                    errs = pq.read_table(done.with_name(f"errors-{int(k):05d}.parquet")).to_pylist()
+                    for key, value in (("part", int(k)), ("records", len(ids) + len(errs)),
+                                       ("failures", json.dumps([[e["id"], e["reason"]] for e in errs])),
+                                       ("written", True)):  # fmt: skip
+                        out[key].append(value)
+                    continue
                 abs_ = [AntibodyInput(**row) for row in pq.read_table(shard).to_pylist()]
                 results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
                 failures = [[r["id"], e] for r, e in results if e is not None]
@@ -170,8 +183,11 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
     import ray
     import ray.data
 
+    shards = Path(settings.folder) / SHARDS
     try:
         if not parts:
+            if shards.is_dir() and not any(shards.iterdir()):
+                shards.rmdir()
             return
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -179,12 +195,13 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         n = min(workers or cpus, len(parts))
         threads = max(1, cpus // n)
-        ds = ray.data.from_items([{"part": k} for k in parts], override_num_blocks=len(parts))
+        blocks = min(len(parts), 16 * n)  # enough to balance the workers, few enough to stay cheap at 10^5 parts
+        ds = ray.data.from_items([{"part": k} for k in parts], override_num_blocks=blocks)
         ds = ds.map_batches(_worker_class(settings, threads), batch_size=1, concurrency=n, num_cpus=threads)
         try:
             for row in ds.iter_rows():
                 k = int(row["part"])
-                if row["written"] and not (Path(settings.folder) / f"loops-{k:05d}.parquet").is_file():
+                if row["written"] and not _visible(Path(settings.folder) / f"loops-{k:05d}.parquet"):
                     raise LoopfoldError(f"--ray: a worker wrote part {k} where this machine cannot see it: --parquet "
                                         f"{settings.folder} must be on a file system every node shares")  # fmt: skip
                 yield PartDone(k, int(row["records"]), tuple((i, e) for i, e in json.loads(row["failures"])),
@@ -192,8 +209,20 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
         except ray.exceptions.RayError as exc:
             lines = [x for x in str(exc).strip().splitlines() if x.strip()]
             raise LoopfoldError(f"--ray: a worker failed ({lines[-1] if lines else type(exc).__name__})") from None
-        shards = Path(settings.folder) / SHARDS
         if shards.is_dir() and not any(shards.iterdir()):
             shards.rmdir()
     finally:
         ray.shutdown()
+
+
+def _visible(path: Path, wait: float = 10.0) -> bool:
+    """``path`` is a file here, asking again for ``wait`` seconds (a network file system may answer
+    "not found" from its cache for a moment after another node wrote it)."""
+    import time
+
+    end = time.monotonic() + wait
+    while not path.is_file():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.5)
+    return True

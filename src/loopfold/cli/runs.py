@@ -46,7 +46,9 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
         settings["species"] = sorted(species)
     if ray is not None:
         from loopfold.cluster import connect
+        from loopfold.io.parquet_parts import check_folder
 
+        check_folder(o.parquet, {**settings, "part_size": part_size}, resume)  # before a cluster is started
         connect(ray)  # before the run folder is made: a cluster that cannot be joined leaves nothing behind
     parts = ParquetParts(o.parquet, settings, part_size, resume)
     todo, parts.queue = parts.skip_done(records)

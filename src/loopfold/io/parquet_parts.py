@@ -57,19 +57,7 @@ class ParquetParts:
         self.settings = {**settings, "part_size": part_size}
         self.written = 0
         run = folder / RUN_FILE
-        existing = sorted(folder.glob("loops-*.parquet")) if folder.is_dir() else []
-        if resume:
-            if not run.is_file():
-                raise InvalidFile(f"--parquet {folder}: no {RUN_FILE} there, nothing to resume")
-            try:
-                before = json.loads(run.read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: unreadable ({exc})") from None
-            if before != self.settings:
-                raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there "
-                                  f"({before} against {self.settings})")  # fmt: skip
-        elif existing or run.exists():
-            raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
+        check_folder(folder, self.settings, resume)
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob(".*-*.parquet.*.tmp") if resume else ():  # a killed run's unfinished parts
             if stale.name.startswith((".loops-", ".errors-")):
@@ -100,6 +88,28 @@ class ParquetParts:
         """Count part k as written (by this process or by a Ray worker)."""
         self.done.add(k)
         self.written += 1
+
+
+def check_folder(folder: Path, settings: dict, resume: bool) -> None:
+    """Refuse a folder holding an earlier run (without ``resume``), or one whose ``run.json`` settings
+    differ from ``settings`` (with it). Reads only.
+
+    Raises:
+        InvalidFile: naming the folder and the problem.
+    """
+    run = folder / RUN_FILE
+    if resume:
+        if not run.is_file():
+            raise InvalidFile(f"--parquet {folder}: no {RUN_FILE} there, nothing to resume")
+        try:
+            before = json.loads(run.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: unreadable ({exc})") from None
+        if before != settings:
+            raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there "
+                              f"({before} against {settings})")  # fmt: skip
+    elif (folder.is_dir() and any(folder.glob("loops-*.parquet"))) or run.exists():
+        raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
 
 
 def write_part(folder: Path, k: int, results: list[tuple[dict, str | None]]) -> None:
