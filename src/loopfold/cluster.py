@@ -138,33 +138,34 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
                                     f"{settings.model_name}: install the same loopfold on every node")  # fmt: skip
 
         def __call__(self, batch: dict) -> dict:
+            out: dict[str, list] = {"part": [], "records": [], "failures": [], "written": []}
+            for k in batch["part"]:
+                records, failures, written = self.part(int(k))
+                for key, value in (("part", int(k)), ("records", records), ("failures", json.dumps(failures)),
+                                   ("written", written)):  # fmt: skip
+                    out[key].append(value)
+            return out
+
+        def part(self, k: int) -> tuple[int, list[list[str]], bool]:
+            """Predict and write part k: its record count, failures ``[id, reason]``, whether written."""
             import pyarrow.parquet as pq
 
             from loopfold.io.parquet_parts import write_part
 
-            out: dict[str, list] = {"part": [], "records": [], "failures": [], "written": []}
-            for k in batch["part"]:
-                shard = Path(settings.folder) / SHARDS / f"part-{int(k):05d}.parquet"
-                done = Path(settings.folder) / f"loops-{int(k):05d}.parquet"
-                if not shard.exists() and done.exists():  # a retried task whose part was written before
-                    ids = set(pq.read_table(done, columns=["id"]).column("id").to_pylist())
-                    errs = pq.read_table(done.with_name(f"errors-{int(k):05d}.parquet")).to_pylist()
-                    for key, value in (("part", int(k)), ("records", len(ids) + len(errs)),
-                                       ("failures", json.dumps([[e["id"], e["reason"]] for e in errs])),
-                                       ("written", True)):  # fmt: skip
-                        out[key].append(value)
-                    continue
-                abs_ = [AntibodyInput(**row) for row in pq.read_table(shard).to_pylist()]
-                results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
-                failures = [[r["id"], e] for r, e in results if e is not None]
-                write = not (failures and settings.stop_on_error)
-                if write:
-                    write_part(Path(settings.folder), int(k), results)
-                    shard.unlink(missing_ok=True)
-                for key, value in (("part", int(k)), ("records", len(results)), ("failures", json.dumps(failures)),
-                                   ("written", write)):  # fmt: skip
-                    out[key].append(value)
-            return out
+            folder = Path(settings.folder)
+            shard, done = folder / SHARDS / f"part-{k:05d}.parquet", folder / f"loops-{k:05d}.parquet"
+            if not shard.exists() and done.exists():  # a retried task whose part was written before
+                ids = set(pq.read_table(done, columns=["id"]).column("id").to_pylist())
+                errs = pq.read_table(folder / f"errors-{k:05d}.parquet").to_pylist()
+                return len(ids) + len(errs), [[e["id"], e["reason"]] for e in errs], True
+            abs_ = [AntibodyInput(**row) for row in pq.read_table(shard).to_pylist()]
+            results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
+            failures = [[r["id"], e] for r, e in results if e is not None]
+            if failures and settings.stop_on_error:
+                return len(results), failures, False
+            write_part(folder, k, results)
+            shard.unlink(missing_ok=True)
+            return len(results), failures, True
 
     return PartWorker
 
