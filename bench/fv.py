@@ -273,7 +273,7 @@ def without_relatives(lib, items: list[dict], ids: list[str]):  # noqa: ANN001, 
     return lib.subset(keep)
 
 
-def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> list[float]:
+def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model: Path | None = None) -> list[float]:
     """Least-squares error coefficients (``FRAME_ERROR``) on up to n validation structures.
 
     Structures: the Rosetta database entries with a loop in the split's validation part; their
@@ -288,12 +288,13 @@ def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> lis
     ids = sorted({pdb for pdb, _ in val_loops})
     rng = np.random.default_rng(0)
     ids = list(rng.choice(ids, size=min(n, len(ids)), replace=False))
-    folder = data / "rosetta_antibody_db/antibody/antibody_database"
-    items = true_antibodies([p for i in ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()])
+    names = (data / "rosetta_antibody_db/antibody/antibody_database/pdb{}_chothia.pdb.bz2",
+             data / "sabdab_extra/structures/pdb{}_H-L.pdb.gz")  # Fv structures of either source
+    items = true_antibodies([p for i in ids for f in names if (p := Path(str(f).format(i))).exists()])
     sub = FrameworkBuilder(without_relatives(builder.library, items, ids))
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
     xf, yf, xl, yl = [], [], [], []
-    for it, r in zip(items, predict_antibodies(Predictor(), abs_, fv=sub), strict=True):
+    for it, r in zip(items, predict_antibodies(Predictor(model), abs_, fv=sub), strict=True):
         if r.fv is None:
             continue
         true = {c: it["chains"][c][0].coords for c in ("H", "L")}
@@ -360,27 +361,28 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
     ap.add_argument("--fit-error", type=int, default=0, help="fit the error coefficients on N validation structures")
     ap.add_argument("--split", type=Path, default=ROOT / "out" / "rosetta_split")
+    ap.add_argument("--model", type=Path, default=SHIPPED, help="run folder with its frameworks.npz (default shipped)")
     ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into the shipped library")
     ap.add_argument("--refine", type=int, default=0, help="also refine the first N Fv models of each set")
     ap.add_argument("--refine-clashing", action="store_true", help="also refine every model with a pair < 2.2 A")
     ap.add_argument("--tune-orientation", type=int, default=0, help="compare orientation averaging on N validation"
                                                                     " structures")
     args = ap.parse_args(argv)
-    builder = FrameworkBuilder(load_library(SHIPPED / LIBRARY_FILE))
+    builder = FrameworkBuilder(load_library(args.model / LIBRARY_FILE))
     if args.tune_orientation:
         res = tune_orientation(builder, args.data, args.tune_orientation, args.split)
         print(json.dumps(res))
         return res
     if args.fit_error:
-        coef = fit_error(builder, args.data, args.fit_error, args.split)
+        coef = fit_error(builder, args.data, args.fit_error, args.split, args.model)
         print(json.dumps({"frame_error": coef}))
         if args.apply:
             from dataclasses import replace
 
-            replace(builder.library, error_coef=np.array(coef)).save(SHIPPED / LIBRARY_FILE)
-            print(f"written into {SHIPPED / LIBRARY_FILE}")
+            replace(builder.library, error_coef=np.array(coef)).save(args.model / LIBRARY_FILE)
+            print(f"written into {args.model / LIBRARY_FILE}")
         return {"frame_error": coef}
-    predictor = Predictor()
+    predictor = Predictor(args.model)
     dock = sorted((args.data / "docking_benchmark_5_5/pdbs").glob("*_r_b.pdb"))
     rab_ids = [r["pdb"].lower() for r in json.loads((args.data / "rab/rab_cdr_backbones.json").read_text())]
     folder = args.data / "rosetta_antibody_db/antibody/antibody_database"

@@ -112,16 +112,18 @@ class LoopFold:
         species: number chains against these species' germline profiles only (e.g. ``["human"]``
             for a human repertoire: faster); default all species.
         workers: threads that number chains (default: every core).
+        nanobody: a heavy chain alone is a nanobody (True) or a conventional VH (False) whatever its
+            FR2 hallmarks say; default (None) the hallmarks decide (:mod:`loopfold.numbering.vhh`).
 
     A chain seen before by this object (same sequence) is not numbered again.
     """
 
     def __init__(self, model: str | Path | None = None, fv: bool = True, species: list[str] | None = None,
-                 workers: int | None = None) -> None:  # fmt: skip
+                 workers: int | None = None, nanobody: bool | None = None) -> None:  # fmt: skip
         from loopfold.numbering.cache import ChainNumberer
         from loopfold.predict import SHIPPED, Predictor
 
-        self.numberer, self.workers = ChainNumberer(species), workers
+        self.numberer, self.workers, self.nanobody = ChainNumberer(species), workers, nanobody
         self.predictor = Predictor(model)
         self.builder: FrameworkBuilder | None = None
         if fv:
@@ -129,7 +131,7 @@ class LoopFold:
             self.builder = FrameworkBuilder(load_library(path if path.is_file() else SHIPPED / LIBRARY_FILE))
 
     def predict(self, heavy: str | None = None, light: str | None = None, name: str = "query") -> Prediction:
-        """Predict one antibody (heavy alone: a nanobody; light alone: a VL domain).
+        """Predict one antibody (heavy alone: a nanobody or a VH, see ``nanobody``; light alone: a VL domain).
 
         Raises:
             LoopfoldError: the sequences cannot be numbered or predicted (the message says why).
@@ -158,7 +160,7 @@ class LoopFold:
 
         name = self.predictor.name
         for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder,
-                                    workers=self.workers, numberer=self.numberer):
+                                    workers=self.workers, numberer=self.numberer, nanobody=self.nanobody):
             loops = tuple(Loop.from_json(lp) for lp in r.result.get("loops", []))
             yield Prediction(r.result["id"], loops, r.fv, r.result, name), r.error
 

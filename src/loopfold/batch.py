@@ -21,6 +21,7 @@ from loopfold.fv.build import LoopWindow, close_all, relieve_clashes
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
+from loopfold.numbering.vhh import hallmarks, is_vhh
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.samples import coords_json, rounded
 from loopfold.structure.geometry import backbone_torsions
@@ -44,6 +45,7 @@ def predict_antibodies(
     workers: int | None = None,
     fv: FrameworkBuilder | None = None,
     numberer: ChainNumberer | None = None,
+    nanobody: bool | None = None,
 ) -> Iterator[AntibodyResult]:
     """Yield one :class:`AntibodyResult` per antibody, in input order; errors are messages, not raised:
     a failed antibody's result is ``{"id": name, "error": message}``.
@@ -54,7 +56,9 @@ def predict_antibodies(
     each antibody also gets a whole Fv; when one cannot be built (a CDR that could not be cut, a
     framework position no template has) the record keeps its loops and says why in ``fv_error``.
     Chains are numbered by ``numberer`` (a fresh :class:`ChainNumberer` when not given), so a chain
-    seen earlier in the stream is not numbered again.
+    seen earlier in the stream is not numbered again. Each result says which ``mode`` ran
+    (:func:`record_mode`): a heavy chain alone is a nanobody when its FR2 hallmarks say so, or as
+    ``nanobody`` (True/False) overrides, and then takes its framework from nanobody entries.
     """
     numberer = numberer if numberer is not None else ChainNumberer()
     it = iter(antibodies)
@@ -77,6 +81,7 @@ def predict_antibodies(
             items += chains
         numbered = iter(numberer.number(items, workers=workers or os.cpu_count())) if items else iter(())
         queries, owners, domains = [], [], {}
+        modes: dict[int, tuple[str, str | None]] = {}
         for k, ab in enumerate(batch):
             if k in errors:
                 continue
@@ -88,6 +93,7 @@ def predict_antibodies(
                 errors[k] = str(exc)
                 continue
             domains[k] = _typed_domains(ab, doms)
+            modes[k] = record_mode(domains[k], nanobody)
             queries += qs
             owners += [k] * len(qs)
         windows: dict[int, np.ndarray] = {}
@@ -101,12 +107,15 @@ def predict_antibodies(
         for i, k in enumerate(owners):
             grouped.setdefault(k, []).append(i)
         fv_errors: dict[int, str] = {}
-        models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors) if fv is not None else {}
+        models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors,
+                            modes) if fv is not None else {}  # fmt: skip
         for k, ab in enumerate(batch):
             if k in errors:
                 yield AntibodyResult({"id": ab.name, "error": errors[k]}, errors[k])
                 continue
-            res = {"id": ab.name, "loops": [loops[i] for i in grouped.get(k, [])]}
+            res = {"id": ab.name, "mode": modes[k][0], "loops": [loops[i] for i in grouped.get(k, [])]}
+            if modes[k][1] is not None:
+                res["vhh_hallmarks"] = modes[k][1]
             if missing.get(k):
                 res["missing"] = missing[k]
             model = models.get(k)
@@ -115,6 +124,20 @@ def predict_antibodies(
             elif k in fv_errors:
                 res["fv_error"] = fv_errors[k]
             yield AntibodyResult(res, None, model)
+
+
+#: What a record is predicted as: VH + VL, a nanobody (VHH), a conventional VH alone, a VL alone.
+MODES = ("paired", "nanobody", "heavy", "light")
+
+
+def record_mode(domains: dict[str, tuple[str, NumberedDomain]], nanobody: bool | None = None) -> tuple[str, str | None]:
+    """The record's mode (one of :data:`MODES`) and, for a heavy chain alone, its FR2 hallmark residues
+    (IMGT 42, 49, 50, 52). ``nanobody`` overrides the hallmark call for a heavy chain alone."""
+    if set(domains) != {"H"}:
+        return ("paired" if "H" in domains else "light"), None
+    seq, dom = domains["H"]
+    vhh = is_vhh(seq, dom) if nanobody is None else nanobody
+    return ("nanobody" if vhh else "heavy"), hallmarks(seq, dom)
 
 
 def _typed_domains(ab: AntibodyInput, doms: dict) -> dict[str, tuple[str, NumberedDomain]]:
@@ -130,14 +153,15 @@ def _typed_domains(ab: AntibodyInput, doms: dict) -> dict[str, tuple[str, Number
 
 def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, grouped: dict[int, list[int]],
                queries: list[LoopQuery], loops: list[dict], windows: dict[int, np.ndarray],
-               errors: dict[int, str]) -> dict[int, FvModel]:  # fmt: skip
+               errors: dict[int, str], modes: dict[int, tuple[str, str | None]]) -> dict[int, FvModel]:  # fmt: skip
     """Frames for the chunk's antibodies, all loops closed at once, the Fv models; loop JSON updated
     to the closed coordinates. Antibodies whose Fv cannot be built get the reason in ``errors``."""
     frames: dict[int, Frame] = {}
     lws: dict[int, list[LoopWindow]] = {}
     for k in domains:
         try:
-            frames[k] = fv.frame(batch[k].name, domains[k])
+            mode = modes[k][0]
+            frames[k] = fv.frame(batch[k].name, domains[k], nanobody=mode == "nanobody" if mode in MODES[1:3] else None)
         except LoopfoldError as exc:
             errors[k] = f"no Fv built: {exc}"
             continue

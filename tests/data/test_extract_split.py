@@ -196,7 +196,7 @@ def test_merge_datasets(tmp_path):
 
     write_dataset(tmp_path / "a.parquet", [rec(0, "ACDE"), rec(1, "FGHI")])
     write_dataset(tmp_path / "b.parquet", [rec(2, "KLMN", cdr="L3")])
-    assert merge_datasets([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "m.parquet") == 3
+    assert merge_datasets([tmp_path / "a.parquet", tmp_path / "b.parquet"], tmp_path / "m.parquet")[0] == 3
     assert read_dataset(tmp_path / "m.parquet")["cdr"].tolist() == ["H3", "H3", "L3"]
     with pytest.raises(InvalidFile, match="appears in more than one input"):
         merge_datasets([tmp_path / "a.parquet", tmp_path / "a.parquet"], tmp_path / "x.parquet")

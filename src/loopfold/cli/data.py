@@ -36,7 +36,7 @@ def data_build(
     """Build a loop dataset from a source."""
     from loopfold.constants import DEFINITIONS
     from loopfold.data.build import build_dataset
-    from loopfold.data.extract import ExtractOptions
+    from loopfold.data.extract import ExtractOptions, source_name
     from loopfold.data.store import write_dataset
 
     if definition not in DEFINITIONS:
@@ -46,7 +46,7 @@ def data_build(
     if stems < 0:
         fail(f"--stems {stems}: must be >= 0")
     src = source if source.is_dir() else source.parent
-    opts = ExtractOptions(definition=definition, stems=stems, numbering=numbering, source=src.name)
+    opts = ExtractOptions(definition=definition, stems=stems, numbering=numbering, source=source_name(src))
     try:
         from loopfold.io.outputs import check_outputs
 
@@ -121,6 +121,9 @@ def data_info(
 def data_merge(
     paths: Annotated[list[Path], typer.Argument(help="Datasets to merge.")],
     out_path: Annotated[Path, typer.Option("--out", help="Merged dataset to write.")],
+    dedupe: Annotated[
+        bool, typer.Option(help="Drop a later input's structures with a PDB id or chain sequence an earlier one has.")
+    ] = False,
 ) -> None:
     """Merge datasets (e.g. structures and PyIgClassify tables) into one; loop ids must stay unique."""
     from loopfold.data.store import merge_datasets
@@ -129,10 +132,13 @@ def data_merge(
         from loopfold.io.outputs import check_outputs
 
         check_outputs({f"input {i + 1}": p for i, p in enumerate(paths)}, {"--out": out_path}, {})
-        n = merge_datasets(paths, out_path)
+        n, report = merge_datasets(paths, out_path, dedupe)
     except LoopfoldError as exc:
         fail(str(exc))
-    out.print(f"{n} loops -> {out_path}")
+    dropped = "" if report is None else (
+        f" ({report.dropped_loops} loops of {sum(report.dropped_structures.values())} duplicate structures dropped: "
+        + ", ".join(f"{k} {v}" for k, v in report.dropped_structures.items()) + ")")
+    out.print(f"{n} loops -> {out_path}{dropped}", highlight=False)
 
 
 @data_app.command("split")
@@ -151,6 +157,11 @@ def data_split(
         list[Path] | None,
         typer.Option("--exclude-ids", help="PDB id lists or benchmark datasets to keep out of every part."),
     ] = None,
+    test_from: Annotated[
+        str | None,
+        typer.Option("--test-from", help="Time split (ISO date): loops released from then are the test part, older "
+                     "loops as identical as --identity to one of them are excluded, the rest split by cluster."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the leakage report as JSON.")] = False,
 ) -> None:
     """Split a dataset into train/validation/test without leaking similar loops."""
@@ -159,13 +170,18 @@ def data_split(
 
     if not 0 < identity <= 1:
         fail(f"--identity {identity}: must be in (0, 1]")
+    if test_from is not None:
+        from loopfold.io.pdb import iso_date
+
+        if iso_date(test_from) != test_from:
+            fail(f"--test-from {test_from!r}: expected an ISO date (YYYY-MM-DD)")
     try:
         from loopfold.io.outputs import check_outputs
 
         check_outputs({"dataset": path}, {}, {"--out": out_dir})
         df = read_dataset(path)
         excl = read_exclusions(list(exclude_ids or []))
-        split = make_split(df, by, identity, fractions, seed, excl)
+        split = make_split(df, by, identity, fractions, seed, excl, test_from)
         report = leakage_report(df, split)
         report["settings"] = {
             "dataset": str(path),
@@ -173,6 +189,7 @@ def data_split(
             "identity": identity,
             "fractions": list(fractions),
             "seed": seed,
+            "test_from": test_from,
             "exclude": [str(p) for p in exclude_ids or []],
         }
         write_split(out_dir, split, report)
@@ -207,7 +224,9 @@ def data_split(
 
 @data_app.command("frameworks")
 def data_frameworks(
-    source: Annotated[Path, typer.Argument(help="Folder of Fv structures (the Rosetta antibody database).")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="Folders of structures (the Rosetta antibody database, sabdab_extra).")
+    ],
     out_path: Annotated[Path, typer.Option("--out", help="Framework library to write (.npz).")],
     exclude_ids: Annotated[
         list[Path] | None,
@@ -215,6 +234,11 @@ def data_frameworks(
     ] = None,
     identity: Annotated[float, typer.Option(help="CDR-H3 identity that makes a structure the same antibody.")] = 0.7,
     workers: Annotated[int, typer.Option(help="Processes.")] = max(1, os.cpu_count() or 1),
+    test_from: Annotated[
+        str | None,
+        typer.Option("--test-from", help="Time split (ISO date): leave out structures released from then on and "
+                     "every structure whose CDR-H3 is as identical as --identity to one of theirs."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
 ) -> None:
     """Build the framework library whole-Fv models are assembled from."""
@@ -224,13 +248,19 @@ def data_frameworks(
 
     if not 0 < identity <= 1:
         fail(f"--identity {identity}: must be in (0, 1]")
-    if not source.is_dir():
-        fail(f"{source}: not a folder of structures")
+    for source in sources:
+        if not source.is_dir():
+            fail(f"{source}: not a folder of structures")
+    if test_from is not None:
+        from loopfold.io.pdb import iso_date
+
+        if iso_date(test_from) != test_from:
+            fail(f"--test-from {test_from!r}: expected an ISO date (YYYY-MM-DD)")
     try:
-        check_outputs({"SOURCE": source, **{f"--exclude-ids {p}": p for p in exclude_ids or []}},
+        check_outputs({**{f"SOURCE {s}": s for s in sources}, **{f"--exclude-ids {p}": p for p in exclude_ids or []}},
                       {"--out": out_path}, {})  # fmt: skip
         excl = read_exclusions(list(exclude_ids or [])) if exclude_ids else None
-        lib, report = build_library(source, excl, identity, workers)
+        lib, report = build_library(list(sources), excl, identity, workers, test_from=test_from)
         lib.save(os.path.realpath(out_path))
     except LoopfoldError as exc:
         fail(str(exc))

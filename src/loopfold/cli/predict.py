@@ -244,6 +244,11 @@ def predict_cmd(
         bool, typer.Option("--refine", help="Side chains (PDBFixer) and a restrained minimisation (OpenMM) of the "
                                             "written structures; about 50 s per Fv on 2 cores.")
     ] = False,
+    nanobody: Annotated[
+        bool | None,
+        typer.Option("--nanobody/--no-nanobody", help="A heavy chain alone is a nanobody (VHH) / a conventional VH "
+                     "(default: its FR2 hallmarks decide); the JSON's mode says which ran."),
+    ] = None,
     samples: Annotated[int, typer.Option(help="Also give K distinct conformations per loop.")] = 0,
     on_error: Annotated[
         str | None,
@@ -292,6 +297,8 @@ def predict_cmd(
                (ray is not None and parquet is None, "--ray writes Parquet parts: give --parquet DIR"),
                (workers is not None and ray is None, "--workers goes with --ray"),
                (workers is not None and workers < 1, f"--workers {workers}: must be at least 1"),
+               (nanobody is not None and (loop is not None or structure is not None),
+                "--nanobody/--no-nanobody go with --heavy/--fasta/--table (a heavy chain alone)"),
                (species is not None and (loop is not None or structure is not None),
                 "--species goes with --heavy/--light/--fasta/--table (chains numbered from sequence)"),
                (fmt != "pdb" and pdb_dir is None, "--format goes with --pdb-dir (the structure files)"),
@@ -325,7 +332,8 @@ def predict_cmd(
 
                 require_refinement()  # before any work: OpenMM and PDBFixer are optional
             kinds = [x.strip().lower() for x in species.split(",") if x.strip()] if species is not None else None
-            api = LoopFold(model, fv=fv and loop is None and structure is None and parquet is None, species=kinds)
+            api = LoopFold(model, fv=fv and loop is None and structure is None and parquet is None, species=kinds,
+                           nanobody=nanobody)  # fmt: skip
             predictor = api.predictor
             if structure is not None:
                 code = _structure(predictor, o, structure, loops, pdb_name)

@@ -15,6 +15,7 @@ from loopfold.data.extract import (
     folder_metadata,
     is_structure_file,
     metadata_for,
+    source_name,
 )
 from loopfold.data.pyigclassify import read_pyigclassify
 from loopfold.data.rab import read_rab_json
@@ -121,7 +122,7 @@ def build_dataset(
                 raise InvalidFile(f"{src}: {what}: {reason}")
             report.skip(what, reason)
     elif fmt == "pdb":
-        opts = options or ExtractOptions(source=src.name if src.is_dir() else src.parent.name)
+        opts = options or ExtractOptions(source=source_name(src if src.is_dir() else src.parent))
         files = structure_files(src)
         if not files:
             raise InvalidFile(f"{src}: no structure files (.pdb, .cif, optionally .gz/.bz2)")

@@ -185,7 +185,9 @@ def rosetta_metadata(folder: Path) -> dict[str, dict]:
             res = float(parts[1])
         except ValueError:
             res = None
-        out[parts[0]] = {"resolution": res, "date": iso_date(parts[14]), "pdb_id": parts[0][3:7]}
+        # the date column (``DD-MON-YY``) follows BioType; take the first field that reads as a date
+        date = next((d for f in parts[14:] if (d := iso_date(f)) is not None), None)
+        out[parts[0]] = {"resolution": res, "date": date, "pdb_id": parts[0][3:7]}
     return out
 
 
@@ -205,10 +207,42 @@ def docking_metadata(folder: Path) -> dict[str, dict]:
     return out
 
 
+def manifest_metadata(folder: Path) -> dict[str, dict]:
+    """PDB id, release date, resolution and kind per file from a ``manifest.csv`` in or beside the
+    folder (``sabdab_extra``: columns file, pdb, release, kind, resolution)."""
+    import csv
+
+    out: dict[str, dict] = {}
+    for table in (folder / "manifest.csv", folder.parent / "manifest.csv"):
+        if not table.is_file():
+            continue
+        with open(table, newline="", errors="replace") as fh:
+            for row in csv.DictReader(fh):
+                name = (row.get("file") or "").removesuffix(".gz").removesuffix(".bz2")
+                if not name or not row.get("pdb"):
+                    continue
+                try:
+                    res = float(row.get("resolution") or "nan")
+                except ValueError:
+                    res = float("nan")
+                out[name] = {"pdb_id": row["pdb"].lower(), "date": iso_date(row.get("release")),
+                             "resolution": None if res != res else res, "kind": row.get("kind") or None}  # fmt: skip
+        break
+    return out
+
+
+def source_name(folder: Path) -> str:
+    """The ``source`` of loops read from a folder: its name, or its parent's for a ``structures`` folder
+    that a ``manifest.csv`` beside it describes (``sabdab_extra/structures`` -> ``sabdab_extra``)."""
+    if not (folder / "manifest.csv").is_file() and (folder.parent / "manifest.csv").is_file():
+        return folder.parent.name
+    return folder.name
+
+
 def folder_metadata(folder: Path) -> dict[str, dict]:
-    """Per-file metadata found beside a structure folder (Rosetta or docking benchmark)."""
+    """Per-file metadata found beside a structure folder (Rosetta, docking benchmark, ``manifest.csv``)."""
     meta = rosetta_metadata(folder)
-    for name, extra in docking_metadata(folder).items():
+    for name, extra in (*docking_metadata(folder).items(), *manifest_metadata(folder).items()):
         meta.setdefault(name, {}).update(extra)
     return meta
 

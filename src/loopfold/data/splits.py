@@ -120,8 +120,14 @@ def make_split(
     fractions: tuple[float, float, float] = (0.7, 0.2, 0.1),
     seed: int = 0,
     exclusions: Exclusions | None = None,
+    test_from: str | None = None,
 ) -> pd.DataFrame:
     """Assign each loop a part; returns ``loop_id, cdr, part, cluster``.
+
+    ``test_from`` (ISO date, with ``by="cluster"``): a time split. Loops released on or after it are
+    the test part; older loops >= ``identity`` identical to a test loop of their CDR are excluded;
+    the rest is split by cluster into train and validation in the ratio of the first two fractions.
+    Loops without a date count as older.
 
     Raises:
         ValueError: fractions that are negative or do not sum to 1, or an unknown ``by``.
@@ -130,6 +136,8 @@ def make_split(
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
     if by not in ("cluster", "random", "date"):
         raise ValueError(f"unknown split kind {by!r}; expected cluster, random or date")
+    if test_from is not None and by != "cluster":
+        raise ValueError("a test_from date needs by='cluster'")
     rng = np.random.default_rng(seed)
     out = pd.DataFrame({"loop_id": df["loop_id"], "cdr": df["cdr"]})
     out["part"] = ""
@@ -144,6 +152,16 @@ def make_split(
         for (definition, cdr), g in df[by_id].groupby(["definition", "cdr"]):
             refs.setdefault((str(definition), str(cdr)), []).extend(g["sequence"].tolist())
         excluded |= similar_to_exclusions(df, Exclusions(exclusions.pdb_ids, refs), identity)
+    recent = np.zeros(len(df), dtype=bool)
+    if test_from is not None:
+        recent = (df["date"].fillna("0000-00-00").astype(str) >= test_from).to_numpy() & ~excluded
+        for _cdr, idx in df.groupby("cdr").indices.items():
+            new, old = idx[recent[idx]], idx[~recent[idx] & ~excluded[idx]]
+            if len(new) and len(old):
+                close = max_identity(df["sequence"].iloc[old].tolist(), df["sequence"].iloc[new].tolist()) >= identity
+                excluded[old[close]] = True
+        total = fractions[0] + fractions[1]
+        fractions = (fractions[0] / total, fractions[1] / total, 0.0) if total > 0 else (1.0, 0.0, 0.0)
     for cdr, idx in df.groupby("cdr").indices.items():
         idx = idx[~excluded[idx]]
         if len(idx) == 0:
@@ -152,7 +170,10 @@ def make_split(
         labels = single_linkage_clusters(seqs, identity)
         out.loc[out.index[idx], "cluster"] = [f"{cdr}-{x}" for x in labels]
         if by == "cluster":
-            parts = _assign_clusters(labels, fractions, rng)
+            parts = np.where(recent[idx], 2, 0)
+            older = ~recent[idx]
+            if older.any():
+                parts[older] = _assign_clusters(labels[older], fractions, rng)
         elif by == "random":
             parts = rng.choice(3, size=len(idx), p=[fractions[0], fractions[1], fractions[2]])
         else:

@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopfold.data.dedupe import DedupeReport, dedupe_sources
 from loopfold.data.records import SCHEMA_VERSION, LoopRecord
 from loopfold.errors import InvalidFile
 from loopfold.io.atomic import atomic_path
@@ -60,21 +61,31 @@ def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
     return df
 
 
-def merge_datasets(paths: list[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
-    """Concatenate datasets into ``out`` (atomically); returns the number of loops.
+def merge_datasets(
+    paths: list[str | os.PathLike[str]], out: str | os.PathLike[str], dedupe: bool = False
+) -> tuple[int, DedupeReport | None]:
+    """Concatenate datasets into ``out`` (atomically); returns the number of loops and, with
+    ``dedupe``, what :func:`loopfold.data.dedupe.dedupe_sources` dropped (earlier inputs win).
 
     Raises:
         InvalidFile: an input is not a dataset, or a loop id appears twice.
     """
     tables = []
-    for p in paths:
+    rank: list[int] = []
+    for k, p in enumerate(paths):
         read_dataset(p)  # validates the schema version
         tables.append(pq.read_table(p).cast(SCHEMA))
+        rank += [k] * tables[-1].num_rows
     table = pa.concat_tables(tables)
+    report = None
+    if dedupe:
+        cols = table.select(["pdb_id", "chain_sequence"]).to_pandas()
+        keep, report = dedupe_sources(cols, rank)
+        table = table.filter(pa.array(keep))
     ids = table.column("loop_id").to_pylist()
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise InvalidFile(f"loop id {dup!r} appears in more than one input")
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
-    return len(ids)
+    return len(ids), report

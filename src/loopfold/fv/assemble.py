@@ -130,15 +130,20 @@ class FrameworkBuilder:
         score = ident - MISS_PENALTY * miss - 1000.0 * extra - self.res_penalty
         return np.where(have.sum(1) >= want.sum() // 2, score, -np.inf), ident  # entries with the chain
 
-    def frame(self, name: str, chains: dict[str, tuple[str, NumberedDomain]], exclude: frozenset[str] = frozenset()
-              ) -> Frame:  # fmt: skip
+    def frame(self, name: str, chains: dict[str, tuple[str, NumberedDomain]], exclude: frozenset[str] = frozenset(),
+              nanobody: bool | None = None) -> Frame:  # fmt: skip
         """Framework coordinates for an antibody's chains (``chain type -> (sequence, domain)``);
         entries named in ``exclude`` are not used (benchmarks leave a structure's own entry out).
+        ``nanobody`` (a VH alone): take the VH from the library's nanobody entries (True) or from
+        the others (False), when the library marks them and has such an entry.
 
         Raises:
             BadStructure: no library entry covers a chain's domain.
         """
         lib, scores, ats, idents, inserts = self.library, {}, {}, {}, {}
+        kind = None
+        if nanobody is not None and lib.nanobody is not None and set(chains) == {"H"}:
+            kind = lib.nanobody == nanobody
         for ct, (seq, dom) in chains.items():
             c = CHAINS.index(ct)
             at, inserted = domain_positions(dom)
@@ -148,6 +153,8 @@ class FrameworkBuilder:
             scores[ct], idents[ct] = self._scores(c, at, letters)
             if exclude:
                 scores[ct] = np.where(np.isin(lib.ids, list(exclude)), -np.inf, scores[ct])
+            if kind is not None and np.isfinite(scores[ct][kind]).any():
+                scores[ct] = np.where(kind, scores[ct], -np.inf)
             if not np.isfinite(scores[ct]).any():
                 raise BadStructure(f"{name} chain {ct}: no framework template covers this domain")
             ats[ct] = at

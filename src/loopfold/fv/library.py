@@ -6,7 +6,7 @@ frame, so an entry keeps its VH-VL orientation. Per chain and IMGT position
 CDR (North definition, the loops loopfold predicts) are not stored: only
 frameworks and loop stems come from here (each entry's CDR-H3 sequence is kept
 to tell which antibody it is). Built by ``loopfold data frameworks`` from the
-Rosetta antibody database, without the benchmark structures and without any
+Rosetta antibody database and ``sabdab_extra``, without the benchmark structures and without any
 structure whose CDR-H3 is >= 70% identical to a benchmark H3 (the same or a
 related antibody) or cannot be found.
 
@@ -67,6 +67,8 @@ class FrameworkLibrary:
     error_coef: np.ndarray | None = None
     #: ``[T]`` each entry's CDR-H3 sequence (North): which antibody it is (leakage checks)
     h3: np.ndarray | None = None
+    #: ``[T]`` bool: the entry is a nanobody (a VH alone with VHH hallmarks, :mod:`loopfold.numbering.vhh`)
+    nanobody: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -78,13 +80,16 @@ class FrameworkLibrary:
     def subset(self, keep: np.ndarray) -> FrameworkLibrary:
         """The entries where ``keep`` is True."""
         return FrameworkLibrary(self.ids[keep], self.residues[keep], self.coords[keep], self.resolution[keep],
-                                self.error_coef, None if self.h3 is None else self.h3[keep])  # fmt: skip
+                                self.error_coef, None if self.h3 is None else self.h3[keep],
+                                None if self.nanobody is None else self.nanobody[keep])  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
         extra = {} if self.error_coef is None else {"error_coef": np.asarray(self.error_coef, dtype=np.float64)}
         if self.h3 is not None:
             extra["h3"] = self.h3.astype(str)
+        if self.nanobody is not None:
+            extra["nanobody"] = self.nanobody.astype(bool)
         from loopfold.io.atomic import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a handle: numpy would add ".npz" to a bare name
@@ -104,16 +109,18 @@ def load_library(path: str | Path) -> FrameworkLibrary:
             ids, res, q, resol = z["ids"], z["residues"], z["coords"], z["resolution"]
             coef = z["error_coef"] if "error_coef" in z.files else None
             h3 = z["h3"] if "h3" in z.files else None
+            nb = z["nanobody"] if "nanobody" in z.files else None
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"{path}: not a loopfold framework library ({exc})") from None
     t = len(ids)
     bad_coef = coef is not None and (coef.shape != (5,) or not np.isfinite(coef).all())
     bad_coef |= h3 is not None and h3.shape != (t,)
+    bad_coef |= nb is not None and (nb.shape != (t,) or nb.dtype != bool)
     if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0 or bad_coef:
         raise CheckpointError(f"{path}: framework library arrays have inconsistent shapes "
                               f"(ids {ids.shape}, residues {res.shape}, coords {q.shape}, error_coef "
                               f"{None if coef is None else coef.shape})")  # fmt: skip
-    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32), coef, h3)
+    return FrameworkLibrary(ids, res.astype(np.uint8), q.astype(np.float32), resol.astype(np.float32), coef, h3, nb)
 
 
 def domain_positions(domain: NumberedDomain) -> tuple[np.ndarray, np.ndarray]:

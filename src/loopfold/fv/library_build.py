@@ -10,7 +10,12 @@ entries with the same framework residues as a better-resolved one, and entries
 whose framework backbone has a bond length more than ``max_bond_deviation``
 from ideal or two heavy atoms closer than ``min_contact`` (their errors would
 reach every model built on them). Residues after
-a chain break inside a framework stretch are dropped from an entry.
+a chain break inside a framework stretch are dropped from an entry. Several
+folders can be given (the Rosetta database, ``sabdab_extra``): a PDB id already
+read from an earlier folder is skipped. With ``test_from`` (a time split),
+structures released on or after that date are left out, and so is every
+structure whose CDR-H3 is >= ``identity`` identical to one of theirs. An entry
+with a VH and no VL whose FR2 hallmarks are a VHH's is marked a nanobody.
 """
 
 from __future__ import annotations
@@ -24,19 +29,22 @@ import numpy as np
 import pandas as pd
 
 from loopfold.constants import CDRS
-from loopfold.data.extract import is_structure_file
+from loopfold.data.extract import folder_metadata, is_structure_file, metadata_for
+from loopfold.data.identity import max_identity
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.errors import LoopfoldError
 from loopfold.fv.library import CHAINS, FrameworkLibrary, clean_entry, closest_contact, entry_from_chains
 from loopfold.io.pdb import read_structure
 from loopfold.numbering.anarci import number_sequences
 from loopfold.numbering.cdr import locate_cdr
+from loopfold.numbering.vhh import is_vhh
 
 
-def _read_entry(path: str) -> tuple[str, dict] | tuple[str, str]:
-    """One file's entry (residues, coords, resolution, loops) or the reason it gives none."""
+def _read_entry(job: tuple[str, dict]) -> tuple[str, dict] | tuple[str, str]:
+    """One file's entry (residues, coords, resolution, date, loops) or the reason it gives none."""
+    path, meta = job
     try:
-        sf = read_structure(path)
+        sf = read_structure(path, meta.get("pdb_id"))
     except LoopfoldError as exc:
         return path, str(exc)
     numbered = number_sequences([(f"{path}:{bb.chain_id}", bb.sequence) for bb in sf.chains], workers=1)
@@ -62,50 +70,74 @@ def _read_entry(path: str) -> tuple[str, dict] | tuple[str, str]:
         coords[c], d = clean_entry(coords[c], ct)
         residues[c, ~np.isfinite(coords[c]).all((1, 2))] = 0
         dev = max(dev, d)
+    resolution = meta.get("resolution", sf.resolution)
+    nanobody = "L" not in chains and is_vhh(chains["H"][0], chains["H"][2])
     return path, {"bond_deviation": dev, "contact": closest_contact(residues, coords), "pdb_id": sf.pdb_id,
-                  "residues": residues, "coords": coords,
-                  "resolution": np.nan if sf.resolution is None else sf.resolution, "loops": loops}  # fmt: skip
+                  "residues": residues, "coords": coords, "date": meta.get("date", sf.date) or "",
+                  "resolution": np.nan if resolution is None else resolution, "loops": loops,
+                  "nanobody": nanobody}  # fmt: skip
 
 
 def build_library(
-    folder: str | Path, exclusions: Exclusions | None = None, identity: float = 0.7, workers: int | None = None,
-    max_bond_deviation: float = 0.05, min_contact: float = 2.3,
+    folders: str | Path | list[str | Path], exclusions: Exclusions | None = None, identity: float = 0.7,
+    workers: int | None = None, max_bond_deviation: float = 0.05, min_contact: float = 2.3,
+    test_from: str | None = None,
 ) -> tuple[FrameworkLibrary, dict[str, int]]:
-    """The library of a structure folder, and counts of what was left out and why."""
-    files = sorted(str(p) for p in Path(folder).iterdir() if is_structure_file(p))
+    """The library of one or more structure folders, and counts of what was left out and why."""
+    jobs = []
+    for folder in folders if isinstance(folders, list) else [folders]:
+        meta = folder_metadata(Path(folder))
+        jobs += [(str(p), metadata_for(str(p), meta)) for p in sorted(Path(folder).iterdir()) if is_structure_file(p)]
     entries: list[dict] = []
-    report = {"files": len(files), "unusable": 0, "excluded_id": 0, "no_h3": 0, "bond_geometry": 0,
-              "excluded_similar_loop": 0, "duplicate": 0}  # fmt: skip
+    report = {"files": len(jobs), "unusable": 0, "same_pdb_id": 0, "excluded_id": 0, "no_h3": 0, "recent": 0,
+              "bond_geometry": 0, "excluded_similar_loop": 0, "duplicate": 0}  # fmt: skip
+    seen: set[str] = set()
+    recent_h3: list[str] = []
     with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        for _, got in pool.map(_read_entry, files, chunksize=16):
+        for _, got in pool.map(_read_entry, jobs, chunksize=16):
             if isinstance(got, str):
                 report["unusable"] += 1
+                continue
+            h3 = [seq for cdr, seq in got["loops"] if cdr == "H3"]
+            if got["pdb_id"] in seen:
+                report["same_pdb_id"] += 1
             elif exclusions is not None and got["pdb_id"][:4] in exclusions.pdb_ids:
                 report["excluded_id"] += 1
-            elif not any(cdr == "H3" for cdr, _ in got["loops"]):  # which antibody it is cannot be checked
+            elif test_from is not None and got["date"] >= test_from:
+                report["recent"] += 1
+                recent_h3 += h3
+            elif not h3:  # which antibody it is cannot be checked
                 report["no_h3"] += 1
             elif got["bond_deviation"] > max_bond_deviation or got["contact"] < min_contact:
                 report["bond_geometry"] += 1
             else:
                 entries.append(got)
-    if exclusions is not None and entries:
+            seen.add(got["pdb_id"])
+    if entries and (exclusions is not None or recent_h3):
         loops = pd.DataFrame([(k, cdr, seq) for k, e in enumerate(entries) for cdr, seq in e["loops"] if cdr == "H3"],
                              columns=["entry", "cdr", "sequence"]).assign(definition="north")  # fmt: skip
-        close = set(loops.loc[similar_to_exclusions(loops, exclusions, identity), "entry"])
-        report["excluded_similar_loop"] = len(close)
-        entries = [e for k, e in enumerate(entries) if k not in close]
+        close = np.zeros(len(loops), dtype=bool)
+        if exclusions is not None:
+            close |= similar_to_exclusions(loops, exclusions, identity)
+        if recent_h3:
+            close |= max_identity(loops["sequence"].tolist(), recent_h3) >= identity
+        drop = set(loops.loc[close, "entry"])
+        report["excluded_similar_loop"] = len(drop)
+        entries = [e for k, e in enumerate(entries) if k not in drop]
     entries = _unique(entries)
-    report["duplicate"] = report["files"] - report["unusable"] - report["excluded_id"] - report["no_h3"] - \
-        report["bond_geometry"] - report["excluded_similar_loop"] - len(entries)  # fmt: skip
+    report["duplicate"] = report["files"] - sum(v for k, v in report.items() if k not in ("files", "duplicate")) \
+        - len(entries)  # fmt: skip
     report["entries"] = len(entries)
+    report["nanobody_entries"] = sum(bool(e["nanobody"]) for e in entries)
     if not entries:
-        raise LoopfoldError(f"{folder}: no structure gave a framework entry")
+        raise LoopfoldError(f"{folders}: no structure gave a framework entry")
     lib = FrameworkLibrary(
         ids=np.array([e["pdb_id"] for e in entries]),
         residues=np.stack([e["residues"] for e in entries]),
         coords=_centred(np.stack([e["coords"] for e in entries])),
         resolution=np.array([e["resolution"] for e in entries], dtype=np.float32),
         h3=np.array([next(seq for cdr, seq in e["loops"] if cdr == "H3") for e in entries]),
+        nanobody=np.array([bool(e["nanobody"]) for e in entries]),
     )
     return lib, report
 

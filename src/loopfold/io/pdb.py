@@ -118,6 +118,15 @@ def iso_date(text: str | None) -> str | None:
     return None
 
 
+_RELEASED = re.compile(r"^REMARK 999 .*\bRELEASED (\d{4}-\d{2}-\d{2})\b", re.MULTILINE)
+
+
+def release_date(text: str) -> str | None:
+    """The release date a ``REMARK 999 ... RELEASED YYYY-MM-DD`` line gives (``sabdab_extra`` files), else None."""
+    m = _RELEASED.search(text[:20000])
+    return iso_date(m.group(1)) if m else None
+
+
 def _strip_legacy_columns(text: str) -> str:
     """Cut ATOM/HETATM records after column 72 (gemmi then infers elements from atom names)."""
     return "\n".join(line[:72] if line.startswith(("ATOM", "HETATM")) else line for line in text.splitlines())
@@ -131,7 +140,8 @@ def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> S
         BadStructure: no protein chain with at least two residues, or duplicate residues.
     """
     p = str(path)
-    st = _parse(read_text(path), p)
+    text = read_text(path)
+    st = _parse(text, p)
     if len(st) == 0:
         raise BadStructure(f"{p}: no model with atoms")
     chains = tuple(b for ch in st[0] if (b := _backbone_of_chain(ch, p)) is not None)
@@ -142,7 +152,7 @@ def read_structure(path: str | os.PathLike[str], pdb_id: str | None = None) -> S
         iso_date(header["_pdbx_database_status.recvd_initial_deposition_date"])
         if ("_pdbx_database_status.recvd_initial_deposition_date" in header)
         else None
-    )
+    ) or release_date(text)
     entry = header["_entry.id"] if "_entry.id" in header else ""
     if not entry:
         m = re.match(r"(?:pdb)?(\d[a-z0-9]{3})(?:[._]|$)", Path(p).name.lower())

@@ -14,6 +14,7 @@ fall back to the per-residue mode rebuilt with ideal geometry.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,6 +191,40 @@ def ideal_bond_rebuild(coords: np.ndarray, torsions: np.ndarray) -> np.ndarray:
     return rebuild_backbone(tors, geom)
 
 
+def candidate_scores(
+    pred: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
+    cdrs: list[str],
+    sequences: list[str],
+    lengths: np.ndarray,
+    library: TemplateLibrary,
+    identity_weight: float = 0.0,
+    weights: np.ndarray | None = None,
+) -> Iterator[tuple[tuple[str, int], np.ndarray, np.ndarray]]:
+    """Per (CDR, window length) group with templates: the key, the window indices ``[b]`` and the
+    score of every template of the group for each window ``[b, N]`` (what :func:`choose_conformations`
+    maximises; ``bench/recent.py`` ranks candidates by it). Windows are scored 512 at a time."""
+    preds = pred if isinstance(pred, list) else [pred]
+    w = np.ones((len(cdrs), len(preds))) if weights is None else np.asarray(weights, dtype=float)
+    members = [(log_probs(p), p["bin_centers"]) for p in preds]
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, cdr in enumerate(cdrs):
+        groups.setdefault((cdr, int(lengths[i])), []).append(i)
+    for (cdr, n), rows in groups.items():
+        if (cdr, n) not in library.groups:
+            continue
+        idx = np.array(rows)
+        for lo in range(0, len(idx), 512):  # bounded memory: [chunk, N] scores
+            part = idx[lo : lo + 512]
+            seqs = [sequences[i] for i in part]
+            wp = w[part] / w[part].sum(1, keepdims=True)
+            sc = sum(wp[:, m, None] * library.scores(cdr, n, seqs, lp[part, :n], centers,
+                                                     None if cp is None else cp[part, :n])
+                     for m, ((lp, cp), centers) in enumerate(members) if wp[:, m].any())  # fmt: skip
+            if identity_weight:
+                sc = sc + identity_weight * identity_matrix(seqs, library.groups[(cdr, n)][2])
+            yield (cdr, n), part, sc
+
+
 def choose_conformations(
     pred: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
     cdrs: list[str],
@@ -214,27 +249,11 @@ def choose_conformations(
     sources: list[str | None] = [None] * len(cdrs)
     if library is None or any("bin_probs" not in p for p in preds):
         return angles, coords, sources
-    members = [(log_probs(p), p["bin_centers"]) for p in preds]
-    groups: dict[tuple[str, int], list[int]] = {}
-    for i, cdr in enumerate(cdrs):
-        groups.setdefault((cdr, int(lengths[i])), []).append(i)
-    for (cdr, n), rows in groups.items():
-        if (cdr, n) not in library.groups:
-            continue
+    for (cdr, n), part, sc in candidate_scores(preds, cdrs, sequences, lengths, library, identity_weight, w):
         tors, xyz, _, ids = library.groups[(cdr, n)]
-        idx = np.array(rows)
-        for lo in range(0, len(idx), 512):  # bounded memory: [chunk, N] scores
-            part = idx[lo : lo + 512]
-            seqs = [sequences[i] for i in part]
-            wp = w[part] / w[part].sum(1, keepdims=True)
-            sc = sum(wp[:, m, None] * library.scores(cdr, n, seqs, lp[part, :n], centers,
-                                                     None if cp is None else cp[part, :n])
-                     for m, ((lp, cp), centers) in enumerate(members) if wp[:, m].any())  # fmt: skip
-            if identity_weight:
-                sc = sc + identity_weight * identity_matrix(seqs, library.groups[(cdr, n)][2])
-            for i, best in zip(part, sc.argmax(1), strict=True):
-                angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
-                coords[i], sources[i] = xyz[best], ids[best]
+        for i, best in zip(part, sc.argmax(1), strict=True):
+            angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
+            coords[i], sources[i] = xyz[best], ids[best]
     return angles, coords, sources
 
 

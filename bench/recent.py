@@ -1,0 +1,289 @@
+"""Recent antibodies: the development yardstick (a time split of ``sabdab_extra``).
+
+    .venv/bin/python bench/recent.py --model "new=out/recent/model" [--model NAME=RUN ...]
+        [--data ../shared/data] [--from 2020-01-01] [--before 2021-01-01] [--out out/bench]
+
+Test part: every ``sabdab_extra`` structure released in [--from, --before)
+(2020: 77 Fv, 88 heavy chains, 43 nanobodies). Each model named by
+``--model NAME=RUN`` (a run folder with its own ``frameworks.npz``; ``v0.3``
+is the shipped model of loopfold 0.3.0, taken from git when RUN is
+``git:REV``) predicts them from the observed sequences, as a user would:
+heavy + light for an Fv, the heavy chain alone otherwise (the mode the
+hallmarks pick; nanobodies also with ``--no-nanobody``). Models compared on a
+time split must be trained on releases before --from, with loops >= 70%
+identical to a test loop left out of training and templates
+(``scripts/train_model.sh`` with ``TEST_FROM``).
+
+Per CDR (North, the model's own cut), loops with every backbone atom observed:
+``rmsd_loop`` (loop superposed on itself), ``rmsd_stem`` (3 stem residues each
+side superposed), ``rmsd_frame`` (the chain's framework superposed), phi/psi
+MAE. Rows per model: the model; the identity-template baseline (the most
+identical template of the model's library, same framework and closure); and
+the oracle rows on the loop's own shape (``rmsd_loop`` of the raw template
+window, before placement): the model's first choice, the best of its top 5 and
+top 20 candidates (its own ranking) and the best template of its library.
+Writes ``OUT/recent.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tables import write_outputs
+
+from loopfold.batch import predict_antibodies
+from loopfold.constants import CDRS
+from loopfold.data.identity import identity_matrix
+from loopfold.errors import LoopfoldError
+from loopfold.fv.assemble import FrameworkBuilder
+from loopfold.fv.library import LIBRARY_FILE, load_library
+from loopfold.io.fasta import AntibodyInput
+from loopfold.io.pdb import read_structure
+from loopfold.model.decode import run_network
+from loopfold.model.ensemble import member_weights
+from loopfold.model.templates import candidate_scores
+from loopfold.numbering.anarci import number_sequences
+from loopfold.predict import Predictor
+from loopfold.structure.geometry import backbone_torsions
+from loopfold.structure.superpose import kabsch, superposed_rmsd
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPS = (1, 5, 20)
+STEMS = 3
+
+
+class RankingPredictor(Predictor):
+    """The run's predictor, also keeping each window's candidate templates in its own ranking;
+    ``pick="identity"`` writes the most sequence-identical template instead (the baseline)."""
+
+    def __init__(self, run_dir: Path, pick: str = "model") -> None:
+        super().__init__(run_dir)
+        self.pick = pick
+        self.ranked: list[tuple[np.ndarray, np.ndarray] | None] = []  # per window: (order, window coords)
+
+    def conformations(self, batch, cdrs, sequences, template_names=None):  # noqa: ANN001, ANN201
+        """:meth:`Predictor.conformations`, recording candidates (and applying ``pick``)."""
+        pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names)
+        preds = [run_network(self.model, batch, temperature=self.temperature)]
+        preds += [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
+        w = member_weights(self.info, cdrs, len(preds)) if self.members else None
+        lengths = batch.lengths.numpy()
+        ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(cdrs)
+        for (cdr, n), part, sc in candidate_scores(preds, cdrs, sequences, lengths, self.templates,
+                                                   self.cfg.identity_weight, w):  # fmt: skip
+            tors, txyz, tseqs, ids = self.templates.groups[(cdr, n)]
+            ident = identity_matrix([sequences[i] for i in part], tseqs)
+            for row, i in enumerate(part):
+                ranked[i] = (np.argsort(-sc[row], kind="stable"), txyz)
+                if self.pick == "identity":
+                    j = int(ident[row].argmax())
+                    chosen[i, :n] = np.where(np.isfinite(tors[j]), tors[j], chosen[i, :n])
+                    xyz[i], sources[i] = txyz[j], ids[j]
+        self.ranked += ranked
+        return pred, chosen, xyz, sources
+
+
+def test_items(data: Path, start: str, end: str) -> list[dict]:
+    """The manifest's structures released in [start, end): kind, observed chains numbered from sequence."""
+    folder = data / "sabdab_extra"
+    rows = [r for r in csv.DictReader(open(folder / "manifest.csv")) if start <= r["release"] < end]
+    items = []
+    for r in rows:
+        try:
+            sf = read_structure(folder / "structures" / r["file"])
+        except LoopfoldError:
+            continue
+        numbered = number_sequences([(f"{r['file']}:{bb.chain_id}", bb.sequence) for bb in sf.chains], workers=1)
+        chains = {}
+        for bb, doms in zip(sf.chains, numbered, strict=True):
+            if isinstance(doms, LoopfoldError) or "X" in bb.sequence:
+                continue
+            for d in doms[:1]:
+                chains.setdefault(d.chain_type, (bb, d))
+        if "H" in chains:
+            items.append({"name": r["pdb"], "kind": r["kind"], "chains": chains})
+    return items
+
+
+def _angle_mae(p: np.ndarray, t: np.ndarray) -> float:
+    ok = np.isfinite(p) & np.isfinite(t)
+    d = np.abs((p[ok] - t[ok] + 180.0) % 360.0 - 180.0)
+    return float(d.mean()) if len(d) else float("nan")
+
+
+def loop_rows(item: dict, res, mode: str) -> list[dict]:  # noqa: ANN001 - AntibodyResult
+    """Per loop of one predicted Fv: the field's RMSDs and angle errors against the crystal."""
+    rows = []
+    for ch in res.fv.chains:
+        bb = item["chains"][ch.chain_id][0]
+        t_all = bb.coords[ch.index]
+        ok = np.isfinite(t_all).all((1, 2))
+        fw = np.array([g == "FR" for g in ch.region]) & ok
+        rot_f, tr_f = kabsch(ch.coords[fw].reshape(-1, 3), t_all[fw].reshape(-1, 3))
+        tor_p, tor_t = backbone_torsions(ch.coords), backbone_torsions(bb.coords)[ch.index]
+        for cdr in sorted({g for g in ch.region if g != "FR"}):
+            sel = np.nonzero(np.array(ch.region) == cdr)[0]
+            if not ok[sel].all():
+                continue
+            p, t = ch.coords[sel], t_all[sel]
+            stem = np.r_[sel[0] - STEMS : sel[0], sel[-1] + 1 : sel[-1] + 1 + STEMS]
+            stem = stem[(stem >= 0) & (stem < len(ok))]
+            stem = stem[ok[stem]]
+            rot_s, tr_s = kabsch(ch.coords[stem].reshape(-1, 3), t_all[stem].reshape(-1, 3))
+            rows.append({"name": item["name"], "kind": item["kind"], "mode": mode, "cdr": cdr, "length": len(sel),
+                         "rmsd_loop": superposed_rmsd(p.reshape(-1, 3), t.reshape(-1, 3)),
+                         "rmsd_stem": float(np.sqrt((((p @ rot_s.T + tr_s) - t) ** 2).sum(-1).mean())),
+                         "rmsd_frame": float(np.sqrt((((p @ rot_f.T + tr_f) - t) ** 2).sum(-1).mean())),
+                         "phi_mae": _angle_mae(tor_p[sel, 0], tor_t[sel, 0]),
+                         "psi_mae": _angle_mae(tor_p[sel, 1], tor_t[sel, 1])})  # fmt: skip
+    return rows
+
+
+def _batched_rmsd(mobile: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Superposed RMSD of each ``[N, P, 3]`` mobile set to one ``[P, 3]`` target."""
+    m = mobile - mobile.mean(1, keepdims=True)
+    t = target - target.mean(0)
+    h = np.einsum("npi,pj->nij", m, t)
+    s = np.linalg.svd(h, compute_uv=False)
+    det = np.sign(np.linalg.det(h))
+    s[:, -1] *= det
+    e = (m**2).sum((1, 2)) + (t**2).sum() - 2 * s.sum(1)
+    return np.sqrt(np.maximum(e, 0) / len(t))
+
+
+def oracle_rows(item: dict, loops: list[dict], ranked: list) -> list[dict]:
+    """Per loop: ``rmsd_loop`` of the raw template windows: first choice, best of top K, library best."""
+    rows = []
+    for lp, rk in zip(loops, ranked, strict=True):
+        if rk is None or lp.get("start") is None:
+            continue
+        bb = item["chains"][lp["chain"]][0]
+        n = len(lp["sequence"])
+        true = bb.coords[lp["start"] : lp["start"] + n]
+        if len(true) != n or not np.isfinite(true).all():
+            continue
+        order, txyz = rk
+        cand = txyz[:, STEMS : STEMS + n].reshape(len(txyz), -1, 3)
+        r = _batched_rmsd(cand, true.reshape(-1, 3))
+        row = {"name": item["name"], "kind": item["kind"], "cdr": lp["cdr"], "library_best": float(r.min()),
+               "library_size": len(r)}  # fmt: skip
+        for k in TOPS:
+            row[f"top{k}"] = float(r[order[:k]].min())
+        rows.append(row)
+    return rows
+
+
+def run_model(name: str, run: Path, items: list[dict], pick: str = "model", nanobody: bool | None = None) -> tuple:
+    """Loop rows and oracle rows of one model over the items (each predicted as a user would)."""
+    pred = RankingPredictor(run, pick)
+    lib = run / LIBRARY_FILE
+    builder = FrameworkBuilder(load_library(lib))
+    abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence,
+                          it["chains"]["L"][0].sequence if it["kind"] == "fv" and "L" in it["chains"] else None)
+            for it in items]  # fmt: skip
+    results = list(predict_antibodies(pred, abs_, chunk=len(abs_) + 1, fv=builder, nanobody=nanobody))
+    rows, oracle, failed = [], [], 0
+    flat = iter(pred.ranked)
+    for it, res in zip(items, results, strict=True):
+        loops = res.result.get("loops", [])
+        ranked = [next(flat) for _ in loops]
+        if res.fv is None:
+            failed += 1
+            continue
+        rows += loop_rows(it, res, res.result.get("mode", ""))
+        oracle += oracle_rows(it, loops, ranked)
+    print(f"{name}: {len(results)} records, {failed} without an Fv", flush=True)
+    return rows, oracle, failed
+
+
+METRICS = ("rmsd_loop", "rmsd_stem", "rmsd_frame", "phi_mae", "psi_mae")
+
+
+def summarise(rows: list[dict], oracle: list[dict]) -> dict:
+    """Means per CDR (and H3 >= 16) of the loop metrics and the oracle rows."""
+    out: dict = {}
+    df, od = pd.DataFrame(rows), pd.DataFrame(oracle)
+    for cdr in (*CDRS, "H3 >= 16"):
+        g = df[(df["cdr"] == "H3") & (df["length"] >= 16)] if cdr == "H3 >= 16" else df[df["cdr"] == cdr] \
+            if len(df) else df  # fmt: skip
+        if not len(g):
+            continue
+        out[cdr] = {"n": len(g), **{m: round(float(g[m].mean()), 3) for m in METRICS}}
+        if cdr in CDRS and len(od) and (o := od[od["cdr"] == cdr]).size:
+            out[cdr]["oracle"] = {c: round(float(o[c].mean()), 3) for c in ("top1", "top5", "top20", "library_best")}
+    return out
+
+
+def model_dir(spec: str) -> Path:
+    """A run folder, or ``git:REV`` for the shipped weights of that commit (extracted into out/)."""
+    if not spec.startswith("git:"):
+        return Path(spec)
+    rev = spec[4:]
+    dest = ROOT / "out" / f"weights-{rev}"
+    if not (dest / "config.json").is_file():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src/loopfold/weights"], check=True,
+                                 capture_output=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(dest), "--strip-components=3"], input=archive, check=True)
+    return dest
+
+
+def markdown(result: dict) -> str:
+    """Tables for docs/benchmarks.md: one per test kind, rows per model and CDR."""
+    lines = []
+    for kind, by_model in result["tables"].items():
+        lines += [f"### {kind}", "", "| model | CDR | n | rmsd_loop | rmsd_stem | rmsd_frame | phi MAE | psi MAE | "
+                  "top-1 raw | best of 5 | best of 20 | library best |", "|" + " --- |" * 12]  # fmt: skip
+        for model, per in by_model.items():
+            for cdr, r in per.items():
+                o = r.get("oracle", {})
+                cells = [f"{o[c]:.2f}" if c in o else "" for c in ("top1", "top5", "top20", "library_best")]
+                lines.append(f"| {model} | {cdr} | {r['n']} | {r['rmsd_loop']:.2f} | {r['rmsd_stem']:.2f} | "
+                             f"{r['rmsd_frame']:.2f} | {r['phi_mae']:.1f} | {r['psi_mae']:.1f} | "
+                             + " | ".join(cells) + " |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    ap.add_argument("--model", action="append", required=True, help="NAME=RUN (or NAME=git:REV)")
+    ap.add_argument("--from", dest="start", default="2020-01-01")
+    ap.add_argument("--before", default="2021-01-01")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the identity-template rows")
+    ap.add_argument("--out", type=Path, default=ROOT / "out" / "bench")
+    args = ap.parse_args(argv)
+    items = test_items(args.data, args.start, args.before)
+    kinds = {k: [it for it in items if it["kind"] == k] for k in ("fv", "heavy_backbone", "nanobody")}
+    result: dict = {"test": {"from": args.start, "before": args.before, **{k: len(v) for k, v in kinds.items()}},
+                    "tables": {}, "failed": {}}  # fmt: skip
+    raw: dict = {}
+    for spec in args.model:
+        name, run = spec.split("=", 1)
+        run_dir = model_dir(run)
+        variants = [(name, "model", None)] + ([] if args.no_baseline else [(f"{name} identity template",
+                                                                            "identity", None)])  # fmt: skip
+        for label, pick, nb in variants:
+            for kind, its in kinds.items():
+                runs = [(label, nb)] + ([(f"{label} --no-nanobody", False)] if kind == "nanobody" else [])
+                for row_name, nbv in runs:
+                    rows, oracle, failed = run_model(f"{row_name} [{kind}]", run_dir, its, pick, nbv)
+                    result["tables"].setdefault(kind, {})[row_name] = summarise(rows, oracle if pick == "model"
+                                                                                else [])  # fmt: skip
+                    result["failed"][f"{row_name} [{kind}]"] = failed
+                    raw[f"{row_name} [{kind}]"] = rows
+    result["raw"] = raw
+    print(write_outputs(args.out, "recent", result, markdown(result)))
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
