@@ -47,7 +47,7 @@ from loopfold.io.fasta import AntibodyInput
 from loopfold.io.pdb import read_structure
 from loopfold.model.decode import run_network
 from loopfold.model.ensemble import member_weights
-from loopfold.model.templates import candidate_scores
+from loopfold.model.templates import candidate_scores, nanobody_choice
 from loopfold.numbering.anarci import number_sequences
 from loopfold.predict import Predictor
 from loopfold.structure.geometry import backbone_torsions
@@ -67,17 +67,18 @@ class RankingPredictor(Predictor):
         self.pick = pick
         self.ranked: list[tuple[np.ndarray, np.ndarray] | None] = []  # per window: (order, window coords)
 
-    def conformations(self, batch, cdrs, sequences, template_names=None):  # noqa: ANN001, ANN201
+    def conformations(self, batch, cdrs, sequences, template_names=None, nanobody=None):  # noqa: ANN001, ANN201
         """:meth:`Predictor.conformations`, recording candidates (and applying ``pick``)."""
-        pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names)
+        pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names, nanobody)
         preds = [run_network(self.model, batch, temperature=self.temperature)]
         preds += [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
         w = member_weights(self.info, cdrs, len(preds)) if self.members else None
         lengths = batch.lengths.numpy()
         ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(cdrs)
-        for (cdr, n), part, sc in candidate_scores(preds, cdrs, sequences, lengths, self.templates,
-                                                   self.cfg.identity_weight, w):  # fmt: skip
-            tors, txyz, tseqs, ids = self.templates.groups[(cdr, n)]
+        alt = nanobody_choice(self.nanobody_templates, self.nanobody_cdrs, cdrs, nanobody)
+        for (cdr, n), part, sc, lib in candidate_scores(preds, cdrs, sequences, lengths, self.templates,
+                                                        self.cfg.identity_weight, w, alt):  # fmt: skip
+            tors, txyz, tseqs, ids = lib.groups[(cdr, n)]
             ident = identity_matrix([sequences[i] for i in part], tseqs)
             for row, i in enumerate(part):
                 ranked[i] = (np.argsort(-sc[row], kind="stable"), txyz)

@@ -42,6 +42,8 @@ mkdir -p "$OUT/model/members/loopnet"
 cp "$OUT"/fvnet/{model.safetensors,config.json,training_loops.csv,templates.safetensors} "$OUT/model/"
 cp "$OUT"/loopnet/{model.safetensors,config.json} "$OUT/model/members/loopnet/"
 $P bench/tune_ensemble.py "$OUT/model" --data out/all.parquet --split "$OUT/split" --apply
+# nanobody loops: the CDRs whose validation loops do better choosing among nanobody templates only
+$P bench/tune_nanobody.py "$OUT/model" --data out/all.parquet --split "$OUT/split" --apply
 # the framework library whole Fv models are built from (nanobody entries marked), and the
 # per-residue error coefficients of an Fv, fitted on validation structures
 $L data frameworks "$D/rosetta_antibody_db/antibody/antibody_database" "$D/sabdab_extra/structures" \

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -94,6 +94,8 @@ def predict_antibodies(
                 continue
             domains[k] = _typed_domains(ab, doms)
             modes[k] = record_mode(domains[k], nanobody)
+            if modes[k][0] == "nanobody":
+                qs = [replace(q, nanobody=True) for q in qs]
             queries += qs
             owners += [k] * len(qs)
         windows: dict[int, np.ndarray] = {}

@@ -37,7 +37,7 @@ from loopfold.model.error_model import ErrorModel, loops_features
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
 from loopfold.model.losses import nearest_bins
-from loopfold.model.templates import choose_conformations, load_templates
+from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
 from loopfold.samples import JsonTable, coords_json, loop_samples, rounded
@@ -63,6 +63,8 @@ class LoopQuery:
     #: the loop's numbered chain and the whole Fv's context tokens (FvNet reads them; None for a lone loop)
     numbered: NumberedChain | None = field(default=None, compare=False, repr=False)
     context: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: the loop belongs to a nanobody (its templates may come from nanobody loops: ``info.nanobody_cdrs``)
+    nanobody: bool = False
 
 
 class Predictor:
@@ -85,6 +87,10 @@ class Predictor:
         self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
         self.name = self.info.get("name", f"loopfold-{self.cfg.model}")
         self.temperature = float(self.info.get("bin_temperature", 1.0))
+        #: CDRs whose nanobody loops choose among nanobody templates only (tuned on validation loops)
+        self.nanobody_cdrs = set(self.info.get("nanobody_cdrs", []))
+        nb_ids = set(self.info.get("nanobody_templates", []))
+        self.nanobody_templates = self.templates.subset(nb_ids) if self.templates is not None and nb_ids else None
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
         if manifest.is_file():
@@ -238,7 +244,8 @@ class Predictor:
             ctx = [None if q.numbered is None or q.start is None else (q.context, q.numbered, q.start, len(sn))
                    for q, (sn, _, _) in zip(queries, std, strict=True)]  # fmt: skip
             batch, names = query_fv(batch, cdrs, seqs, self.templates, ctx)
-        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names)
+        nanobody = np.array([q.nanobody for q in queries], dtype=bool)
+        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody)
         confidence = self.output_confidence(pred, chosen, lengths)
         identity = self._train_identity(queries)
         template_ident = (self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
@@ -293,10 +300,12 @@ class Predictor:
         return results
 
     def conformations(
-        self, batch: Batch, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None
+        self, batch: Batch, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None,
+        nanobody: np.ndarray | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
         """Network outputs, and per window the chosen torsions ``[B, L, 3]``, coordinates (None
-        where no template fits) and template ids.
+        where no template fits) and template ids. Windows marked in ``nanobody`` whose CDR is in
+        ``info.nanobody_cdrs`` choose among the nanobody templates (where any has their length).
 
         FvNet runs whose ``info.output`` is ``structure`` write their own conformation
         (predicted torsions and bond angles, rebuilt), ``template`` naming the most
@@ -309,14 +318,15 @@ class Predictor:
             xyz = [xyz_all[i, :n] for i, n in enumerate(lengths)]
             sources = [names[0] if names else None for names in (template_names or [[]] * len(cdrs))]
             return pred, pred["mean"], list(xyz), sources
+        alt = nanobody_choice(self.nanobody_templates, self.nanobody_cdrs, cdrs, nanobody)
         if not self.members:
             chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates,
-                                                        self.cfg.identity_weight)  # fmt: skip
+                                                        self.cfg.identity_weight, alt=alt)  # fmt: skip
             return pred, chosen, xyz, sources
         preds = [pred] + [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
         w = member_weights(self.info, cdrs, len(preds))
         chosen, xyz, sources = choose_conformations(preds, cdrs, sequences, lengths, self.templates,
-                                                    self.cfg.identity_weight, w)  # fmt: skip
+                                                    self.cfg.identity_weight, w, alt)  # fmt: skip
         conf = [self.confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
         pred = {**pred, "ensemble_confidence": sum(w[:, m, None] * c for m, c in enumerate(conf)) / w.sum(1)[:, None]}
         return pred, chosen, xyz, sources

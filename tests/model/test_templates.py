@@ -89,3 +89,22 @@ def test_ensemble_weights_are_checked():
     for bad in ({"H3": [0.0, 0.0]}, {"H3": [1.0]}, {"H9": [1.0, 1.0]}, {"H3": [-1.0, 2.0]}, [1, 2]):
         with pytest.raises(CheckpointError, match="ensemble_weights"):
             check_weights({"ensemble_weights": bad}, 2, "run")
+
+
+def test_nanobody_windows_choose_among_the_nanobody_templates():
+    from loopfold.model.templates import nanobody_choice
+
+    df = library_frame()
+    lib = TemplateLibrary.from_frame(df)
+    centers = np.stack(np.meshgrid(np.arange(-165, 180, 30.0), np.arange(-165, 180, 30.0)), -1).reshape(-1, 2)
+    fav = _favouring(lib, 3, 0.9, centers)  # the network prefers t3, not a nanobody template
+    pred = {k: (np.concatenate([v, v]) if k != "bin_centers" else v) for k, v in fav.items()}
+    nb = lib.subset({"t0", "t2"})
+    assert nb.groups[("H3", 10)][3] == ["t0", "t2"] and lib.subset(set()).groups == {}
+    seqs, n = [df["sequence"][0]] * 2, np.array([10, 10])
+    alt = nanobody_choice(nb, {"H3"}, ["H3", "H3"], np.array([True, False]))
+    _, coords, sources = choose_conformations(pred, ["H3", "H3"], seqs, n, lib, 0.0, None, alt)
+    assert sources[0] in {"t0", "t2"} and sources[1] == "t3"  # only the marked window is restricted
+    np.testing.assert_allclose(coords[0], nb.groups[("H3", 10)][1][["t0", "t2"].index(sources[0])])
+    assert nanobody_choice(nb, {"H1"}, ["H3", "H3"], np.array([True, True])) is None  # CDR not tuned for it
+    assert nanobody_choice(None, {"H3"}, ["H3"], np.array([True])) is None

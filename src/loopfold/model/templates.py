@@ -106,6 +106,15 @@ class TemplateLibrary:
             )
         return cls(groups, meta.get("definition"))
 
+    def subset(self, ids: set[str]) -> TemplateLibrary:
+        """The templates whose loop id is in ``ids`` (groups left empty are dropped)."""
+        groups = {}
+        for key, (tors, xyz, seqs, lids) in self.groups.items():
+            keep = [k for k, i in enumerate(lids) if i in ids]
+            if keep:
+                groups[key] = (tors[keep], xyz[keep], [seqs[k] for k in keep], [lids[k] for k in keep])
+        return TemplateLibrary(groups, self.definition)
+
     def _features(self, key: tuple[str, int], centers: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per template of a group: (phi, psi) bin ``[N, W]``, defined mask, cis flag, omega-defined mask."""
         cache = self._cache
@@ -199,30 +208,35 @@ def candidate_scores(
     library: TemplateLibrary,
     identity_weight: float = 0.0,
     weights: np.ndarray | None = None,
-) -> Iterator[tuple[tuple[str, int], np.ndarray, np.ndarray]]:
-    """Per (CDR, window length) group with templates: the key, the window indices ``[b]`` and the
+    alt: tuple[TemplateLibrary, np.ndarray] | None = None,
+) -> Iterator[tuple[tuple[str, int], np.ndarray, np.ndarray, TemplateLibrary]]:
+    """Per (CDR, window length) group with templates: the key, the window indices ``[b]``, the
     score of every template of the group for each window ``[b, N]`` (what :func:`choose_conformations`
-    maximises; ``bench/recent.py`` ranks candidates by it). Windows are scored 512 at a time."""
+    maximises; ``bench/recent.py`` ranks candidates by it) and the library scored. ``alt``: another
+    library and a ``[B]`` mask of the windows that choose from it where it has their group (the
+    nanobody templates). Windows are scored 512 at a time."""
     preds = pred if isinstance(pred, list) else [pred]
     w = np.ones((len(cdrs), len(preds))) if weights is None else np.asarray(weights, dtype=float)
     members = [(log_probs(p), p["bin_centers"]) for p in preds]
-    groups: dict[tuple[str, int], list[int]] = {}
+    groups: dict[tuple[str, int, bool], list[int]] = {}
     for i, cdr in enumerate(cdrs):
-        groups.setdefault((cdr, int(lengths[i])), []).append(i)
-    for (cdr, n), rows in groups.items():
-        if (cdr, n) not in library.groups:
+        other = alt is not None and bool(alt[1][i]) and (cdr, int(lengths[i])) in alt[0].groups
+        groups.setdefault((cdr, int(lengths[i]), other), []).append(i)
+    for (cdr, n, other), rows in groups.items():
+        lib = alt[0] if other and alt is not None else library
+        if (cdr, n) not in lib.groups:
             continue
         idx = np.array(rows)
         for lo in range(0, len(idx), 512):  # bounded memory: [chunk, N] scores
             part = idx[lo : lo + 512]
             seqs = [sequences[i] for i in part]
             wp = w[part] / w[part].sum(1, keepdims=True)
-            sc = sum(wp[:, m, None] * library.scores(cdr, n, seqs, lp[part, :n], centers,
-                                                     None if cp is None else cp[part, :n])
+            sc = sum(wp[:, m, None] * lib.scores(cdr, n, seqs, lp[part, :n], centers,
+                                                 None if cp is None else cp[part, :n])
                      for m, ((lp, cp), centers) in enumerate(members) if wp[:, m].any())  # fmt: skip
             if identity_weight:
-                sc = sc + identity_weight * identity_matrix(seqs, library.groups[(cdr, n)][2])
-            yield (cdr, n), part, sc
+                sc = sc + identity_weight * identity_matrix(seqs, lib.groups[(cdr, n)][2])
+            yield (cdr, n), part, sc, lib
 
 
 def choose_conformations(
@@ -233,13 +247,15 @@ def choose_conformations(
     library: TemplateLibrary | None,
     identity_weight: float = 0.0,
     weights: np.ndarray | None = None,
+    alt: tuple[TemplateLibrary, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray | None], list[str | None]]:
     """Per window: torsions ``[B, L, 3]`` of the chosen conformation, its coordinates (None when
     no template fits: rebuild from the per-residue mode then) and the template's loop id.
 
     ``pred`` may be a list (an ensemble, the run's own network first): each member scores
     the templates with its own bins and the weighted mean score is used, ``weights``
-    ``[B, M]`` per window (equal when None; :mod:`loopfold.model.ensemble`).
+    ``[B, M]`` per window (equal when None; :mod:`loopfold.model.ensemble`). ``alt``: see
+    :func:`candidate_scores`.
     """
     preds = pred if isinstance(pred, list) else [pred]
     w = np.ones((len(cdrs), len(preds))) if weights is None else np.asarray(weights, dtype=float)
@@ -249,12 +265,24 @@ def choose_conformations(
     sources: list[str | None] = [None] * len(cdrs)
     if library is None or any("bin_probs" not in p for p in preds):
         return angles, coords, sources
-    for (cdr, n), part, sc in candidate_scores(preds, cdrs, sequences, lengths, library, identity_weight, w):
-        tors, xyz, _, ids = library.groups[(cdr, n)]
+    for (cdr, n), part, sc, lib in candidate_scores(preds, cdrs, sequences, lengths, library, identity_weight, w,
+                                                    alt):  # fmt: skip
+        tors, xyz, _, ids = lib.groups[(cdr, n)]
         for i, best in zip(part, sc.argmax(1), strict=True):
             angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
             coords[i], sources[i] = xyz[best], ids[best]
     return angles, coords, sources
+
+
+def nanobody_choice(
+    library: TemplateLibrary | None, cdrs_from: set[str], cdrs: list[str], nanobody: np.ndarray | None
+) -> tuple[TemplateLibrary, np.ndarray] | None:
+    """``alt`` for :func:`choose_conformations`: the nanobody templates, and the windows (marked in
+    ``nanobody``, of a CDR in ``cdrs_from``) that choose from them; None when no window does."""
+    if nanobody is None or library is None or not cdrs_from:
+        return None
+    mask = np.asarray(nanobody, dtype=bool) & np.array([c in cdrs_from for c in cdrs], dtype=bool)
+    return (library, mask) if mask.any() else None
 
 
 def template_ids(library: TemplateLibrary | None) -> set[str]:
