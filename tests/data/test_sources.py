@@ -49,6 +49,10 @@ def test_sabdab_layout_gives_source_date_resolution_and_pdb_id(tmp_path):
     assert {r.date for r in records} == {"2020-02-28"}  # the manifest wins over the file's remark
     assert {r.resolution for r in records} == {2.1}
     assert all(r.loop_id.startswith("extra:7xyz_") for r in records)
+    from loopfold.data.info import dataset_info
+
+    rows = pd.DataFrame([r.to_row() for r in records])
+    assert dataset_info(rows)["by_source_year"] == {"extra": {"2020": 1}}  # one structure, six loops
 
 
 def test_dedupe_keeps_the_first_source_and_drops_copies_by_id_or_chain_sequence():
@@ -166,3 +170,36 @@ def test_nanobody_mode_takes_the_vh_from_nanobody_entries():
     assert not ids[b.frame("q", chains, nanobody=False).templates["H"]]
     free = b.frame("q", chains).templates["H"]  # no mode: the best entry, whatever it is
     assert free == FrameworkBuilder(lib).frame("q", chains).templates["H"]
+
+
+def test_cli_merge_dedupe_and_time_split(tmp_path):
+    from typer.testing import CliRunner
+
+    from loopfold.cli import app
+    from loopfold.data.store import read_dataset
+
+    runner = CliRunner()
+    a, b = tmp_path / "a" / "structures", tmp_path / "b"
+    a.mkdir(parents=True)
+    b.mkdir()
+    _structure(a / "pdb1aaa_H-L.pdb", [("H", TRASTUZUMAB_VH), ("L", TRASTUZUMAB_VL)], "2012-01-01")
+    _structure(b / "pdb2bbb_H.pdb", [("H", TRASTUZUMAB_VH)], "2020-01-01")  # the same heavy chain again
+    _structure(b / "pdb3ccc_H.pdb", [("H", VHH)], "2020-02-01")
+    for src, out in ((a, "a.parquet"), (b, "b.parquet")):
+        r = runner.invoke(app, ["data", "build", str(src), "--out", str(tmp_path / out), "--workers", "1"])
+        assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["data", "merge", str(tmp_path / "a.parquet"), str(tmp_path / "b.parquet"), "--dedupe",
+                            "--out", str(tmp_path / "all.parquet")])  # fmt: skip
+    said = " ".join(r.output.split())  # the console wraps long lines
+    assert r.exit_code == 0 and "3 loops of 1 duplicate structures dropped" in said and "same_chain_sequence 1" in said
+    df = read_dataset(tmp_path / "all.parquet")
+    assert sorted(df["pdb_id"].unique()) == ["1aaa", "3ccc"] and len(df) == 9
+    r = runner.invoke(app, ["data", "split", str(tmp_path / "all.parquet"), "--test-from", "2020-13-01",
+                            "--out", str(tmp_path / "s")])  # fmt: skip
+    assert r.exit_code == 2 and "--test-from '2020-13-01': expected an ISO date" in r.output
+    r = runner.invoke(app, ["data", "split", str(tmp_path / "all.parquet"), "--test-from", "2020-01-01",
+                            "--out", str(tmp_path / "s"), "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    parts = pd.read_csv(tmp_path / "s" / "manifest.csv").set_index("loop_id")["part"]
+    assert all(parts[i] == "test" for i in parts.index if "3ccc" in i)
+    assert all(parts[i] in ("train", "validation", "excluded") for i in parts.index if "1aaa" in i)

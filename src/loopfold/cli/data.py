@@ -111,6 +111,8 @@ def data_info(
     ):
         table.add_row(key, str(info[key]))
     table.add_row("by_source", ", ".join(f"{k}: {v}" for k, v in info["by_source"].items()))
+    for src, years in info["by_source_year"].items():
+        table.add_row(f"{src} structures by year", ", ".join(f"{y}: {c}" for y, c in years.items()))
     for cdr, n in info["by_cdr"].items():
         lengths = info["by_length"][cdr]
         table.add_row(f"{cdr}", f"{n} loops, lengths {min(map(int, lengths))}-{max(map(int, lengths))}")
