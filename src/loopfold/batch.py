@@ -162,8 +162,8 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
     lws: dict[int, list[LoopWindow]] = {}
     for k in domains:
         try:
-            mode = modes[k][0]
-            frames[k] = fv.frame(batch[k].name, domains[k], nanobody=mode == "nanobody" if mode in MODES[1:3] else None)
+            vhh = {"nanobody": True, "heavy": False}.get(modes[k][0])  # None: a paired or light record
+            frames[k] = fv.frame(batch[k].name, domains[k], nanobody=vhh)
         except LoopfoldError as exc:
             errors[k] = f"no Fv built: {exc}"
             continue

@@ -208,8 +208,8 @@ def docking_metadata(folder: Path) -> dict[str, dict]:
 
 
 def manifest_metadata(folder: Path) -> dict[str, dict]:
-    """PDB id, release date, resolution and kind per file from a ``manifest.csv`` in or beside the
-    folder (``sabdab_extra``: columns file, pdb, release, kind, resolution)."""
+    """PDB id, release date and resolution per file from a ``manifest.csv`` in or beside the
+    folder (``sabdab_extra``: columns file, pdb, release, resolution)."""
     import csv
 
     out: dict[str, dict] = {}
@@ -226,7 +226,7 @@ def manifest_metadata(folder: Path) -> dict[str, dict]:
                 except ValueError:
                     res = float("nan")
                 out[name] = {"pdb_id": row["pdb"].lower(), "date": iso_date(row.get("release")),
-                             "resolution": None if res != res else res, "kind": row.get("kind") or None}  # fmt: skip
+                             "resolution": None if res != res else res}  # fmt: skip
         break
     return out
 
