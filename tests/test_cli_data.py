@@ -15,8 +15,11 @@ def run(*args):
 
 
 def test_build_info_split_on_fixture(tmp_path, fab_pdb):
-    out = tmp_path / "ds.parquet"
-    r = run("data", "build", fab_pdb.parent, "--out", out, "--workers", 1, "--json")
+    src = tmp_path / "structures"
+    src.mkdir()
+    fab_pdb.rename(src / fab_pdb.name)
+    out = tmp_path / "ds.parquet"  # beside the input folder (inside it is refused: tests/io/test_guard.py)
+    r = run("data", "build", src, "--out", out, "--workers", 1, "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["loops_kept"] == 6
     r = run("data", "info", out, "--json")

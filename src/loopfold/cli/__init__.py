@@ -7,6 +7,7 @@ The commands live in ``data``, ``train`` (train, evaluate, report) and
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,7 @@ from typing import TypeVar
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from loopfold.errors import LoopfoldError
 
@@ -22,8 +24,29 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Antibody CDR
                   context_settings={"help_option_names": ["-h", "--help"]})  # fmt: skip
 data_app = typer.Typer(no_args_is_help=True, help="Build, inspect and split loop datasets.")
 app.add_typer(data_app, name="data")
-console = Console(stderr=True)
-out = Console()
+#: Control characters (C0 but tab and newline, DEL, C1): shown as ``\\x..``, never sent to the terminal.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences) written as ``\\x..``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+class PlainConsole(Console):
+    """A console that prints text as text: no markup or emoji codes, control characters shown as
+    ``\\x..`` (record names and paths reach the terminal unchanged and harmless)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(markup=False, emoji=False, **kwargs)  # type: ignore[arg-type]
+
+    def print(self, *objects: object, **kwargs: object) -> None:  # type: ignore[override]
+        """:meth:`rich.console.Console.print`, strings passed through :func:`shown`."""
+        super().print(*(shown(o) if isinstance(o, str) else o for o in objects), **kwargs)  # type: ignore[arg-type]
+
+
+console = PlainConsole(stderr=True)
+out = PlainConsole()
 
 
 def _version(value: bool) -> None:
@@ -36,20 +59,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version, exit."),
 ) -> None:
     """Antibody CDR loop backbones from sequence."""
+    from loopfold.io.locks import release_all
+
+    ctx.call_on_close(release_all)  # the outputs' locks end with the command, however it ends
 
 
 def fail(message: str, code: int = 2) -> None:
     """Print one error line and exit."""
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    console.print(Text("error:", style="red"), shown(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -75,7 +102,8 @@ def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", d
             n += 1
             elapsed = time.monotonic() - start
             if prog is None and not quiet and where.is_terminal and elapsed >= delay:
-                prog = Progress(TextColumn("predicting: {task.completed} " + what + " ({task.fields[rate]}/s)"),
+                prog = Progress(TextColumn("predicting: {task.completed} " + what + " ({task.fields[rate]}/s)",
+                                           markup=False),
                                 TimeElapsedColumn(), console=where, transient=True)  # fmt: skip
                 prog.start()
                 task = prog.add_task("predict", total=None, rate="-")
@@ -100,7 +128,7 @@ def main() -> None:
     try:
         app()
     except LoopfoldError as exc:  # safety net: commands catch their own
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        console.print(Text("error:", style="red"), shown(str(exc)), highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

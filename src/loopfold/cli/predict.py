@@ -26,7 +26,7 @@ from loopfold.errors import InvalidFile, LoopfoldError
 from loopfold.io.outputs import JsonlStream
 
 STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
-#: Longest PDB file name stem written for a record (longer names are cut and given a hash).
+#: Longest PDB file name stem (bytes, UTF-8) written for a record (longer names are cut and given a hash).
 MAX_NAME = 100
 
 
@@ -36,8 +36,9 @@ def _pdb_name(name: str, used: dict[str, str], suffix: str = ".pdb") -> str:
     if bad or name in ("", ".", "..") or ".." in name or name.startswith("~"):
         raise InvalidFile(f"record {name!r}: name cannot become a file name (path separator, '..' or control char)")
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
-    if len(safe) > MAX_NAME:  # file systems allow 255 bytes; keep names readable and unique
-        safe = safe[: MAX_NAME - 9] + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    if len(safe.encode()) > MAX_NAME:  # file systems allow 255 bytes (not characters); keep names unique
+        cut = safe.encode()[: MAX_NAME - 9].decode("utf-8", "ignore")
+        safe = cut + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
     key = safe.lower()
     if key in used:
         raise InvalidFile(f"records {used[key]!r} and {name!r} would both be written to {safe}{suffix}")
@@ -228,6 +229,7 @@ def predict_cmd(
         Path | None, typer.Option("--parquet", help="Write loops as Parquet parts in this folder (big runs).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="With --parquet: skip the parts already written.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="With --parquet: replace the run in the folder.")] = False,
     part_size: Annotated[int, typer.Option("--part-size", help="With --parquet: records per part.")] = 512,
     ray: Annotated[
         str | None, typer.Option("--ray", help="With --parquet: run on a Ray cluster, its head HOST:PORT or auto; "
@@ -290,6 +292,8 @@ def predict_cmd(
                                                         "fails always ends the run)"),
                (refine and pdb_dir is None, "--refine changes the written structures: give --pdb-dir"),
                (resume and parquet is None, "--resume goes with --parquet"),
+               (force and parquet is None, "--force goes with --parquet"),
+               (force and resume, "--force replaces the earlier run, --resume continues it: give one"),
                (parquet is not None and (json_out or jsonl_out or pdb_dir or loop or structure) is not None,
                 "--parquet writes the run's results itself: give it without --json/--jsonl/--pdb-dir, for "
                 "--fasta, --table or --heavy/--light"),
@@ -319,8 +323,8 @@ def predict_cmd(
                  fmt, quiet, refine, parquet)  # fmt: skip
     with interrupts_as_exceptions():
         try:
-            check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out},
-                          {"--pdb-dir": pdb_dir, "--parquet": parquet})  # fmt: skip
+            check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir},
+                          {"--parquet": (parquet, resume or force)})  # fmt: skip
             pdb_name = None
             if structure is not None and pdb_dir is not None:
                 name = structure.name
@@ -353,9 +357,9 @@ def predict_cmd(
                 if parquet is not None:
                     from loopfold.cli.runs import parquet_command
 
+                    policy = (on_error or "report") if batch is not None else "fail"
                     raise typer.Exit(parquet_command(api, o, abs_, str(batch or "--heavy/--light"), samples,
-                                                     part_size, resume, (on_error or "report") if batch is not None
-                                                     else "fail", model, ray, workers))  # fmt: skip
+                                                     part_size, resume, force, policy, model, ray, workers))
                 # a batch reports bad records and goes on; a single antibody's failure is the run's
                 results = ((p.record, e, p) for p, e in api.predictions(abs_, samples))
                 code = _stream(predictor, o, results, (on_error or "report") if batch is not None else "fail")

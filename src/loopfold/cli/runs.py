@@ -33,13 +33,16 @@ def summary(o) -> str:  # noqa: ANN001 - the CLI's run state (cli.predict._Outpu
             f"{f'; failed: {failed}' if failed else ''}; {time.monotonic() - o.started:.1f} s")
 
 
-def parquet_command(api, o, records, source: str, samples: int, part_size: int, resume: bool, on_error: str,
-                    model: Path | None, ray: str | None, workers: int | None) -> int:  # noqa: ANN001 - CLI state
+def parquet_command(api, o, records, source: str, samples: int, part_size: int,  # noqa: ANN001 - CLI state
+                    resume: bool, force: bool, on_error: str, model: Path | None, ray: str | None,
+                    workers: int | None) -> int:
     """--parquet [--ray]: (join the Ray cluster,) open the run folder (``--resume`` checks its settings),
     predict the records of unfinished parts in this process or on the cluster, write the parts; the exit
     status. Each part is predicted as one batch either way, so both give the same rows."""
-    from loopfold.io.parquet_parts import ParquetParts
+    from loopfold.io.parquet_parts import ParquetParts, clear_run
 
+    if force:
+        clear_run(o.parquet)
     species = api.numberer.species
     settings = {"input": source, "model": api.predictor.name, "samples": samples}
     if species:

@@ -23,6 +23,7 @@ def train_cmd(
     epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    force: Annotated[bool, typer.Option(help="Train afresh in --out, replacing the run there.")] = False,
     no_bottleneck: Annotated[bool, typer.Option(help="seed-lstm: per-residue head instead of last step.")] = False,
     fix_backward: Annotated[bool, typer.Option(help="seed-lstm: read the backward LSTM at residue 1.")] = False,
     fix_mask: Annotated[bool, typer.Option(help="seed-lstm: do not leak the two constant targets.")] = False,
@@ -42,7 +43,13 @@ def train_cmd(
         overrides["seed_backward_at_last"] = False
     if fix_mask:
         overrides["seed_leaky_mask"] = False
+    from loopfold.io.outputs import check_outputs
+
+    if force and resume:
+        fail("--force trains afresh, --resume continues the run: give one")
     try:
+        check_outputs({"--data": data, "--split": split, "--config": config}, {}, {},
+                      {"--out": (run_dir, resume or force)})  # fmt: skip
         cfg = load_config(config, model, overrides)
         train = load_part(data, split, "train", cfg.max_len)
         val = load_part(data, split, "validation", cfg.max_len)
@@ -124,9 +131,11 @@ def report_cmd(
     part: Annotated[str, typer.Option(help="Split part.")] = "test",
 ) -> None:
     """Figures (Ramachandran, error by position, RMSD by length, training curve) and an HTML page."""
+    from loopfold.io.outputs import check_outputs
     from loopfold.report import json_report, run_report
 
     try:
+        check_outputs({"SOURCE": source, "--data": data, "--split": split}, {}, {"--out": out_dir})
         if source.is_dir():
             if data is None:
                 fail("a run folder needs --data (and usually --split) to compare with true loops")

@@ -1,9 +1,11 @@
 """Output files that never destroy a user's data.
 
-* :func:`check_outputs` refuses, before any work, an output that is an input
-  or another output (compared after following symlinks, and by inode), a file
-  output that is a folder, a folder output that is a file, and places that
-  cannot be written.
+* :func:`check_outputs` refuses, before any work, an output that is an input,
+  inside an input folder, holding an input, in the installed model, or another
+  output (compared after following symlinks, and by inode), a file output that
+  is a folder, a folder output that is a file, a run folder holding an earlier
+  run (without ``--resume``/``--force``) and places that cannot be written; it
+  then locks every output (:mod:`loopfold.io.locks`).
 * :func:`open_output` writes a document: atomically (temporary file, then a
   rename) for regular files and new paths, through a symlink to its target,
   and directly for ``-`` (standard output), character devices and FIFOs,
@@ -58,25 +60,59 @@ def _writable_folder(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it (after symlinks)."""
+    p, f = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return p == f or f in p.parents
+
+
+def installed_weights() -> Path:
+    """The installed package's model folder (never an output)."""
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
 def check_outputs(
-    inputs: dict[str, Path | None], files: dict[str, Path | None], folders: dict[str, Path | None]
+    inputs: dict[str, Path | None],
+    files: dict[str, Path | None],
+    folders: dict[str, Path | None],
+    runs: dict[str, tuple[Path | None, bool]] | None = None,
 ) -> None:
-    """Refuse unsafe or unwritable outputs before any work starts.
+    """Refuse unsafe or unwritable outputs before any work starts: the one check every command makes.
+
+    Refused: an output that is an input or lies inside an input folder; a run folder holding an input;
+    an output in (or holding) the installed package's weights; two outputs on one path; a file output
+    that is a folder, a folder output that is a file, places that cannot be written; a run folder
+    (``runs``) that already holds files, unless its flag (``--resume``/``--force``) is set.
 
     Args:
-        inputs: option name -> input path (None when not given).
+        inputs: option name -> input path (None when not given): files and folders the run reads.
         files: option name -> output file path.
         folders: option name -> output folder path.
+        runs: option name -> (run folder, whether existing contents may be reused or replaced).
 
     Raises:
         InvalidFile: one line naming the option, the path and the problem.
     """
-    ins = {k: v for k, v in inputs.items() if v is not None}
+    runs = runs or {}
+    folders = {**folders, **{k: v[0] for k, v in runs.items()}}
+    ins = {k: v for k, v in inputs.items() if v is not None and str(v) != STDOUT}
     outs = {k: v for k, v in {**files, **folders}.items() if v is not None}
+    weights = installed_weights()
     for name, path in outs.items():
+        if str(path) == STDOUT:
+            continue
         for iname, ipath in ins.items():
             if _same(path, ipath):
                 raise InvalidFile(f"{name} {path}: is the input {iname}; refusing to write over an input")
+            if ipath.is_dir() and _inside(path, ipath):
+                raise InvalidFile(f"{name} {path}: lies inside the input folder {iname}; write it elsewhere")
+            if name in runs and _inside(ipath, path):
+                raise InvalidFile(f"{name} {path}: holds the input {iname} ({ipath}); write it elsewhere")
+        if _inside(path, weights) or (name in folders and _inside(weights, path)):
+            raise InvalidFile(f"{name} {path}: is the installed model ({weights}); refusing to write there")
+    for name, (path, allowed) in runs.items():
+        if path is not None and not allowed and path.is_dir() and any(path.iterdir()):
+            raise InvalidFile(f"{name} {path}: holds an earlier run; give --resume or --force, or an empty folder")
     names = list(outs)
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
@@ -100,6 +136,9 @@ def check_outputs(
         existing = next(p for p in (path, *path.parents) if p.exists())
         if not _writable_folder(existing):
             raise InvalidFile(f"{name} {path}: folder {existing} is not writable")
+    from loopfold.io.locks import lock_outputs
+
+    lock_outputs(outs)  # held until the command ends (loopfold.io.locks.release_all)
 
 
 @contextlib.contextmanager
@@ -138,31 +177,48 @@ class JsonlStream:
     The file is opened (a regular file, or a symlink's target, truncated) when the
     first record is written, so a run that fails before any result leaves it as it
     was; ``-``, devices and FIFOs are written in place. Each line is written with
-    SIGINT and SIGTERM held back, so ``written`` always counts the whole lines on disk.
+    SIGINT and SIGTERM held back, and whole or not at all: when a write fails (a full
+    disk, the file-size limit) a regular file is cut back to its last whole line, so
+    ``written`` always counts the whole lines on disk.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.written = 0
-        self._fh: IO[str] | None = None
+        self._fh: IO | None = None
 
     def write(self, record: dict) -> None:
         """Append one record as a single line and flush it."""
-        line = json.dumps(record) + "\n"
+        line = (json.dumps(record) + "\n").encode("utf-8")
         with _named(self.path), signals_held():
+            if str(self.path) == STDOUT:
+                sys.stdout.write(line.decode("utf-8"))
+                sys.stdout.flush()
+                self.written += 1
+                return
             if self._fh is None:
-                self._fh = sys.stdout if str(self.path) == STDOUT else open(os.path.realpath(self.path), "w",
-                                                                            encoding="utf-8")  # fmt: skip
-            self._fh.write(line)
-            self._fh.flush()
+                self._fh = open(os.path.realpath(self.path), "wb", buffering=0)  # noqa: SIM115 - kept open
+            fd = self._fh.fileno()
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            end = os.lseek(fd, 0, os.SEEK_CUR) if regular else 0
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view) :]
+            except OSError:
+                if regular:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, end)
+                        os.lseek(fd, end, os.SEEK_SET)
+                raise
             self.written += 1
 
     def close(self) -> None:
-        """Flush and close (standard output is only flushed)."""
-        if self._fh is sys.stdout:
-            self._fh.flush()
-        elif self._fh is not None:
+        """Close the file (standard output is only flushed)."""
+        if self._fh is not None:
             self._fh.close()
+        elif str(self.path) == STDOUT:
+            sys.stdout.flush()
 
 
 @contextlib.contextmanager

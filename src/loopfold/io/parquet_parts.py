@@ -112,6 +112,19 @@ def check_folder(folder: Path, settings: dict, resume: bool) -> None:
         raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
 
 
+def clear_run(folder: Path) -> int:
+    """Remove an earlier run's files from ``folder`` (``--force``): its settings, parts and unfinished
+    temporary parts; other files are left. Returns how many were removed."""
+    names = [folder / RUN_FILE, *folder.glob("loops-*.parquet"), *folder.glob("errors-*.parquet"),
+             *(p for p in folder.glob(".*-*.parquet.*.tmp") if p.name.startswith((".loops-", ".errors-")))]
+    gone = 0
+    for p in names:
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+            gone += 1
+    return gone
+
+
 def write_part(folder: Path, k: int, results: list[tuple[dict, str | None]]) -> None:
     """Write part k's ``(record, error)`` results: its failed records, then its loops (the file that
     marks it finished)."""

@@ -11,6 +11,7 @@ same weights as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -190,14 +191,15 @@ def train_model(
     best, bad_epochs, start = float("inf"), 0, 0
     if resume:
         try:
-            st = torch.load(out / STATE, weights_only=False)
+            st = torch.load(out / STATE, weights_only=True)  # tensors and plain data only: never code
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["opt"])
             sched.load_state_dict(st["sched"])
             torch.set_rng_state(st["rng"])
             history, best, bad_epochs, start = st["history"], st["best"], st["bad_epochs"], st["epoch"]
-        except (OSError, KeyError, RuntimeError, EOFError) as exc:
-            raise CheckpointError(f"{out / STATE}: cannot resume ({exc})") from None
+        except (OSError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(f"{out / STATE}: cannot resume ({why})") from None
         if st["config"] != asdict(cfg):
             raise CheckpointError(f"{out / STATE}: saved with a different config; cannot resume")
     info = {**run_info(train), **(info or {})}
