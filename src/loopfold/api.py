@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from loopfold import __version__
-from loopfold.errors import InvalidFile, LoopfoldError
+from loopfold.errors import InvalidFile, InvalidInput, LoopfoldError
 from loopfold.fv.assemble import FrameworkBuilder, FvModel
 from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
@@ -134,9 +134,10 @@ class LoopFold:
         """Predict one antibody (heavy alone: a nanobody or a VH, see ``nanobody``; light alone: a VL domain).
 
         Raises:
+            InvalidInput: neither chain given, or a sequence or the name not text.
             LoopfoldError: the sequences cannot be numbered or predicted (the message says why).
         """
-        ((pred, error),) = list(self._run([AntibodyInput(name, heavy, light)]))
+        ((pred, error),) = list(self._run([_input(name, heavy, light)]))
         if error is not None:
             raise LoopfoldError(error)
         return pred
@@ -145,13 +146,37 @@ class LoopFold:
         self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512
     ) -> Iterator[tuple[Prediction, str | None]]:
         """Stream ``(prediction, error)`` per antibody in input order (``(name, heavy, light)`` tuples or
-        :class:`AntibodyInput`); a record that fails gives its message and an empty prediction."""
-        return self._run((a if isinstance(a, AntibodyInput) else AntibodyInput(*a) for a in antibodies), chunk)
+        :class:`AntibodyInput`); a record that fails gives its message and an empty prediction.
+
+        A record that is not an AntibodyInput or a ``(name, heavy, light)`` tuple of text is one
+        such failure (named ``antibodies[k]`` when it has no usable name), not the end of the stream.
+
+        Raises:
+            InvalidInput: ``chunk`` not a positive integer (at the call).
+        """
+        _check_chunk(chunk)
+
+        def records() -> Iterator[AntibodyInput]:
+            for k, a in enumerate(antibodies):
+                if isinstance(a, AntibodyInput):
+                    yield a
+                    continue
+                name = a[0] if isinstance(a, tuple) and a and isinstance(a[0], str) else f"antibodies[{k}]"
+                try:
+                    if not (isinstance(a, tuple) and len(a) == 3):
+                        raise InvalidInput(f"{name}: expected an AntibodyInput or a (name, heavy, light) tuple, "
+                                           f"got {type(a).__name__}")  # fmt: skip
+                    yield _input(*a)
+                except InvalidInput as exc:
+                    yield AntibodyInput(name, None, None, error=str(exc))
+
+        return self._run(records(), chunk)
 
     def predictions(self, antibodies: Iterable[AntibodyInput], samples: int = 0,
                     chunk: int = 512) -> Iterator[tuple[Prediction, str | None]]:  # fmt: skip
         """:meth:`predict_many` for :class:`AntibodyInput` records, with ``samples`` alternative
         conformations per loop (what ``loopfold predict --fasta`` runs)."""
+        _check_chunk(chunk)
         return self._run(antibodies, chunk, samples)
 
     def _run(self, antibodies: Iterable[AntibodyInput], chunk: int = 512,
@@ -167,3 +192,21 @@ class LoopFold:
     def document(self, records: list[dict]) -> dict:
         """The JSON document around records (schema version, model)."""
         return self.predictor.document(records)
+
+
+def _check_chunk(chunk: object) -> None:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise InvalidInput(f"chunk {chunk!r}: expected a positive number of antibodies per batch")
+
+
+def _input(name: object, heavy: object, light: object) -> AntibodyInput:
+    """An AntibodyInput from API arguments, or InvalidInput naming the argument that is wrong."""
+    if not isinstance(name, str):
+        raise InvalidInput(f"name {name!r}: expected text")
+    for arg, seq in (("heavy", heavy), ("light", light)):
+        if seq is not None and not isinstance(seq, str):
+            raise InvalidInput(f"{name}: {arg} is a {type(seq).__name__}, expected the sequence as text "
+                               "(one-letter codes)")  # fmt: skip
+    if heavy is None and light is None:
+        raise InvalidInput(f"{name}: give a heavy or a light chain sequence (both are None)")
+    return AntibodyInput(name, heavy, light)  # type: ignore[arg-type]

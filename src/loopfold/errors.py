@@ -25,3 +25,7 @@ class CheckpointError(LoopfoldError):
 
 class NumberingError(LoopfoldError):
     """A chain could not be numbered as an antibody variable domain."""
+
+
+class InvalidInput(LoopfoldError):
+    """An API call's arguments are of the wrong type or out of range (e.g. a sequence that is not text)."""

@@ -107,7 +107,11 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     remarks = [f"loopfold {__version__} model {predictor.name}",
                f"CDR loops {names} predicted, placed on their stems and closed", *([B_REMARK] if errors else [])]
     result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
-    return result, structure_with_backbones(path, replacements, remarks, errors)
+    renamed: dict[str, str] = {}
+    text = structure_with_backbones(path, replacements, remarks, errors, renamed)
+    if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
+        result["pdb_chain_ids"] = renamed
+    return result, text
 
 
 def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:

@@ -150,6 +150,10 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
     for m in result.get("missing", []):
         console.print(f"warning: {structure}: chain {m['chain_id']} {m['cdr']} not replaced: {m['reason']}",
                       highlight=False, soft_wrap=True)  # fmt: skip
+    if result.get("pdb_chain_ids") and pdb_name:
+        ids = ", ".join(f"{a} as {b}" for a, b in result["pdb_chain_ids"].items())
+        console.print(f"warning: {structure}: chain ids longer than one character written {ids} (the JSON "
+                      "has pdb_chain_ids)", highlight=False, soft_wrap=True)  # fmt: skip
     o.done = 1
     return _finish(o, predictor.document([result]), [(pdb_name, pdb_text)] if pdb_name else [])
 

@@ -31,7 +31,10 @@ class AntibodyInput:
 
 
 def clean_sequence(seq: str, what: str) -> str:
-    """Upper-case, whitespace removed; raises InvalidSequence naming the first bad position."""
+    """Upper-case, whitespace removed; raises InvalidSequence naming the first bad position (or
+    saying the sequence is empty or not text)."""
+    if not isinstance(seq, str):
+        raise InvalidSequence(f"{what}: expected a sequence as text, got {type(seq).__name__}")
     s = "".join(seq.split()).upper()
     if not s:
         raise InvalidSequence(f"{what}: empty sequence")
@@ -42,10 +45,11 @@ def clean_sequence(seq: str, what: str) -> str:
 
 
 def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
-    """``(header, sequence)`` pairs, streamed.
+    """``(header, sequence)`` pairs, streamed; a record without sequence gives ``""`` (its antibody is
+    then reported as a failed record, see :func:`antibodies_from_fasta`).
 
     Raises:
-        InvalidFile: unreadable file, text before the first header, or a record without sequence.
+        InvalidFile: unreadable file, text before the first header, or no record at all.
     """
     p = Path(path)
     try:  # a byte-order mark at the start is accepted; .gz files are read compressed
@@ -61,8 +65,6 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
                     continue
                 if line.startswith(">"):
                     if name is not None:
-                        if not parts:
-                            raise InvalidFile(f"{p}: record {name!r} has no sequence")
                         yield name, "".join(parts)
                     name, parts = line[1:].strip(), []
                     if not name:
@@ -77,8 +79,6 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
             raise InvalidFile(f"{p}: not a readable gzip file ({exc})") from None
         if name is None:
             raise InvalidFile(f"{p}: no FASTA records")
-        if not parts:
-            raise InvalidFile(f"{p}: record {name!r} has no sequence")
         yield name, "".join(parts)
 
 

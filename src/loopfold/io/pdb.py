@@ -211,6 +211,7 @@ def structure_with_backbones(
     replacements: dict[str, dict[str, np.ndarray]],
     remarks: list[str] | None = None,
     b_factors: dict[str, dict[str, float]] | None = None,
+    renamed: dict[str, str] | None = None,
 ) -> str:
     """PDB text of a structure's first model with some residues' backbones replaced.
 
@@ -218,6 +219,8 @@ def structure_with_backbones(
     A replaced residue keeps its name and loses its side chain (only the new
     backbone is written), with B-factor ``b_factors[chain][residue id]`` (the
     predicted error in Å; 0 when not given); every other atom is written as read.
+    Chain ids that PDB cannot hold (more than one character, from mmCIF) are written as free
+    one-letter ids, never merged: the mapping goes into ``renamed`` and a REMARK line.
     """
     p = str(path)
     st = _parse(read_text(path), p)
@@ -241,10 +244,33 @@ def structure_with_backbones(
                 atom.b_iso = float((b_factors or {}).get(chain.name, {}).get(rid, 0.0))
                 res.add_atom(atom)
     st.setup_entities()
+    mapping = pdb_chain_ids([ch.name for ch in st[0]])
+    for chain in st[0]:
+        chain.name = mapping.get(chain.name, chain.name)
+    if renamed is not None:
+        renamed.update(mapping)
+    remarks = [*(remarks or []), *(f"CHAIN {old} WRITTEN AS {new}" for old, new in mapping.items())]
     opts = gemmi.PdbWriteOptions()
     opts.cryst1_record = st.cell.is_crystal()
-    head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
+    head = "".join(f"REMARK 250 {r[:69]}\n" for r in remarks)
     return head + st.make_pdb_string(opts)
+
+
+def pdb_chain_ids(names: list[str]) -> dict[str, str]:
+    """For chain ids a PDB file cannot hold (longer than one character): old id -> a free one-letter
+    id (A-Z, a-z, 0-9, in order), distinct from every id kept. Empty when all ids fit.
+
+    Raises:
+        BadStructure: more chains than one-letter ids.
+    """
+    long = [n for n in dict.fromkeys(names) if len(n) > 1]
+    if not long:
+        return {}
+    used = {n for n in names if len(n) == 1}
+    free = [c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" if c not in used]
+    if len(free) < len(long):
+        raise BadStructure(f"{len(set(names))} chains: too many for one-letter PDB chain ids; write mmCIF")
+    return dict(zip(long, free, strict=False))
 
 
 def _backbone_occupancy(res: gemmi.Residue) -> float:

@@ -36,7 +36,9 @@ def _batches(p: Path) -> Iterator[list[dict]]:
         if name.endswith(".parquet"):
             import pyarrow.parquet as pq
 
-            for batch in pq.ParquetFile(p).iter_batches(batch_size=BATCH):
+            pf = pq.ParquetFile(p)
+            _check_types(p, pf.schema_arrow)
+            for batch in pf.iter_batches(batch_size=BATCH):
                 yield batch.to_pylist()
             return
         import pandas as pd
@@ -48,6 +50,20 @@ def _batches(p: Path) -> Iterator[list[dict]]:
         raise
     except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many kinds for a bad file
         raise InvalidFile(f"{p}: not a readable CSV/TSV/Parquet table ({exc})") from None
+
+
+#: Columns that must hold text (or be empty) in a Parquet table.
+TEXT_COLUMNS = (*(c for pair in PAIRED for c in pair), "sequence_alignment_aa", "locus")
+
+
+def _check_types(p: Path, schema) -> None:  # noqa: ANN001 - a pyarrow.Schema
+    """Refuse a Parquet table whose sequence or locus columns are not text (integers, bytes, lists)."""
+    import pyarrow as pa
+
+    for field in schema:
+        if field.name in TEXT_COLUMNS and not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
+                                               or pa.types.is_null(field.type)):  # fmt: skip
+            raise InvalidFile(f"{p}: column {field.name!r} is {field.type}, expected text (string)")
 
 
 def antibodies_from_table(path: str | os.PathLike[str]) -> Iterator[AntibodyInput]:

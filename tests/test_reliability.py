@@ -1,0 +1,100 @@
+"""Issue 18: odd-but-valid input gives the right output (chain ids PDB cannot hold); misuse and bad
+records give the project's own errors (one per record in a batch)."""
+
+import json
+
+import gemmi
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from loopfold.cli import app
+from loopfold.errors import InvalidInput
+from loopfold.io.pdb import pdb_chain_ids
+from tests.conftest import TRASTUZUMAB_VH
+
+runner = CliRunner()
+
+
+def test_two_character_chain_ids_are_mapped_never_merged(tmp_path, fab_pdb):
+    st = gemmi.read_structure(str(fab_pdb))
+    for ch, name in zip(st[0], ("CA", "CB"), strict=True):  # PDB keeps one character: both would be "C"
+        ch.name = name
+    st.setup_entities()
+    cif = tmp_path / "fab.cif"
+    st.make_mmcif_document().write_file(str(cif))
+    out = tmp_path / "models"
+    r = runner.invoke(app, ["predict", "--structure", str(cif), "--pdb-dir", str(out),
+                            "--json", str(tmp_path / "r.json")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "written CA as A, CB as B" in " ".join(r.output.split())
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["results"][0]["pdb_chain_ids"] == {"CA": "A", "CB": "B"}
+    model = gemmi.read_structure(str(out / "fab.pdb"))
+    assert [ch.name for ch in model[0]] == ["A", "B"]
+    assert len(model[0]["A"]) == len(st[0]["CA"]) and len(model[0]["B"]) == len(st[0]["CB"])
+
+
+def test_pdb_chain_ids_keep_one_letter_ids_and_fill_free_ones():
+    assert pdb_chain_ids(["H", "L"]) == {}
+    assert pdb_chain_ids(["A", "AB", "AC"]) == {"AB": "B", "AC": "C"}
+
+
+@pytest.fixture(scope="module")
+def lf():
+    from loopfold import LoopFold
+
+    return LoopFold(fv=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"heavy": None}, "give a heavy or a light chain"),
+    ({"heavy": 123}, "heavy is a int, expected the sequence as text"),
+    ({"heavy": list("EVQLVESGGG")}, "heavy is a list"),
+    ({"light": b"DIQMTQSPSS"}, "light is a bytes"),
+    ({"heavy": TRASTUZUMAB_VH, "name": 7}, "name 7: expected text"),
+])  # fmt: skip
+def test_api_misuse_raises_invalid_input(lf, kwargs, message):
+    with pytest.raises(InvalidInput, match=message):
+        lf.predict(**kwargs)
+
+
+@pytest.mark.parametrize("chunk", [0, -1, 1.5, True])
+def test_predict_many_refuses_a_bad_chunk_at_the_call(lf, chunk):
+    with pytest.raises(InvalidInput, match="expected a positive number"):
+        lf.predict_many([("a", TRASTUZUMAB_VH, None)], chunk=chunk)
+
+
+def test_predict_many_reports_a_record_of_the_wrong_kind_and_goes_on(lf):
+    out = list(lf.predict_many([("a", TRASTUZUMAB_VH, None), "EVQL", ("c", 5, None), ("d", TRASTUZUMAB_VH, None)]))
+    assert [p.id for p, _ in out] == ["a", "antibodies[1]", "c", "d"]
+    assert out[0][1] is None and out[3][1] is None and len(out[3][0].loops) == 3
+    assert "expected an AntibodyInput or a (name, heavy, light) tuple, got str" in out[1][1]
+    assert "heavy is a int" in out[2][1]
+
+
+def test_empty_records_are_per_record_errors_in_every_mode(tmp_path):
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">a|H\n{TRASTUZUMAB_VH}\n>empty|H\n\n>blank\n   \n>b|H\n{TRASTUZUMAB_VH}\n")
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--no-fv", "--jsonl", str(tmp_path / "o.jsonl"), "-q"])
+    assert r.exit_code == 3, r.output
+    ids = [json.loads(x)["id"] for x in (tmp_path / "o.jsonl").read_text().splitlines()]
+    assert ids == ["a", "empty", "blank", "b"]
+    assert "empty sequence" in r.output
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--parquet", str(run), "--part-size", "2", "-q"])
+    assert r.exit_code == 3, r.output
+    errors = [e for k in (0, 1) for e in pq.read_table(run / f"errors-0000{k}.parquet").to_pylist()]
+    assert sorted(e["id"] for e in errors) == ["blank", "empty"]
+    loops = pq.read_table(run / "loops-00000.parquet").column("id").to_pylist()
+    assert set(loops) == {"a"} and set(pq.read_table(run / "loops-00001.parquet").column("id").to_pylist()) == {"b"}
+
+
+@pytest.mark.parametrize("column", [pa.array([1, 2]), pa.array([b"EVQL", b"DIQM"]), pa.array([["EV"], ["DI"]])])
+def test_parquet_table_columns_must_be_text(tmp_path, column):
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"id": ["x", "y"], "heavy": column}), path)
+    r = runner.invoke(app, ["predict", "--table", str(path), "--no-fv", "--jsonl", str(tmp_path / "o.jsonl")])
+    assert r.exit_code == 2 and "column 'heavy' is" in r.output and "expected text" in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
