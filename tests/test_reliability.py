@@ -98,3 +98,13 @@ def test_parquet_table_columns_must_be_text(tmp_path, column):
     r = runner.invoke(app, ["predict", "--table", str(path), "--no-fv", "--jsonl", str(tmp_path / "o.jsonl")])
     assert r.exit_code == 2 and "column 'heavy' is" in r.output and "expected text" in r.output, r.output
     assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+@pytest.mark.parametrize("model", ["loopnet", "fvnet"])
+def test_config_hidden_not_a_multiple_of_the_heads_is_one_line(tmp_path, model):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"model": model, "hidden": 7}))
+    r = runner.invoke(app, ["train", "--data", str(tmp_path / "d.parquet"), "--split", str(tmp_path / "split"),
+                            "--out", str(tmp_path / "run"), "--config", str(cfg)])  # fmt: skip
+    assert r.exit_code == 2 and "hidden 7 must be a multiple of 4" in r.output, r.output
+    assert not (tmp_path / "run").exists()

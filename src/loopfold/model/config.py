@@ -10,6 +10,8 @@ from pathlib import Path
 from loopfold.errors import InvalidFile
 
 MODEL_NAMES = ("loopnet", "fvnet", "bilstm", "seed-lstm")
+#: Attention heads of the loopnet and fvnet transformers (``hidden`` must be a multiple).
+ATTENTION_HEADS = 4
 #: Allowed range of each numeric field (inclusive).
 RANGES = (
     ("max_len", 4, 512), ("epochs", 1, 100_000), ("batch_size", 1, 1_000_000), ("lr", 1e-12, 10.0),
@@ -90,6 +92,9 @@ class TrainConfig:
             value = getattr(cfg, key)
             if not low <= value <= high:
                 raise InvalidFile(f"config: {key} {value!r} is outside [{low}, {high}]")
+        if cfg.model in ("loopnet", "fvnet") and cfg.hidden % ATTENTION_HEADS:
+            raise InvalidFile(f"config: hidden {cfg.hidden} must be a multiple of {ATTENTION_HEADS} for {cfg.model} "
+                              f"(its attention has {ATTENTION_HEADS} heads)")  # fmt: skip
         return cfg
 
 

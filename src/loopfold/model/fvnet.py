@@ -24,7 +24,7 @@ from torch import nn
 
 from loopfold import constants as K
 from loopfold.model.attention import decode_shared, encode
-from loopfold.model.config import TrainConfig
+from loopfold.model.config import ATTENTION_HEADS, TrainConfig
 from loopfold.model.context import GAP, N_SLOTS, NO_SLOT
 from loopfold.model.features import N_FEATURES, Batch
 from loopfold.model.losses import training_loss
@@ -49,7 +49,7 @@ class FvNet(nn.Module):
         self.pos = nn.Parameter(torch.zeros(cfg.max_len, h))
         self.slot = nn.Embedding(N_SLOTS + 1, h)
         self.aa = nn.Embedding(GAP + 1, h)
-        ctx_layer = nn.TransformerEncoderLayer(h, 4, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
+        ctx_layer = nn.TransformerEncoderLayer(h, ATTENTION_HEADS, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
         self.ctx = nn.TransformerEncoder(ctx_layer, 1, enable_nested_tensor=False)
         self.conv = nn.Conv1d(h, h, 5, padding=2)
         layer = nn.TransformerDecoderLayer(h, 4, 2 * h, cfg.dropout, batch_first=True, norm_first=True)

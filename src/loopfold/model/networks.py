@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from loopfold.constants import AMINO_ACIDS
 from loopfold.model.attention import encode
-from loopfold.model.config import TrainConfig
+from loopfold.model.config import ATTENTION_HEADS, TrainConfig
 from loopfold.model.features import N_FEATURES
 
 
@@ -71,7 +71,7 @@ class LoopNet(nn.Module):
         self.embed = nn.Linear(N_FEATURES, h)
         self.pos = nn.Parameter(torch.zeros(cfg.max_len, h))
         self.convs = nn.ModuleList(nn.Conv1d(h, h, 5, padding=2) for _ in range(2))
-        layer = nn.TransformerEncoderLayer(h, 4, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(h, ATTENTION_HEADS, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, 3, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(h)
         self.sincos = nn.Linear(h, 4)
