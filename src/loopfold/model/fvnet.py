@@ -49,7 +49,8 @@ class FvNet(nn.Module):
         self.pos = nn.Parameter(torch.zeros(cfg.max_len, h))
         self.slot = nn.Embedding(N_SLOTS + 1, h)
         self.aa = nn.Embedding(GAP + 1, h)
-        ctx_layer = nn.TransformerEncoderLayer(h, ATTENTION_HEADS, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
+        ctx_layer = nn.TransformerEncoderLayer(h, ATTENTION_HEADS, 2 * h, cfg.dropout, batch_first=True,
+                                               norm_first=True)  # fmt: skip
         self.ctx = nn.TransformerEncoder(ctx_layer, 1, enable_nested_tensor=False)
         self.conv = nn.Conv1d(h, h, 5, padding=2)
         layer = nn.TransformerDecoderLayer(h, 4, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
