@@ -1,6 +1,8 @@
 """--parquet: loops as Parquet parts, failed records in errors parts, --resume after a kill."""
 
+import json
 import os
+import shutil
 
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
@@ -103,3 +105,48 @@ def test_table_and_gzip_inputs_give_the_same_loops_as_fasta(tmp_path):
     (tmp_path / "broken.fasta.gz").write_bytes(b"\x1f\x8b not gzip")
     r = runner.invoke(app, ["predict", "--fasta", str(tmp_path / "broken.fasta.gz")])
     assert r.exit_code == 2 and "broken.fasta.gz" in r.output
+
+
+def test_resume_refuses_another_model_or_a_changed_input_and_redoes_a_cut_part(tmp_path):
+    fa = _fasta(tmp_path / "in.fasta")
+    run = tmp_path / "run"
+    args = ["predict", "--fasta", str(fa), "--part-size", "2", "--quiet", "--parquet", str(run)]
+    assert runner.invoke(app, args).exit_code == 3
+    whole = read_loops(run)
+    settings = json.loads((run / "run.json").read_text())
+    assert len(settings["model_sha256"]) == 64 and settings["input_file"]["size"] == fa.stat().st_size
+    # another model with the same info.name: a copy of the shipped one with other weights
+    from loopfold.predict import SHIPPED
+
+    other = tmp_path / "other"
+    shutil.copytree(SHIPPED, other)
+    cfg = json.loads((other / "config.json").read_text())
+    cfg["info"]["bin_temperature"] = 1.5
+    (other / "config.json").write_text(json.dumps(cfg))
+    r = runner.invoke(app, [*args, "--resume", "--model", str(other)])
+    assert r.exit_code == 2 and "model_sha256" in r.output, r.output
+    # the input replaced at the same path
+    fa.write_text(fa.read_text().replace(">ab0|H", ">abX|H"))
+    r = runner.invoke(app, [*args, "--resume"])
+    assert r.exit_code == 2 and "input_file" in r.output, r.output
+    _fasta(fa)
+    os.utime(fa, ns=(settings["input_file"]["mtime_ns"], settings["input_file"]["mtime_ns"]))
+    # a finished part cut short (what a full disk or a partial copy leaves) is predicted again
+    part = run / "loops-00001.parquet"
+    part.write_bytes(part.read_bytes()[:100])
+    r = runner.invoke(app, [*args, "--resume"])
+    assert r.exit_code == 0 and "did not read back whole and were predicted again: 1" in " ".join(r.output.split())
+    assert read_loops(run).equals(whole)
+
+
+def test_resume_accepts_a_run_json_without_hashes(tmp_path):
+    fa = _fasta(tmp_path / "in.fasta")
+    run = tmp_path / "run"
+    args = ["predict", "--fasta", str(fa), "--part-size", "2", "--quiet", "--parquet", str(run)]
+    assert runner.invoke(app, args).exit_code == 3
+    settings = json.loads((run / "run.json").read_text())
+    old = {k: v for k, v in settings.items() if k not in ("model_sha256", "input_file")}  # what 0.3 wrote
+    (run / "run.json").write_text(json.dumps(old))
+    (run / "loops-00002.parquet").unlink()
+    r = runner.invoke(app, [*args, "--resume"])
+    assert r.exit_code == 3 and "2 finished part(s) kept" in " ".join(r.output.split()), r.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,12 +40,18 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
     """--parquet [--ray]: (join the Ray cluster,) open the run folder (``--resume`` checks its settings),
     predict the records of unfinished parts in this process or on the cluster, write the parts; the exit
     status. Each part is predicted as one batch either way, so both give the same rows."""
-    from loopfold.io.parquet_parts import ParquetParts, clear_run
+    from loopfold.io.parquet_parts import ParquetParts, clear_run, file_fingerprint, model_digest
 
     if force:
         clear_run(o.parquet)
     species = api.numberer.species
-    settings = {"input": source, "model": api.predictor.name, "samples": samples}
+    settings = {"input": source, "model": api.predictor.name, "samples": samples,
+                "model_sha256": model_digest(api.predictor.run_dir)}  # fmt: skip
+    if Path(source).is_file():
+        settings["input_file"] = file_fingerprint(Path(source))
+    else:  # --heavy/--light: the sequences themselves
+        settings["input_sha256"] = hashlib.sha256(repr([(r.name, r.heavy, r.light) for r in records]).encode()
+                                                  ).hexdigest()  # fmt: skip
     if species:
         settings["species"] = sorted(species)
     if ray is not None:
@@ -82,6 +89,9 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
 def _parts_summary(o, parts) -> int:  # noqa: ANN001 - the CLI's run state
     """Say how many parts were written and kept, and the run summary; the exit status."""
     skipped = len(parts.done) - parts.written
+    if parts.redone:
+        console.print(f"{len(parts.redone)} finished part(s) did not read back whole and were predicted again: "
+                      f"{', '.join(map(str, parts.redone))}", highlight=False)  # fmt: skip
     console.print(f"wrote {parts.written} part(s) in {o.parquet}" + (f"; {skipped} finished part(s) kept from the "
                   "earlier run" if skipped else ""), highlight=False)  # fmt: skip
     console.print(summary(o), highlight=False, soft_wrap=True)

@@ -6,12 +6,15 @@ records ``k * part_size`` to ``(k + 1) * part_size - 1``. Its loops go to
 ``errors-0000k.parquet`` (id, reason). Each file is written atomically, the
 errors file first, so a part is finished exactly when its loops file exists:
 a killed run keeps every finished part, and ``--resume`` skips them (the input
-is read again; records of finished parts are not predicted). ``run.json``
-records the settings a resumed run must share.
+is read again; records of finished parts are not predicted; a kept part that
+does not read back whole is predicted again). ``run.json`` records the
+settings a resumed run must share, the model's SHA-256 and the input's size,
+time and head/tail hash among them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import deque
@@ -25,6 +28,7 @@ from loopfold.errors import InvalidFile
 from loopfold.io.atomic import atomic_path
 
 RUN_FILE = "run.json"
+MIB = 1 << 20
 LOOP_SCHEMA = pa.schema([
     ("id", pa.string()), ("cdr", pa.string()), ("chain", pa.string()), ("sequence", pa.string()),
     ("start", pa.int32()), ("phi", pa.list_(pa.float32())), ("psi", pa.list_(pa.float32())),
@@ -65,6 +69,11 @@ class ParquetParts:
         with atomic_path(run) as tmp:
             tmp.write_text(json.dumps(self.settings))
         self.done = {int(p.stem.split("-")[1]) for p in folder.glob("loops-*.parquet")}
+        self.redone = sorted(k for k in self.done if not _readable(folder, k))
+        for k in self.redone:  # a part cut short (a full disk, a copy): predicted again
+            self.done.discard(k)
+            for name in (f"loops-{k:05d}.parquet", f"errors-{k:05d}.parquet"):
+                (folder / name).unlink(missing_ok=True)
 
     def skip_done(self, records: Iterable) -> tuple[Iterator, deque]:
         """The records of unfinished parts, and a queue of their part numbers (filled as they are read)."""
@@ -105,11 +114,55 @@ def check_folder(folder: Path, settings: dict, resume: bool) -> None:
             before = json.loads(run.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: unreadable ({exc})") from None
-        if before != settings:
-            raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there "
-                              f"({before} against {settings})")  # fmt: skip
+        if not isinstance(before, dict):
+            raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: not a JSON object")
+        # keys an older run.json lacks (0.3 kept no hashes) are not compared; every shared one must match
+        differ = sorted(k for k in settings.keys() & before.keys() if before[k] != settings[k])
+        differ += sorted(k for k in before.keys() - settings.keys())
+        if differ:
+            what = "; ".join(f"{k} {before.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
+            raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there ({what})")
     elif (folder.is_dir() and any(folder.glob("loops-*.parquet"))) or run.exists():
         raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
+
+
+def _readable(folder: Path, k: int) -> bool:
+    """Whether part k's loops (and errors) files read back whole."""
+    try:
+        for name in (f"errors-{k:05d}.parquet", f"loops-{k:05d}.parquet"):
+            if (folder / name).exists() or name.startswith("loops"):
+                pq.read_table(folder / name)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
+
+
+def file_fingerprint(path: Path) -> dict:
+    """What a resumed run checks its input against: size, modification time, and a SHA-256 of the
+    first and last MiB (cheap for any size)."""
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        h.update(fh.read(MIB))
+        if st.st_size > MIB:
+            fh.seek(max(MIB, st.st_size - MIB))
+            h.update(fh.read(MIB))
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+
+
+def model_digest(run_dir: Path) -> str:
+    """SHA-256 over a model folder's files a prediction reads (config, weights, templates, members,
+    framework library), names included: two models with one ``info.name`` still differ."""
+    h = hashlib.sha256()
+    names = ("config.json", "model.safetensors", "templates.safetensors", "frameworks.npz")
+    files = [run_dir / n for n in names] + sorted((run_dir / "members").glob("*/*"))
+    for f in files:
+        if f.is_file():
+            h.update(str(f.relative_to(run_dir)).encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(MIB), b""):
+                    h.update(block)
+    return h.hexdigest()
 
 
 def clear_run(folder: Path) -> int:
