@@ -108,3 +108,19 @@ def test_config_hidden_not_a_multiple_of_the_heads_is_one_line(tmp_path, model):
                             "--out", str(tmp_path / "run"), "--config", str(cfg)])  # fmt: skip
     assert r.exit_code == 2 and "hidden 7 must be a multiple of 4" in r.output, r.output
     assert not (tmp_path / "run").exists()
+
+
+def test_report_escapes_record_ids_everywhere_in_the_page(tmp_path):
+    evil = '</script><!--<script>alert("x")</script>&amp;'
+    fa = tmp_path / "in.fasta"
+    fa.write_text(f">{evil}|H\n{TRASTUZUMAB_VH}\n")
+    out = tmp_path / "p.jsonl"
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--jsonl", str(out), "--no-fv", "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["report", str(out), "--out", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert "<!--" not in page and 'alert("x")</script>' not in page and page.count("</script>") == 2
+    assert "&amp;amp;" not in page.split('id="loops">')[1]  # the JSON keeps the id's own text (escaped as JSON)
+    data = page.split('id="loops">')[1].split("</script>")[0]
+    assert json.loads(data)[0]["label"] == f"{evil} H1"  # the viewer reads the id back unchanged

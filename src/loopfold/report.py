@@ -230,7 +230,8 @@ def write_page(out: Path, title: str, images: list[str], loops3d: list[dict], ha
               else 'CA traces of the predicted loops (<span style="color:#d62728">red</span>); no reference '
                    'structure was given, so nothing here is compared with a true loop.')  # fmt: skip
     imgs = "\n".join(f'<figure><img src="{html.escape(i)}" alt="{html.escape(i)}"></figure>' for i in images)
-    data = json.dumps(loops3d).replace("</", "<\\/")
+    # every <, > and & as a JSON escape: no id can close the script block or open a comment in it
+    data = json.dumps(loops3d).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}img{{max-width:100%}}canvas{{border:1px solid #ccc}}</style>
 </head><body><h1>{html.escape(title)}</h1>{imgs}
