@@ -156,3 +156,25 @@ def test_ray_and_workers_need_their_partners(tmp_path):
     assert r.exit_code == 2 and "--workers goes with --ray" in r.output
     r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--species", "martian"])
     assert r.exit_code == 2 and "species (--species) martian: expected some of human" in " ".join(r.output.split())
+
+
+def test_a_local_cluster_ends_with_its_driver_even_after_sigkill():
+    import psutil
+
+    script = ("import time\nfrom loopfold.cluster import connect\nconnect('local')\nimport ray\n"
+              "print(ray.get(ray.remote(lambda: 'ready').remote()), flush=True)\ntime.sleep(600)\n")  # fmt: skip
+    env = {k: v for k, v in ENV.items() if not k.startswith("RAY_AUTH")}
+    drv = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env,
+                           start_new_session=True)  # fmt: skip
+    try:
+        assert drv.stdout.readline().strip() == "ready"
+        cluster = [p for p in psutil.Process(drv.pid).children(recursive=True)
+                   if "watch(" not in " ".join(p.cmdline())]  # fmt: skip
+        assert any("raylet" in p.name() for p in cluster) and any("gcs_server" in p.name() for p in cluster)
+        drv.kill()  # SIGKILL: no atexit, no ray.shutdown
+        drv.wait()
+        _, alive = psutil.wait_procs(cluster, timeout=20)
+        assert not [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], alive
+    finally:
+        if drv.poll() is None:
+            drv.kill()

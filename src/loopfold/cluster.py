@@ -21,9 +21,13 @@ driver checks each part's file is there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import subprocess
+import sys
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -85,6 +89,51 @@ def connect(address: str) -> None:
                                                            "RAY_AUTH_MODE=token here")  # fmt: skip
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise LoopfoldError(f"--ray {address}: cannot join the Ray cluster ({why}{hint})") from None
+    if address == LOCAL:
+        start_watchdog()
+
+
+def start_watchdog() -> subprocess.Popen:
+    """A separate process that ends the cluster this run started when the run ends, however it ends
+    (SIGKILL included): see :func:`watch`."""
+    return subprocess.Popen([sys.executable, "-c", f"from loopfold.cluster import watch; watch({os.getpid()})"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+
+
+def watch(driver: int, period: float = 0.25) -> None:
+    """While process ``driver`` lives, note its descendants (the processes of the Ray cluster it
+    started); once it is gone, end every one still running (SIGTERM, then SIGKILL after 5 s), their
+    own children included. Process identity is checked by start time, so a reused PID is left alone."""
+    import psutil
+
+    me = os.getpid()
+    try:
+        parent = psutil.Process(driver)
+    except psutil.NoSuchProcess:
+        return
+    seen: dict[int, psutil.Process] = {}
+    while True:
+        try:
+            if not parent.is_running() or parent.status() == psutil.STATUS_ZOMBIE:
+                break
+            seen.update((p.pid, p) for p in parent.children(recursive=True) if p.pid != me)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(period)
+    procs: dict[int, psutil.Process] = {}
+    for p in seen.values():
+        with contextlib.suppress(psutil.Error):
+            if p.is_running():
+                procs[p.pid] = p
+                procs.update((c.pid, c) for c in p.children(recursive=True) if c.pid != me)
+    for p in procs.values():
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=5)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 def stage_shards(records: Iterable[AntibodyInput], queue: deque, folder: Path) -> list[int]:
