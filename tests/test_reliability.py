@@ -67,11 +67,13 @@ def test_predict_many_refuses_a_bad_chunk_at_the_call(lf, chunk):
 
 
 def test_predict_many_reports_a_record_of_the_wrong_kind_and_goes_on(lf):
-    out = list(lf.predict_many([("a", TRASTUZUMAB_VH, None), "EVQL", ("c", 5, None), ("d", TRASTUZUMAB_VH, None)]))
-    assert [p.id for p, _ in out] == ["a", "antibodies[1]", "c", "d"]
-    assert out[0][1] is None and out[3][1] is None and len(out[3][0].loops) == 3
+    out = list(lf.predict_many([("a", TRASTUZUMAB_VH, None), "EVQL", ("c", 5, None), ["d", TRASTUZUMAB_VH, None],
+                                ("e", "", None), ("f", "  ", None)]))  # fmt: skip
+    assert [p.id for p, _ in out] == ["a", "antibodies[1]", "c", "d", "e", "f"]
+    assert out[0][1] is None and out[3][1] is None and len(out[3][0].loops) == 3  # a list works as a tuple
     assert "expected an AntibodyInput or a (name, heavy, light) tuple, got str" in out[1][1]
     assert "heavy is a int" in out[2][1]
+    assert "empty sequence" in out[4][1] and "empty sequence" in out[5][1]
 
 
 def test_empty_records_are_per_record_errors_in_every_mode(tmp_path):
@@ -124,3 +126,12 @@ def test_report_escapes_record_ids_everywhere_in_the_page(tmp_path):
     assert "&amp;amp;" not in page.split('id="loops">')[1]  # the JSON keeps the id's own text (escaped as JSON)
     data = page.split('id="loops">')[1].split("</script>")[0]
     assert json.loads(data)[0]["label"] == f"{evil} H1"  # the viewer reads the id back unchanged
+
+
+def test_parquet_table_categorical_text_columns_are_read(tmp_path):
+    path = tmp_path / "t.parquet"
+    heavy = pa.array([TRASTUZUMAB_VH]).dictionary_encode()
+    pq.write_table(pa.table({"id": ["x"], "heavy": heavy}), path)
+    r = runner.invoke(app, ["predict", "--table", str(path), "--no-fv", "--jsonl", str(tmp_path / "o.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "o.jsonl").read_text())["id"] == "x"

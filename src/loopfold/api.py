@@ -161,9 +161,10 @@ class LoopFold:
                 if isinstance(a, AntibodyInput):
                     yield a
                     continue
-                name = a[0] if isinstance(a, tuple) and a and isinstance(a[0], str) else f"antibodies[{k}]"
+                seq = isinstance(a, tuple | list)
+                name = a[0] if seq and a and isinstance(a[0], str) else f"antibodies[{k}]"
                 try:
-                    if not (isinstance(a, tuple) and len(a) == 3):
+                    if not (seq and len(a) in (3, 4)):
                         raise InvalidInput(f"{name}: expected an AntibodyInput or a (name, heavy, light) tuple, "
                                            f"got {type(a).__name__}")  # fmt: skip
                     yield _input(*a)
@@ -199,14 +200,15 @@ def _check_chunk(chunk: object) -> None:
         raise InvalidInput(f"chunk {chunk!r}: expected a positive number of antibodies per batch")
 
 
-def _input(name: object, heavy: object, light: object) -> AntibodyInput:
-    """An AntibodyInput from API arguments, or InvalidInput naming the argument that is wrong."""
+def _input(name: object, heavy: object, light: object, other: object = None) -> AntibodyInput:
+    """An AntibodyInput from API arguments (``other``: an unlabelled chain), or InvalidInput naming the
+    argument that is wrong."""
     if not isinstance(name, str):
         raise InvalidInput(f"name {name!r}: expected text")
-    for arg, seq in (("heavy", heavy), ("light", light)):
+    for arg, seq in (("heavy", heavy), ("light", light), ("other", other)):
         if seq is not None and not isinstance(seq, str):
             raise InvalidInput(f"{name}: {arg} is a {type(seq).__name__}, expected the sequence as text "
                                "(one-letter codes)")  # fmt: skip
-    if heavy is None and light is None:
+    if heavy is None and light is None and other is None:
         raise InvalidInput(f"{name}: give a heavy or a light chain sequence (both are None)")
-    return AntibodyInput(name, heavy, light)  # type: ignore[arg-type]
+    return AntibodyInput(name, heavy, light, other)  # type: ignore[arg-type]

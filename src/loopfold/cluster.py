@@ -80,6 +80,7 @@ def connect(address: str) -> None:
         raise LoopfoldError("--ray needs Ray: pip install 'loopfold[cluster]'") from None
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    watchdog = start_watchdog() if address == LOCAL else None  # before the cluster starts: a kill then is caught
     try:
         local = {"_node_ip_address": "127.0.0.1"} if address == LOCAL else {}  # not reachable from the network
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
@@ -88,9 +89,9 @@ def connect(address: str) -> None:
         hint = "" if os.environ.get("RAY_AUTH_MODE") else ("; a cluster started with token authentication needs "
                                                            "RAY_AUTH_MODE=token here")  # fmt: skip
         why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if watchdog is not None:
+            watchdog.kill()
         raise LoopfoldError(f"--ray {address}: cannot join the Ray cluster ({why}{hint})") from None
-    if address == LOCAL:
-        start_watchdog()
 
 
 def start_watchdog() -> subprocess.Popen:

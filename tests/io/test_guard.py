@@ -145,11 +145,15 @@ def test_crafted_checkpoint_runs_no_code(tmp_path):
 
 
 def test_names_reach_the_terminal_as_text(tmp_path):
-    for name in ("[/red]x.fasta", "a[/b]b.fasta", "\x1b]0;owned\x07.fasta"):
+    for name in ("[/red]x.fasta", "a[/b]b.fasta", "\x1b]0;owned\x07.fasta"):  # paths in an error line
         r = invoke("predict", "--fasta", tmp_path / name)
-        assert r.exit_code == 2 and r.exception is None or isinstance(r.exception, SystemExit), r.output
-        assert "Traceback" not in r.output and "\x1b" not in r.output and "\x07" not in r.output
-        assert shown(name) in r.output, r.output
+        assert r.exit_code == 2 and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
+        assert "\x1b" not in r.output and "\x07" not in r.output and shown(name) in r.output, r.output
+    fa = tmp_path / "in.fasta"  # record names in per-record failures and warnings
+    fa.write_text(">[/red]x|H\nNOTANANTIBODY\n>\x1b]0;t\x07|H\nNOTANANTIBODY\n>[bold]ok|H\n" + TRASTUZUMAB_VH + "\n")
+    r = invoke("predict", "--fasta", fa, "--no-fv", "--jsonl", tmp_path / "o.jsonl")
+    assert r.exit_code == 3, r.output
+    assert "([/red]x: " in r.output and "\\x1b]0;t\\x07" in r.output and "\x1b" not in r.output, r.output
     assert shown("a\x1b[31mb\x9bc\td") == "a\\x1b[31mb\\x9bc\td"
 
 
@@ -169,3 +173,27 @@ def test_check_outputs_refuses_and_locks_in_one_call(tmp_path):
     assert lock_path(tmp_path / "x").exists()
     release_all()
     assert not lock_path(tmp_path / "x").exists()
+
+
+def test_run_folders_refuse_only_inputs_under_names_they_write(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "in.fasta").write_text(">a\nEVQL\n")
+    (run / "errors-00000.parquet").write_bytes(b"PAR1")
+    check_outputs({"--fasta": run / "in.fasta"}, {}, {}, {"--parquet": (run, True, ("errors-*.parquet",))})
+    with pytest.raises(InvalidFile, match="holds the input --table"):
+        check_outputs({"--table": run / "errors-00000.parquet"}, {}, {},
+                      {"--parquet": (run, True, ("errors-*.parquet",))})  # fmt: skip
+    # a folder above the installed package (a project with its .venv, a home folder) is a fine output
+    check_outputs({}, {}, {"--pdb-dir": installed_weights().parent.parent})
+    release_all()
+
+
+def test_train_force_removes_the_earlier_runs_files_only(tmp_path):
+    run = tmp_path / "run"
+    (run / "members" / "loopnet").mkdir(parents=True)
+    for name in ("members/loopnet/config.json", "templates.safetensors", "frameworks.npz", "notes.txt"):
+        (run / name).write_text("old")
+    r = invoke("train", "--data", tmp_path / "none.parquet", "--split", tmp_path / "split", "--out", run, "--force")
+    assert r.exit_code == 2 and "none.parquet" in r.output, r.output  # it went on to read the data
+    assert sorted(p.name for p in run.iterdir()) == ["notes.txt"]

@@ -268,6 +268,7 @@ def predict_cmd(
     from loopfold.fv.library import LIBRARY_FILE
     from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
     from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
+    from loopfold.io.parquet_parts import WRITES as PARQUET_WRITES
     from loopfold.model.checkpoint import CONFIG, WEIGHTS
     from loopfold.model.templates import TEMPLATES
     from loopfold.predict import MANIFEST, SHIPPED
@@ -328,7 +329,7 @@ def predict_cmd(
     with interrupts_as_exceptions():
         try:
             check_outputs(o.inputs, {"--json": json_out, "--jsonl": jsonl_out}, {"--pdb-dir": pdb_dir},
-                          {"--parquet": (parquet, resume or force)})  # fmt: skip
+                          {"--parquet": (parquet, resume or force, PARQUET_WRITES)})  # fmt: skip
             pdb_name = None
             if structure is not None and pdb_dir is not None:
                 name = structure.name

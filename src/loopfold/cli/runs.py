@@ -47,9 +47,9 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
     species = api.numberer.species
     settings = {"input": source, "model": api.predictor.name, "samples": samples,
                 "model_sha256": model_digest(api.predictor.run_dir)}  # fmt: skip
-    if Path(source).is_file():
+    if Path(source).is_file():  # a pipe or standard input cannot be read twice: no fingerprint (nor resume)
         settings["input_file"] = file_fingerprint(Path(source))
-    else:  # --heavy/--light: the sequences themselves
+    elif isinstance(records, list):  # --heavy/--light: the sequences themselves
         settings["input_sha256"] = hashlib.sha256(repr([(r.name, r.heavy, r.light) for r in records]).encode()
                                                   ).hexdigest()  # fmt: skip
     if species:

@@ -44,12 +44,15 @@ def train_cmd(
     if fix_mask:
         overrides["seed_leaky_mask"] = False
     from loopfold.io.outputs import check_outputs
+    from loopfold.train.loop import RUN_FILES, clear_run
 
     if force and resume:
         fail("--force trains afresh, --resume continues the run: give one")
     try:
         check_outputs({"--data": data, "--split": split, "--config": config}, {}, {},
-                      {"--out": (run_dir, resume or force)})  # fmt: skip
+                      {"--out": (run_dir, resume or force, RUN_FILES)})  # fmt: skip
+        if force:
+            clear_run(run_dir)
         cfg = load_config(config, model, overrides)
         train = load_part(data, split, "train", cfg.max_len)
         val = load_part(data, split, "validation", cfg.max_len)
@@ -133,9 +136,13 @@ def report_cmd(
     """Figures (Ramachandran, error by position, RMSD by length, training curve) and an HTML page."""
     from loopfold.io.outputs import check_outputs
     from loopfold.report import json_report, run_report
+    from loopfold.train.loop import RUN_FILES
 
+    # a run folder is read file by file (a report inside it, RUN/report, is where one expects it)
+    reads = {f"SOURCE {p}": p for p in sorted(source.glob("*")) if any(p.match(f) for f in RUN_FILES)
+             } if source.is_dir() else {"SOURCE": source}  # fmt: skip
     try:
-        check_outputs({"SOURCE": source, "--data": data, "--split": split}, {}, {"--out": out_dir})
+        check_outputs({**reads, "--data": data, "--split": split}, {}, {"--out": out_dir})
         if source.is_dir():
             if data is None:
                 fail("a run folder needs --data (and usually --split) to compare with true loops")

@@ -1,34 +1,43 @@
 """Exclusive locks on output files and run folders: two runs never write one output at once.
 
-A lock is an ``flock`` on a hidden file beside the output (``.NAME.loopfold-lock`` in the nearest
-folder that exists; for an output in a folder still to be made, the path below it is in the name).
-The kernel drops the lock when its process ends, however it ends; :func:`release_all` also removes
-the lock files. ``-``, devices and FIFOs are not locked (they are streams, written in place).
+A lock is an ``flock`` on a file named after the SHA-256 of the output's absolute path (after
+symlinks) in a private folder of this user's temporary directory, so it needs no write access beside
+the output, leaves nothing in the user's folders, and two runs naming one output (even one whose
+folder does not exist yet) meet on the same lock. The kernel drops a lock when its process ends,
+however it ends; :func:`release_all` also removes the lock files. ``-``, devices and FIFOs are not
+locked (they are streams, written in place). Runs on different machines sharing a file system are
+not kept apart.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from loopfold.errors import InvalidFile
 
-SUFFIX = ".loopfold-lock"
 _held: dict[str, int] = {}  # lock file -> open descriptor, for this process
 
 
+def lock_folder() -> Path:
+    """This user's lock folder (made private on first use)."""
+    folder = Path(tempfile.gettempdir()) / f"loopfold-locks-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise InvalidFile(f"{folder}: the lock folder is not a private folder of this user; remove it")
+    return folder
+
+
 def lock_path(path: Path) -> Path:
-    """The lock file of an output: beside it, in the nearest existing folder (after symlinks)."""
-    target = Path(os.path.realpath(path))
-    folder = target.parent
-    rest = [target.name]
-    while not folder.is_dir() and folder != folder.parent:
-        rest.insert(0, folder.name)
-        folder = folder.parent
-    return folder / f".{'_'.join(rest)}{SUFFIX}"
+    """The lock file of an output (by its absolute path after symlinks)."""
+    key = hashlib.sha256(os.path.realpath(path).encode("utf-8", "surrogateescape")).hexdigest()
+    return lock_folder() / f"{key}.lock"
 
 
 def _stream(path: Path) -> bool:

@@ -66,6 +66,17 @@ def _inside(path: Path, folder: Path) -> bool:
     return p == f or f in p.parents
 
 
+def _written_there(path: Path, folder: Path, patterns: tuple[str, ...]) -> bool:
+    """Whether ``path`` lies in ``folder`` under a name matching one of ``patterns`` (relative to it)."""
+    import fnmatch
+
+    p, f = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    if f not in p.parents:
+        return False
+    rel = str(p.relative_to(f))
+    return any(fnmatch.fnmatch(rel, pat) for pat in patterns)
+
+
 def installed_weights() -> Path:
     """The installed package's model folder (never an output)."""
     return Path(__file__).resolve().parents[1] / "weights"
@@ -75,26 +86,29 @@ def check_outputs(
     inputs: dict[str, Path | None],
     files: dict[str, Path | None],
     folders: dict[str, Path | None],
-    runs: dict[str, tuple[Path | None, bool]] | None = None,
+    runs: dict[str, tuple[Path | None, bool, tuple[str, ...]]] | None = None,
 ) -> None:
     """Refuse unsafe or unwritable outputs before any work starts: the one check every command makes.
 
-    Refused: an output that is an input or lies inside an input folder; a run folder holding an input;
-    an output in (or holding) the installed package's weights; two outputs on one path; a file output
-    that is a folder, a folder output that is a file, places that cannot be written; a run folder
-    (``runs``) that already holds files, unless its flag (``--resume``/``--force``) is set.
+    Refused: an output that is an input or lies inside an input folder; a run folder holding an input
+    under a name the run writes; an output in the installed package's weights; two outputs on one
+    path; a file output that is a folder, a folder output that is a file, places that cannot be
+    written; a run folder (``runs``) that already holds files, unless its flag (``--resume``/
+    ``--force``) is set.
 
     Args:
         inputs: option name -> input path (None when not given): files and folders the run reads.
         files: option name -> output file path.
         folders: option name -> output folder path.
-        runs: option name -> (run folder, whether existing contents may be reused or replaced).
+        runs: option name -> (run folder, whether existing contents may be reused or replaced, the
+            file name patterns the run writes there).
 
     Raises:
         InvalidFile: one line naming the option, the path and the problem.
     """
     runs = runs or {}
     folders = {**folders, **{k: v[0] for k, v in runs.items()}}
+    writes = {k: v[2] for k, v in runs.items()}
     ins = {k: v for k, v in inputs.items() if v is not None and str(v) != STDOUT}
     outs = {k: v for k, v in {**files, **folders}.items() if v is not None}
     weights = installed_weights()
@@ -106,11 +120,12 @@ def check_outputs(
                 raise InvalidFile(f"{name} {path}: is the input {iname}; refusing to write over an input")
             if ipath.is_dir() and _inside(path, ipath):
                 raise InvalidFile(f"{name} {path}: lies inside the input folder {iname}; write it elsewhere")
-            if name in runs and _inside(ipath, path):
-                raise InvalidFile(f"{name} {path}: holds the input {iname} ({ipath}); write it elsewhere")
-        if _inside(path, weights) or (name in folders and _inside(weights, path)):
+            if name in writes and _written_there(ipath, path, writes[name]):
+                raise InvalidFile(f"{name} {path}: holds the input {iname} ({ipath}) under a name the run "
+                                  "writes; write the run elsewhere")  # fmt: skip
+        if _inside(path, weights):
             raise InvalidFile(f"{name} {path}: is the installed model ({weights}); refusing to write there")
-    for name, (path, allowed) in runs.items():
+    for name, (path, allowed, _) in runs.items():
         if path is not None and not allowed and path.is_dir() and any(path.iterdir()):
             raise InvalidFile(f"{name} {path}: holds an earlier run; give --resume or --force, or an empty folder")
     names = list(outs)

@@ -28,6 +28,8 @@ from loopfold.errors import InvalidFile
 from loopfold.io.atomic import atomic_path
 
 RUN_FILE = "run.json"
+#: What a run writes in its folder (an input there under one of these names is refused).
+WRITES = ("loops-*.parquet", "errors-*.parquet", RUN_FILE, ".input/*", ".*.tmp")
 MIB = 1 << 20
 LOOP_SCHEMA = pa.schema([
     ("id", pa.string()), ("cdr", pa.string()), ("chain", pa.string()), ("sequence", pa.string()),
@@ -123,7 +125,7 @@ def check_folder(folder: Path, settings: dict, resume: bool) -> None:
             what = "; ".join(f"{k} {before.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
             raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there ({what})")
     elif (folder.is_dir() and any(folder.glob("loops-*.parquet"))) or run.exists():
-        raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume or an empty folder")
+        raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume, --force or an empty folder")
 
 
 def _readable(folder: Path, k: int) -> bool:
@@ -138,8 +140,8 @@ def _readable(folder: Path, k: int) -> bool:
 
 
 def file_fingerprint(path: Path) -> dict:
-    """What a resumed run checks its input against: size, modification time, and a SHA-256 of the
-    first and last MiB (cheap for any size)."""
+    """What a resumed run checks its input against: its size and a SHA-256 of its first and last MiB
+    (cheap for any size; the modification time is left out, so a copy without timestamps resumes)."""
     st = path.stat()
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -147,7 +149,7 @@ def file_fingerprint(path: Path) -> dict:
         if st.st_size > MIB:
             fh.seek(max(MIB, st.st_size - MIB))
             h.update(fh.read(MIB))
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "head_tail_sha256": h.hexdigest()}
+    return {"size": st.st_size, "head_tail_sha256": h.hexdigest()}
 
 
 def model_digest(run_dir: Path) -> str:
@@ -169,7 +171,8 @@ def clear_run(folder: Path) -> int:
     """Remove an earlier run's files from ``folder`` (``--force``): its settings, parts and unfinished
     temporary parts; other files are left. Returns how many were removed."""
     names = [folder / RUN_FILE, *folder.glob("loops-*.parquet"), *folder.glob("errors-*.parquet"),
-             *(p for p in folder.glob(".*-*.parquet.*.tmp") if p.name.startswith((".loops-", ".errors-")))]
+             *(p for p in folder.glob(".*-*.parquet.*.tmp") if p.name.startswith((".loops-", ".errors-"))),
+             *(folder / ".input").glob("*part-*")]  # a Ray run's input shards
     gone = 0
     for p in names:
         if p.is_file() and not p.is_symlink():

@@ -60,9 +60,14 @@ def _check_types(p: Path, schema) -> None:  # noqa: ANN001 - a pyarrow.Schema
     """Refuse a Parquet table whose sequence or locus columns are not text (integers, bytes, lists)."""
     import pyarrow as pa
 
+    def text(t) -> bool:  # noqa: ANN001 - a pyarrow.DataType
+        if pa.types.is_dictionary(t):  # a categorical column (pandas writes these)
+            return text(t.value_type)
+        view = getattr(pa.types, "is_string_view", lambda _: False)
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or view(t) or pa.types.is_null(t)
+
     for field in schema:
-        if field.name in TEXT_COLUMNS and not (pa.types.is_string(field.type) or pa.types.is_large_string(field.type)
-                                               or pa.types.is_null(field.type)):  # fmt: skip
+        if field.name in TEXT_COLUMNS and not text(field.type):
             raise InvalidFile(f"{p}: column {field.name!r} is {field.type}, expected text (string)")
 
 

@@ -53,7 +53,8 @@ class FvNet(nn.Module):
                                                norm_first=True)  # fmt: skip
         self.ctx = nn.TransformerEncoder(ctx_layer, 1, enable_nested_tensor=False)
         self.conv = nn.Conv1d(h, h, 5, padding=2)
-        layer = nn.TransformerDecoderLayer(h, 4, 2 * h, cfg.dropout, batch_first=True, norm_first=True)
+        layer = nn.TransformerDecoderLayer(h, ATTENTION_HEADS, 2 * h, cfg.dropout, batch_first=True,
+                                           norm_first=True)  # fmt: skip
         self.decoder = nn.TransformerDecoder(layer, 3)
         self.norm = nn.LayerNorm(h)
         self.sincos = nn.Linear(h, 4)

@@ -35,6 +35,21 @@ from loopfold.model.templates import TEMPLATES, TemplateLibrary
 
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
+#: What a run folder holds (training writes the first ones; a model folder adds the last two).
+RUN_FILES = ("config.json", "model.safetensors", STATE, METRICS, "templates.safetensors", "training_loops.csv",
+             "curve.png", "frameworks.npz", "members")  # fmt: skip
+
+
+def clear_run(folder: Path) -> None:
+    """Remove an earlier run's files from ``folder`` (``train --force``); other files are left."""
+    import shutil
+
+    for name in RUN_FILES:
+        p = Path(folder) / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.is_file() or p.is_symlink():
+            p.unlink()
 
 
 def usable(df: pd.DataFrame, max_len: int) -> pd.DataFrame:
