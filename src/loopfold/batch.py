@@ -18,6 +18,7 @@ import numpy as np
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder, FvModel
 from loopfold.fv.build import LoopWindow, close_all, relieve_clashes
+from loopfold.fv.checks import checked
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
@@ -25,6 +26,7 @@ from loopfold.numbering.vhh import hallmarks, is_vhh
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.samples import coords_json, rounded
 from loopfold.structure.geometry import backbone_torsions
+from loopfold.structure.planar import planarize
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             errors[k] = f"no Fv built: {exc}"
             continue
         lws[k] = [LoopWindow(queries[i].cdr, queries[i].chain, queries[i].start, len(queries[i].stem_n),
-                             len(queries[i].sequence), len(queries[i].stem_c), windows[i],
+                             len(queries[i].sequence), len(queries[i].stem_c), _planar(queries[i], windows[i]),
                              np.array(loops[i]["error"]) if "error" in loops[i] else None)
                   for i in grouped.get(k, [])]  # fmt: skip
     keys = list(lws)
@@ -185,7 +187,8 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
     models = {}
     for k, cl in zip(keys, closed, strict=True):
         try:
-            models[k], cl = relieve_clashes(frames[k], lws[k], cl, batch[k].name, fv.error_coef)
+            model, cl = relieve_clashes(frames[k], lws[k], cl, batch[k].name, fv.error_coef)
+            models[k] = checked(model, fv.rama)
         except LoopfoldError as exc:
             errors[k] = f"no Fv built: {exc}"
             continue
@@ -198,12 +201,20 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
     return models
 
 
+def _planar(q: LoopQuery, window: np.ndarray) -> np.ndarray:
+    """A loop window (stems and loop) with its peptide bonds planar: a template's cis bond where the
+    query has no proline, or a twisted one, corrected (:mod:`loopfold.structure.planar`)."""
+    return planarize(window, q.stem_n + q.sequence + q.stem_c)[0]
+
+
 def fv_json(model: FvModel) -> dict:
-    """The JSON ``fv`` entry: templates, identities, clashes, notes and every residue's predicted error."""
+    """The JSON ``fv`` entry: templates, identities, clashes (pairs with a loop atom), the whole model's
+    geometry check, notes and every residue's predicted error."""
     return {
         "templates": model.templates,
         "framework_identity": model.identity,
         "clashes": model.clashes,
+        **({"geometry": model.geometry.json()} if model.geometry is not None else {}),
         "chains": [{"chain": ch.chain_id, "residue_ids": list(ch.residue_ids), "sequence": ch.sequence,
                     "error": rounded(ch.error, 2)} for ch in model.chains],  # fmt: skip
         **({"notes": list(model.notes)} if model.notes else {}),

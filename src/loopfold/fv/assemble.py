@@ -32,12 +32,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loopfold.errors import BadStructure
-from loopfold.fv.library import CHAINS, FRAME_ERROR, FrameworkLibrary, domain_positions, framework_positions
+from loopfold.fv.library import (
+    CHAINS,
+    FRAME_ERROR,
+    FrameworkLibrary,
+    domain_positions,
+    framework_positions,
+    rama_reference,
+)
+from loopfold.fv.stretches import flank, in_framework, residue_label, span_text, split_run, true_runs, why_rebuilt
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.structure.closure import close_windows
 from loopfold.structure.extend import extend_after, extend_before
+from loopfold.structure.geometry import dihedral
+from loopfold.structure.planar import omega_targets, planarize
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
 from loopfold.structure.superpose import kabsch
+from loopfold.structure.validate import GeometryCheck
 
 
 @dataclass(frozen=True)
@@ -76,6 +87,8 @@ class FvModel:
     identity: dict[str, float]
     clashes: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the whole model's geometry check (:mod:`loopfold.fv.checks`), once made
+    geometry: GeometryCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +129,7 @@ class FrameworkBuilder:
         res = library.resolution
         self.res_penalty = np.where(np.isfinite(res), res, 9.0) * 1e-4
         self.error_coef = tuple(map(float, library.error_coef)) if library.error_coef is not None else FRAME_ERROR
+        self.rama = rama_reference(library)  # Ramachandran outliers of the geometry check
 
     def _scores(self, c: int, at: np.ndarray, letters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per entry: the ranking score and the framework identity of chain ``c`` to the query."""
@@ -147,7 +161,7 @@ class FrameworkBuilder:
         for ct, (seq, dom) in chains.items():
             c = CHAINS.index(ct)
             at, inserted = domain_positions(dom)
-            inserts[ct] = [int(i) for i in inserted if _in_framework(dom, i, self.fw[c])]
+            inserts[ct] = [int(i) for i in inserted if in_framework(dom, i, self.fw[c])]
             letters = np.zeros(len(at), dtype=np.uint8)
             letters[at >= 0] = np.frombuffer("".join(seq[i] for i in at[at >= 0]).encode("ascii"), dtype=np.uint8)
             scores[ct], idents[ct] = self._scores(c, at, letters)
@@ -175,18 +189,25 @@ class FrameworkBuilder:
         else:
             orient = int(np.argmax(next(iter(scores.values()))))
         coords, same, templates, identity, notes = {}, {}, {"orientation": str(lib.ids[orient])}, {}, []
+        domains = {ct: d for ct, (_, d) in chains.items()}
         for ct, (seq, _) in chains.items():
             order = np.argsort(-scores[ct], kind="stable")
             order = order[np.isfinite(scores[ct][order])]
             best = int(order[0])
             templates[ct], identity[ct] = str(lib.ids[best]), round(float(idents[ct][best]), 3)
             coords[ct], same[ct] = self._chain(name, ct, seq, ats[ct], inserts[ct], order, orient, notes,
-                                               bases.get(ct))  # fmt: skip
-        return Frame(coords, same, {ct: d for ct, (_, d) in chains.items()}, {ct: s for ct, (s, _) in chains.items()},
-                     templates, identity, tuple(notes))  # fmt: skip
+                                               bases.get(ct), domains[ct])  # fmt: skip
+            coords[ct], fixed = planarize(coords[ct], seq)  # a template's cis bond where the query has no Pro
+            if fixed:
+                same[ct][[k for b in fixed for k in (b, b + 1)]] = False
+                where = ", ".join(residue_label(domains[ct], seq, b + 1) for b in fixed)
+                notes.append(f"chain {ct}: peptide bond{'s' if len(fixed) > 1 else ''} before {where} made planar")
+        return Frame(coords, same, domains, {ct: s for ct, (s, _) in chains.items()}, templates, identity,
+                     tuple(notes))  # fmt: skip
 
     def _chain(self, name: str, ct: str, seq: str, at: np.ndarray, inserts: list[int], order: np.ndarray,
-               orient: int, notes: list[str], base: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+               orient: int, notes: list[str], base: np.ndarray | None = None, dom: NumberedDomain | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """One chain's framework coordinates (``[len(seq), 4, 3]``) and whether each residue equals its
         template's; stretches the chosen template cannot give are filled (see the module docstring)."""
         lib, c, best = self.library, CHAINS.index(ct), int(order[0])
@@ -197,6 +218,8 @@ class FrameworkBuilder:
         sort = np.argsort(idx, kind="stable")
         pos, idx = pos[sort], idx[sort]  # the chain's framework residues in sequence order
         lacks = (pos < 0) | ~self.present[best, c, np.maximum(pos, 0)]
+        bent = self._bad_bonds(base, pos, idx, seq) & ~lacks  # a template's cis or twisted bond: taken from another
+        lacks |= bent
         for k in range(len(pos) - 1):  # a position the template has and the query lacks: rebuild both sides
             p, q = pos[k], pos[k + 1]
             if p >= 0 and q > p + 1 and (self.fw[c, p + 1 : q] & self.present[best, c, p + 1 : q]).any():
@@ -209,26 +232,28 @@ class FrameworkBuilder:
         if lacks.all():
             raise BadStructure(f"{name} chain {ct}: no framework template covers this domain")
         seg = np.cumsum(np.r_[0, np.diff(idx) != 1])  # stretches of consecutive residues (CDRs between)
-        runs = [(int(k0), int(k1)) for r0, r1 in _runs(lacks) for k0, k1 in _split(r0, r1, seg)]
+        runs = [(int(k0), int(k1)) for r0, r1 in true_runs(lacks) for k0, k1 in split_run(r0, r1, seg)]
         for r0, r1 in runs:
             run = idx[r0 : r1 + 1]
             lo, hi = np.nonzero(seg == seg[r0])[0][[0, -1]]
             if r0 == lo and r1 == hi:
-                raise BadStructure(f"{name} chain {ct}: no framework template has {_span(seq, run)}")
+                raise BadStructure(f"{name} chain {ct}: no framework template has {span_text(seq, run, dom)}")
             if r0 == lo or r1 == hi:  # the end of a stretch: extended as a strand, ideal geometry
                 out[run] = extend_before(out[idx[r1 + 1]], len(run)) if r0 == lo else extend_after(
                     out[idx[r0 - 1]], len(run))  # fmt: skip
-                notes.append(f"chain {ct}: {_span(seq, run)} built as a strand (absent from {lib.ids[best]})")
+                why = why_rebuilt(bent[r0 : r1 + 1], str(lib.ids[best]))
+                notes.append(f"chain {ct}: {span_text(seq, run, dom)} built as a strand ({why})")
                 continue
             res = None
             for widen in range(4):  # a stretch that does not close gets a residue more each side to move
                 b0, b1 = max(r0 - widen, lo + 1), min(r1 + widen, hi - 1)
-                gn = [k for k in _flank(lacks, b0 - 1, -1) if k >= lo]
-                gc = [k for k in _flank(lacks, b1 + 1, 1) if k <= hi]
+                gn = [k for k in flank(lacks, b0 - 1, -1) if k >= lo]
+                gc = [k for k in flank(lacks, b1 + 1, 1) if k <= hi]
                 if not gn or not gc:  # a neighbouring stretch is being rebuilt too: stop widening
                     break
                 a0, a1, fn, fc = b0, b1, gn, gc
-                window, source = self._bridge_template(c, order, pos, fn, fc, a0, a1, best)
+                window, source = self._bridge_template(c, order, pos, fn, fc, a0, a1, best,
+                                                       "".join(seq[i] for i in idx[fn[0] : fc[-1] + 1]))
                 if window is None:  # nothing to copy: a strand from the N-side flank, closed onto the C-side
                     window = np.concatenate([out[idx[fn]], extend_after(out[idx[fn[-1]]], a1 - a0 + 1 + len(fc))])
                     source = "built as a strand"
@@ -236,8 +261,8 @@ class FrameworkBuilder:
                 if res.anchor_rmsd < 0.1:
                     break
             if res is None:
-                raise BadStructure(f"{name} chain {ct}: {_span(seq, run)} has no template residue beside it to "
-                                   f"build it from")  # fmt: skip
+                raise BadStructure(f"{name} chain {ct}: {span_text(seq, run, dom)} has no template residue beside "
+                                   f"it to build it from")  # fmt: skip
             span = np.arange(idx[fn[0]], idx[fc[-1]] + 1)
             gly = np.array([seq[i] == "G" for i in idx[a0 : a1 + 1]])
             others = np.delete(out, span, axis=0)
@@ -252,12 +277,29 @@ class FrameworkBuilder:
             out[idx[a0 : a1 + 1]] = res.coords[len(fn) : len(fn) + a1 - a0 + 1]
             same[idx[a0 : a1 + 1]] = False
             closed = "closed" if res.anchor_rmsd < 0.1 else f"NOT closed (anchor RMSD {res.anchor_rmsd:.2f} A)"
-            notes.append(f"chain {ct}: {_span(seq, idx[a0 : a1 + 1])} {source}, {closed} (absent from "
-                         f"{lib.ids[best]})")  # fmt: skip
+            notes.append(f"chain {ct}: {span_text(seq, idx[a0 : a1 + 1], dom)} {source}, {closed} "
+                         f"({why_rebuilt(bent[r0 : r1 + 1], lib.ids[best])})")
         return out, same
 
+    @staticmethod
+    def _bad_bonds(xyz: np.ndarray, pos: np.ndarray, idx: np.ndarray, seq: str) -> np.ndarray:
+        """``[len(pos)]`` residues on either side of a peptide bond the template ``xyz`` ([128, 4, 3]) would
+        give non-planar for the query: cis or twisted where the query's next residue is not a proline,
+        twisted before one (:func:`loopfold.structure.planar.omega_targets`)."""
+        out = np.zeros(len(pos), dtype=bool)
+        pair = (pos[:-1] >= 0) & (pos[1:] == pos[:-1] + 1) & (idx[1:] == idx[:-1] + 1)
+        k = np.nonzero(pair)[0]
+        if not len(k):
+            return out
+        a, b = xyz[pos[k]], xyz[pos[k + 1]]
+        with np.errstate(invalid="ignore"):
+            om = dihedral(a[:, 1], a[:, 2], b[:, 0], b[:, 1])
+        bad = np.isfinite(omega_targets(om, "".join(seq[i] for i in idx[k + 1])))
+        out[k[bad]] = out[k[bad] + 1] = True
+        return out
+
     def _bridge_template(self, c: int, order: np.ndarray, pos: np.ndarray, fn: list[int], fc: list[int], r0: int,
-                         r1: int, best: int) -> tuple[np.ndarray | None, str]:  # fmt: skip
+                         r1: int, best: int, letters: str = "") -> tuple[np.ndarray | None, str]:  # fmt: skip
         """The next entry's window (flanks and run) for an inner run with known positions, or None."""
         span = pos[fn[0] : fc[-1] + 1]
         if (span < 0).any() or fn[-1] + 1 != r0 or fc[0] != r1 + 1:
@@ -267,7 +309,12 @@ class FrameworkBuilder:
         gap = inside & ~np.isin(np.arange(len(inside)), span)  # positions the query lacks there
         for t in order[:200]:
             if t != best and self.present[t, c, span].all() and not self.present[t, c, gap].any():
-                return self.library.coords[t, c, span].astype(np.float64), f"from {self.library.ids[t]}"
+                xyz = self.library.coords[t, c, span].astype(np.float64)
+                with np.errstate(invalid="ignore"):
+                    om = dihedral(xyz[:-1, 1], xyz[:-1, 2], xyz[1:, 0], xyz[1:, 1])
+                if letters and np.isfinite(omega_targets(om, letters[1:])).any():
+                    continue  # its own peptide bonds would be wrong for the query
+                return xyz, f"from {self.library.ids[t]}"
         return None, ""
 
     def _interface_ok(self, chosen: dict[str, int], orient: int) -> bool:
@@ -320,41 +367,3 @@ class FrameworkBuilder:
         common = self.present[t, c] & self.present[orient, c] & self.fw[c]
         rot, tr = kabsch(xyz[common].reshape(-1, 3), ref[common].reshape(-1, 3))
         return xyz @ rot.T + tr
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """First and last index of each run of True values."""
-    idx = np.nonzero(mask)[0]
-    if not len(idx):
-        return []
-    cuts = np.nonzero(np.diff(idx) > 1)[0]
-    return list(zip(idx[np.r_[0, cuts + 1]].tolist(), idx[np.r_[cuts, len(idx) - 1]].tolist(), strict=True))
-
-
-def _split(r0: int, r1: int, seg: np.ndarray) -> list[tuple[int, int]]:
-    """A run cut where the residues stop being consecutive in the sequence."""
-    cuts = [k for k in range(r0, r1) if seg[k + 1] != seg[k]]
-    starts, ends = [r0, *(k + 1 for k in cuts)], [*cuts, r1]
-    return list(zip(starts, ends, strict=True))
-
-
-def _flank(lacks: np.ndarray, start: int, step: int, size: int = 3) -> list[int]:
-    """Up to ``size`` consecutive residues the template gives, from ``start`` away from a run (chain order)."""
-    out, k = [], start
-    while 0 <= k < len(lacks) and not lacks[k] and len(out) < size:
-        out.append(k)
-        k += step
-    return sorted(out)
-
-
-def _span(seq: str, run: np.ndarray) -> str:
-    """Residues of a run, as text (one-letter code and 1-based index in the chain sequence)."""
-    first = f"{seq[run[0]]}{run[0] + 1}"
-    return f"residue {first}" if len(run) == 1 else f"residues {first}-{seq[run[-1]]}{run[-1] + 1}"
-
-
-def _in_framework(dom: NumberedDomain, index: int, fw: np.ndarray) -> bool:
-    """Whether an inserted residue sits between two framework positions (not inside a CDR)."""
-    k = dom.indices.index(index)
-    num = dom.positions[k][0]
-    return 1 <= num <= len(fw) and bool(fw[num - 1]) and (num + 1 > len(fw) or bool(fw[num]))

@@ -26,6 +26,7 @@ import numpy as np
 from loopfold.constants import CDR_BOUNDS_IMGT
 from loopfold.errors import CheckpointError
 from loopfold.numbering.anarci import NumberedDomain
+from loopfold.structure.validate import RamaTable, phi_psi
 
 N_POS = 128  # IMGT positions 1-128
 CHAINS = ("H", "L")
@@ -200,3 +201,21 @@ def closest_contact(residues: np.ndarray, coords: np.ndarray) -> float:
         chains.append((xyz, ideal_cb(xyz, residues[c, ok] == ord("G"))))
     x, r, ch, _ = model_atoms(chains)
     return float(np.sqrt(nonbonded_d2(x, r, ch).min(initial=np.inf)))
+
+
+def rama_reference(library: FrameworkLibrary) -> RamaTable:
+    """Ramachandran outlier bins from the framework library's crystal backbones (every stored residue
+    with both neighbours bonded)."""
+    pp, letters = [], []
+    for c in range(2):
+        xyz = library.coords[:, c].astype(np.float64)  # [T, 128, 4, 3]
+        have = library.present()[:, c]
+        for t in range(len(library)):
+            idx = np.nonzero(have[t])[0]
+            if len(idx) < 3:
+                continue
+            x = xyz[t, idx]
+            bonded = np.linalg.norm(x[1:, 0] - x[:-1, 2], axis=-1) < 2.0
+            pp.append(phi_psi(x, bonded))
+            letters.append(library.residues[t, c, idx].view("S1").astype(str))
+    return RamaTable.fit(np.concatenate(pp), np.concatenate(letters))

@@ -16,7 +16,7 @@ def run_network(
 
     Returns:
         ``mean`` ``[B, L, 3]``: phi, psi from atan2 of the sin/cos head (the
-        MSE-optimal estimate), omega 180 or 0;
+        MSE-optimal estimate), omega 180 or 0 (FvNet's own omega head: the nearer of the two);
         ``mode`` ``[B, L, 3]``: phi, psi of the most probable Ramachandran bin
         (equal to ``mean`` for networks without bins), same omega;
         ``sincos`` ``[B, L, 4]``; ``confidence`` ``[B, L]`` (probability of the chosen bin, or
@@ -51,9 +51,9 @@ def run_network(
     mean[..., 1] = np.degrees(np.arctan2(sc[..., 2], sc[..., 3]))
     cis = res["cis_logit"] > 0 if "cis_logit" in res else np.zeros(sc.shape[:2], dtype=bool)
     mean[..., 2] = np.where(cis, 0.0, 180.0)
-    if "omega_sincos" in res:  # a network with its own omega (FvNet)
+    if "omega_sincos" in res:  # a network with its own omega (FvNet): cis or trans, never twisted
         om = res["omega_sincos"]
-        mean[..., 2] = np.degrees(np.arctan2(om[..., 0], om[..., 1]))
+        mean[..., 2] = np.where(np.abs(np.degrees(np.arctan2(om[..., 0], om[..., 1]))) < 90.0, 0.0, 180.0)
     mode = mean.copy()
     out = {"mean": mean, "sincos": sc}
     if "bond_angles" in res:

@@ -1,0 +1,53 @@
+"""The geometry check (:mod:`loopfold.structure.validate`) of a structure file's text: its protein
+chains' atoms read with gemmi (refined models, ``--structure`` outputs, crystal structures)."""
+
+from __future__ import annotations
+
+import gemmi
+import numpy as np
+
+from loopfold.constants import BACKBONE_ATOMS, THREE_TO_ONE
+from loopfold.structure.validate import ChainAtoms, GeometryCheck, RamaTable, check
+
+
+def structure_chains(st: gemmi.Structure) -> list[ChainAtoms]:
+    """The amino-acid residues of the first model, per chain; hydrogens left out; residues are bonded
+    to the next one in the chain (so a missing residue shows as a gap)."""
+    out = []
+    for ch in st[0]:
+        residues = [r for r in ch if r.name in THREE_TO_ONE or r.name == "MSE"]
+        if not residues:
+            continue
+        n = len(residues)
+        bb, cb = np.full((n, 4, 3), np.nan), np.full((n, 3), np.nan)
+        extra, owner, sg = [], [], []
+        for i, r in enumerate(residues):
+            for atom in r:
+                if atom.is_hydrogen() or (atom.altloc not in ("\0", " ", "A")):
+                    continue
+                xyz = atom.pos.tolist()
+                if atom.name in BACKBONE_ATOMS:
+                    bb[i, BACKBONE_ATOMS.index(atom.name)] = xyz
+                elif atom.name == "CB":
+                    cb[i] = xyz
+                elif atom.name != "OXT":
+                    extra.append(xyz)
+                    owner.append(i)
+                    sg.append(atom.name == "SG")
+        out.append(ChainAtoms(ch.name, "".join(THREE_TO_ONE.get(r.name, "M") for r in residues),
+                              tuple(f"{r.seqid.num}{r.seqid.icode.strip()}" for r in residues), bb, cb,
+                              np.ones(n - 1, dtype=bool), np.array(extra).reshape(-1, 3),
+                              np.array(owner, dtype=np.int64), np.array(sg, dtype=bool)))  # fmt: skip
+    return out
+
+
+def check_text(text: str, rama: RamaTable | None = None) -> GeometryCheck:
+    """The geometry check of a PDB or mmCIF text's first model."""
+    st = _read(text)
+    return check(structure_chains(st), rama)
+
+
+def _read(text: str) -> gemmi.Structure:
+    if text.lstrip().startswith("data_"):
+        return gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
+    return gemmi.read_pdb_string(text)
