@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from loopfold import __version__
+from loopfold.constants import B_REMARK
 from loopfold.errors import InvalidFile, InvalidInput, LoopfoldError
 from loopfold.fv.assemble import FrameworkBuilder, FvModel
 from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
 
-#: REMARK line of files whose B-factor column holds loopfold's predicted error
-B_REMARK = "B-factor: predicted backbone error in A (every residue)"
+if TYPE_CHECKING:
+    from loopfold.fv.refine import Refinement
 
 
 @dataclass(frozen=True)
@@ -72,22 +74,34 @@ class Prediction:
 
     def text(self, fmt: str = "pdb", refine: bool = False) -> str:
         """The Fv as PDB or mmCIF text (predicted error in the B-factor column); with ``refine``, side
-        chains added and a restrained minimisation (:mod:`loopfold.fv.refine`; needs OpenMM)."""
+        chains added and a restrained minimisation (:mod:`loopfold.fv.refine`; needs OpenMM), checked
+        as :meth:`refined` says."""
         from loopfold.io.fv_file import fv_text
 
+        if refine:
+            return self.refined(fmt).text
+        return fv_text(self._fv(), fmt, self._remarks(), name=self.id)
+
+    def refined(self, fmt: str = "pdb") -> Refinement:
+        """The Fv refined, checked: a refinement that makes a D-residue or a non-planar peptide bond the
+        model did not have is undone (``refined`` False, ``reason`` why, the unrefined text)."""
+        from loopfold.fv.refine import refine_checked
+        from loopfold.io.fv_file import fv_text, pdb_to_cif
+
+        out = refine_checked(fv_text(self._fv(), "pdb", self._remarks()), self.id)
+        return out if fmt == "pdb" else replace(out, text=pdb_to_cif(out.text, self.id))
+
+    def _fv(self) -> FvModel:
         if self.fv is None:
             why = self.record.get("fv_error") or self.record.get("error") or "whole-Fv building was off"
             raise LoopfoldError(f"{self.id}: no Fv was built ({why})")
-        remarks = [f"loopfold {__version__} model {self.model}", f"{self.id}: Fv from sequence, IMGT numbering",
-                   f"templates {' '.join(f'{k}:{v}' for k, v in self.fv.templates.items())}", B_REMARK,
-                   *[f"{lp.cdr} {lp.sequence}" for lp in self.loops]]  # fmt: skip
-        if not refine:
-            return fv_text(self.fv, fmt, remarks, name=self.id)
-        from loopfold.fv.refine import refine_pdb
-        from loopfold.io.fv_file import pdb_to_cif
+        return self.fv
 
-        text = refine_pdb(fv_text(self.fv, "pdb", remarks), self.id)
-        return text if fmt == "pdb" else pdb_to_cif(text)
+    def _remarks(self) -> list[str]:
+        fv = self._fv()
+        return [f"loopfold {__version__} model {self.model}", f"{self.id}: Fv from sequence, IMGT numbering",
+                f"templates {' '.join(f'{k}:{v}' for k, v in fv.templates.items())}", B_REMARK,
+                *[f"{lp.cdr} {lp.sequence}" for lp in self.loops]]  # fmt: skip
 
     def save(self, path: str | Path, refine: bool = False) -> None:
         """Write the Fv to ``path``: mmCIF for ``.cif``, PDB otherwise (atomically; an existing regular

@@ -77,3 +77,6 @@ CONSERVED_CHOTHIA = {"H": {22: "C", 92: "C", 103: "W"}, "L": {23: "C", 88: "C", 
 
 #: Default number of stem residues each side of a loop (the seed used 3).
 DEFAULT_STEMS = 3
+
+#: REMARK line of files whose B-factor column holds loopfold's predicted error (Å)
+B_REMARK = "B-factor: predicted backbone error in A (every residue)"

@@ -13,15 +13,25 @@ from pathlib import Path
 import numpy as np
 
 from loopfold import __version__
+from loopfold.constants import B_REMARK
 from loopfold.errors import BadStructure, NumberingError
+from loopfold.io.model_check import new_atom_contacts
 from loopfold.numbering.anarci import number_sequence
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_windows
+from loopfold.structure.relieve import ideal_cb
 from loopfold.structure.superpose import rmsd
 
-#: REMARK line of PDB files whose B-factor column holds loopfold's predicted error
-B_REMARK = "B-factor of predicted residues: predicted backbone error in A"
+#: REMARK lines of a ``--structure`` file: what its B-factor column holds (one meaning, Å²)
+B_REMARKS = ("B-factor (A^2): the input's for kept atoms; for predicted loop residues",
+             "8 pi^2 / 3 x (predicted backbone error in A)^2, the error itself in the JSON")
+
+
+def error_b_factor(error: float) -> float:
+    """The isotropic B-factor (Å²) of an atom whose expected displacement is ``error`` Å RMS:
+    ``B = 8 pi^2 <u^2>`` with ``<u^2> = error^2 / 3`` per axis."""
+    return 8.0 * np.pi**2 / 3.0 * error**2
 
 
 def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] | None = None) -> tuple[dict, str]:
@@ -87,14 +97,15 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
             found.add(q.cdr)
             lp["chain_id"] = bb.chain_id
             ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
+            lp["file_residue_ids"] = list(ids)  # the loop's residues as numbered in the input file
+            lp["file_flank_ids"] = [bb.residue_ids[q.start - 1], bb.residue_ids[q.start + len(q.sequence)]]
             if "error" in lp:
-                errors.setdefault(bb.chain_id, {}).update(zip(ids, lp["error"], strict=True))
+                errors.setdefault(bb.chain_id, {}).update(
+                    (rid, round(error_b_factor(e), 2)) for rid, e in zip(ids, lp["error"], strict=True))
+            xyz = np.stack([np.array(lp["coords"][k], dtype=float) for k in ("N", "CA", "C", "O")], 1)
+            cb = ideal_cb(xyz, np.array([a == "G" for a in q.sequence]))
             replacements.setdefault(bb.chain_id, {}).update(
-                {
-                    rid: np.stack([np.array(lp["coords"][k][j]) for k in ("N", "CA", "C", "O")])
-                    for j, rid in enumerate(ids)
-                }  # fmt: skip
-            )
+                {rid: np.concatenate([xyz[j], cb[j][None]]) for j, rid in enumerate(ids)})
             results.append(lp)
     absent = sorted((wanted or set()) - found)
     if absent:
@@ -105,13 +116,24 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
         raise NumberingError(f"{path}: no antibody CDR loops found")
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
     remarks = [f"loopfold {__version__} model {predictor.name}",
-               f"CDR loops {names} predicted, placed on their stems and closed", *([B_REMARK] if errors else [])]
+               f"CDR loops {names} predicted, placed on their stems and closed", *(B_REMARKS if errors else ())]
     result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
     renamed: dict[str, str] = {}
     text = structure_with_backbones(path, replacements, remarks, errors, renamed)
     if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
         result["pdb_chain_ids"] = renamed
+    new = {(renamed.get(c, c), rid) for c, res in replacements.items() for rid in res}
+    result["new_loop_contacts"] = new_atom_contacts(text, new)
     return result, text
+
+
+def remodelled(result: dict, around: bool = False) -> set[tuple[str, str]]:
+    """(chain, residue number with insertion code) of every residue a ``--structure`` result replaced,
+    with ``around`` the residue either side too (the stems a refinement may move)."""
+    out: set[tuple[str, str]] = set()
+    for lp in result["loops"]:
+        out |= {(lp["chain_id"], rid) for rid in lp["file_residue_ids"] + (lp["file_flank_ids"] if around else [])}
+    return out
 
 
 def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:
@@ -132,8 +154,8 @@ def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:
 
 
 def loops_pdb(result: dict, predictor: Predictor) -> str:
-    """PDB text of one result's predicted loops: chain H/L, residues numbered from the loop start
-    (1-based in the input chain), each loop centred 20 Å from the previous (they are predicted apart)."""
+    """PDB text of one result's predicted loops: chain H/L, residues by their IMGT numbers (a lone
+    ``--loop``: 1, 2, ...), each loop centred 20 Å from the previous (they are predicted apart)."""
     from loopfold.io.pdb import backbones_to_pdb
 
     chains, offset, bs = [], 0.0, []
@@ -142,13 +164,14 @@ def loops_pdb(result: dict, predictor: Predictor) -> str:
         xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
         xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
         offset += 20.0
-        first = (lp["start"] or 0) + 1
-        ids = tuple(str(first + i) for i in range(len(lp["sequence"])))
+        first = (lp["start"] or 0) + 1  # a lone loop (--loop) has no numbering: 1, 2, ...
+        ids = tuple(lp.get("residue_ids") or (str(first + i) for i in range(len(lp["sequence"]))))
         chains.append(Backbone(lp["sequence"], xyz, ids, lp["chain"]))
     remarks = [
         f"loopfold {__version__} model {predictor.name}",
         "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
         *([B_REMARK] if any(b is not None for b in bs) else []),
+        *(["residues numbered by IMGT"] if any(lp.get("residue_ids") for lp in result["loops"]) else []),
         *[f"{lp['cdr']} {lp['sequence']}" for lp in result["loops"]],
         *([f"no Fv: {result['fv_error']}"] if "fv_error" in result else []),
     ]

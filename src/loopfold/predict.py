@@ -65,6 +65,8 @@ class LoopQuery:
     context: np.ndarray | None = field(default=None, compare=False, repr=False)
     #: the loop belongs to a nanobody (its templates may come from nanobody loops: ``info.nanobody_cdrs``)
     nanobody: bool = False
+    #: the loop residues' IMGT numbers with insertion code (``"111A"``; None for a lone loop)
+    residue_ids: tuple[str, ...] | None = field(default=None, compare=False)
 
 
 class Predictor:
@@ -173,8 +175,10 @@ class Predictor:
                     continue
                 lo, hi = max(0, sl.start - self.stems), min(len(sequence), sl.stop + self.stems)
                 self._check_length(cdr, sequence[sl.start : sl.stop])
+                imgt = dict(zip(dom.indices, (f"{n}{c.strip()}" for n, c in dom.positions), strict=True))
                 out.append(LoopQuery(cdr, dom.chain_type, sequence[sl.start : sl.stop], sequence[lo : sl.start],
-                                     sequence[sl.stop : hi], sl.start))  # fmt: skip
+                                     sequence[sl.stop : hi], sl.start,
+                                     residue_ids=tuple(imgt.get(i, "") for i in range(sl.start, sl.stop))))  # fmt: skip
         return out
 
     def antibody_queries(
@@ -284,6 +288,7 @@ class Predictor:
             loop = {
                 "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
                 "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
+                **({"residue_ids": list(q.residue_ids)} if q.residue_ids else {}),
                 "phi": values["phi"], "psi": values["psi"], "omega": values["omega"],
                 "confidence": values["confidence"], "coords": values["coords"],
                 "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),

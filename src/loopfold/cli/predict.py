@@ -123,11 +123,11 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
     return EXIT_SOME_FAILED if o.failures else 0
 
 
-def _as_format(pdb_text: str, fmt: str) -> str:
-    """PDB text as is, or converted to mmCIF for ``--format cif``."""
+def _as_format(pdb_text: str, fmt: str, name: str) -> str:
+    """PDB text as is, or converted to mmCIF (data block ``name``) for ``--format cif``."""
     from loopfold.io.fv_file import pdb_to_cif
 
-    return pdb_to_cif(pdb_text) if fmt == "cif" else pdb_text
+    return pdb_to_cif(pdb_text, name) if fmt == "cif" else pdb_text
 
 
 def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
@@ -143,10 +143,14 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
             fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
     result, pdb_text = predict_structure(predictor, structure, wanted)
     if o.refine and pdb_name:
-        from loopfold.fv.refine import merge_refined, refine_pdb
+        from loopfold.fv.refine import merge_refined, refine_checked
+        from loopfold.graft import remodelled
 
-        pdb_text = merge_refined(pdb_text, refine_pdb(pdb_text, str(structure)))
-    pdb_text = _as_format(pdb_text, o.fmt)
+        ref = refine_checked(pdb_text, str(structure), movable=remodelled(result, around=True))
+        pdb_text = merge_refined(pdb_text, ref.text) if ref.refined else ref.text
+        if ref.reason:
+            console.print(f"warning: {structure}: {ref.reason}", highlight=False, soft_wrap=True)
+    pdb_text = _as_format(pdb_text, o.fmt, result["id"])
     for m in result.get("missing", []):
         console.print(f"warning: {structure}: chain {m['chain_id']} {m['cdr']} not replaced: {m['reason']}",
                       highlight=False, soft_wrap=True)  # fmt: skip
@@ -173,10 +177,15 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
             o.done += 1
             if err is None and o.pdb_dir is not None:
                 try:
-                    if pred is not None and pred.fv is not None:
-                        text = pred.text(o.fmt, o.refine)
+                    if pred is not None and pred.fv is not None and o.refine:
+                        ref = pred.refined(o.fmt)
+                        text = ref.text
+                        if ref.reason:
+                            console.print(f"warning: {res['id']}: {ref.reason}", highlight=False, soft_wrap=True)
+                    elif pred is not None and pred.fv is not None:
+                        text = pred.text(o.fmt)
                     else:
-                        text = _as_format(loops_pdb(res, predictor), o.fmt)
+                        text = _as_format(loops_pdb(res, predictor), o.fmt, res["id"])
                     pdbs.append((o.pdb_path(res["id"], used), text))
                 except LoopfoldError as exc:  # a name that cannot become a file, a refinement that failed
                     res, err = {"id": res["id"], "error": str(exc)}, str(exc)
@@ -185,6 +194,10 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
             for note in res.get("fv", {}).get("notes", []) if err is None else []:
                 if "NOT closed" in note:
                     console.print(f"warning: {res['id']}: {note}", highlight=False, soft_wrap=True)
+            geo = res.get("fv", {}).get("geometry") if err is None else None
+            if geo is not None and not geo["passed"]:
+                console.print(f"warning: {res['id']}: model fails the geometry check: {'; '.join(geo['problems'])}",
+                              highlight=False, soft_wrap=True)  # fmt: skip
             if err is not None:
                 if on_error == "fail":
                     raise InvalidFile(err)
@@ -262,6 +275,10 @@ def predict_cmd(
                                         "fail: stop at the first."),
     ] = None,
     model: Annotated[Path | None, typer.Option("--model", help="Run folder (default: the shipped model).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Id of a single --heavy/--light or --loop query: the JSON id and "
+                                                "the structure file's name (default: query).")
+    ] = None,
 ) -> None:
     """Predict CDR loop backbones from sequence."""
     from loopfold.api import LoopFold
@@ -313,6 +330,9 @@ def predict_cmd(
                (fmt != "pdb" and pdb_dir is None, "--format goes with --pdb-dir (the structure files)"),
                (not fv and (loop is not None or structure is not None),
                 "--no-fv goes with --heavy/--light/--fasta/--table (--loop and --structure build no Fv)"),
+               (name is not None and (batch is not None or structure is not None),
+                "--name goes with a single --heavy/--light or --loop query (records and structures have their own)"),
+               (name is not None and not name.strip(), "--name: give a non-empty id"),
                (refine and (loop is not None or not (fv or structure is not None)),
                 "--refine goes with whole-Fv or --structure outputs (not --loop or --no-fv)")]  # fmt: skip
     for bad, message in ignored:
@@ -348,11 +368,11 @@ def predict_cmd(
                 code = _structure(predictor, o, structure, loops, pdb_name)
             elif loop is not None:
                 q = predictor.loop_query(loop, cdr or "H3", stem_pair)
-                code = _stream(predictor, o, iter([({"id": "query", "loops": predictor.predict_queries([q], samples)},
-                                                    None, None)]), "fail")  # fmt: skip
+                one = {"id": name or "query", "loops": predictor.predict_queries([q], samples)}
+                code = _stream(predictor, o, iter([(one, None, None)]), "fail")
             else:
                 if batch is None:
-                    abs_ = [AntibodyInput("query", heavy, light)]
+                    abs_ = [AntibodyInput(name or "query", heavy, light)]
                 elif fasta is not None:
                     abs_ = antibodies_from_fasta(fasta)
                 else:

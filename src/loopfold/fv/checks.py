@@ -5,6 +5,7 @@ of the residues beside a chain gap raised to at least half the gap's excess over
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -24,11 +25,9 @@ def checked(model: FvModel, rama: RamaTable | None = None) -> FvModel:
     """The model with its geometry check, notes saying where it is broken, and the predicted error of
     the residues beside a chain gap at least half the gap's excess over a peptide bond."""
     geo = check(model_chains(model), rama)
-    notes = list(model.notes)
-    if geo.gaps:
-        notes = [n.replace(", closed", ", closure checked below") for n in notes]
-        notes += [f"chain {g.split()[0]}: chain break {g.split(' ', 1)[1]} (IMGT numbers; not closed)"
-                  for g in geo.gaps]  # fmt: skip
+    broken = _broken(geo)
+    notes = [_recheck(n, model, broken) for n in model.notes]
+    notes += [f"chain {g.split()[0]}: chain break {g.split(' ', 1)[1]}, not closed" for g in geo.gaps]
     floor = _gap_floor(geo)
     chains = []
     for ch in model.chains:
@@ -36,6 +35,38 @@ def checked(model: FvModel, rama: RamaTable | None = None) -> FvModel:
                                                                                strict=True)])  # fmt: skip
         chains.append(replace(ch, error=np.round(np.maximum(ch.error, low), 2)) if low.any() else ch)
     return replace(model, chains=tuple(chains), notes=tuple(notes), geometry=geo)
+
+
+def _broken(geo: GeometryCheck) -> set[str]:
+    """Residues (``"H S22"``) at a chain gap, a peptide bond of wrong length or angle, or a clash."""
+    out: set[str] = set()
+    for g in geo.gaps:
+        chain, pair = g.split()[:2]
+        out |= {f"{chain} {r}" for r in pair.split("-")}
+    out |= {b.removesuffix(" C-N") for b in (*geo.bond_outliers, *geo.angle_outliers) if b.endswith(" C-N")}
+    for pair in geo.clashes:
+        out |= set(pair.split("/"))
+    return out
+
+
+def _recheck(note: str, model: FvModel, broken: set[str]) -> str:
+    """A note that calls a rebuilt stretch closed, corrected when the check finds the stretch (or the
+    residue either side) broken."""
+    m = _SPAN.match(note)
+    if m is None or ", closed" not in note:
+        return note
+    ch = next((c for c in model.chains if c.chain_id == m["chain"]), None)
+    names = [] if ch is None else [f"{a}{r}" for a, r in zip(ch.sequence, ch.residue_ids, strict=True)]
+    if m["first"] not in names or (m["last"] or m["first"]) not in names:
+        return note
+    lo, hi = names.index(m["first"]), names.index(m["last"] or m["first"])
+    bad = [n for n in names[max(lo - 1, 0) : hi + 2] if f"{m['chain']} {n}" in broken]
+    if not bad:
+        return note
+    return note.replace(", closed", f", NOT closed (geometry check: {', '.join(bad)} broken or clashing)")
+
+
+_SPAN = re.compile(r"chain (?P<chain>\w+): residues? (?P<first>[A-Z]\d+[A-Z]?)(?:-(?P<last>[A-Z]\d+[A-Z]?))? ")
 
 
 def _gap_floor(geo: GeometryCheck) -> dict[str, float]:

@@ -4,7 +4,10 @@ PDBFixer adds the missing side-chain atoms and hydrogens; OpenMM minimises the
 structure in the Amber14 force field (vacuum, 1 nm non-periodic cutoff; at most
 500 L-BFGS iterations) with the backbone heavy atoms (N, CA, C, O) held by
 harmonic restraints of 10 kcal/mol/Å² to where loopfold put them (the strength
-AlphaFold2's relaxation uses, there on all heavy atoms), so clashes go and the
+AlphaFold2's relaxation uses, there on all heavy atoms), every peptide bond held planar
+(trans, or cis where the model has it cis) and every residue's hand held by torsion restraints
+(0.3 made D-residues and twisted bonds; :func:`refine_checked` checks the result and undoes a
+refinement that makes one), so clashes go and the
 backbone stays (it moved 0.25-0.39 Å RMS on the 13 benchmark models refined by
 ``bench/fv.py --refine 3 --refine-clashing``, and every one ended with no
 heavy-atom pair under 2.5 Å). Hydrogens are removed from the written file; residue numbering, chain
@@ -18,13 +21,19 @@ put back as they were (:func:`merge_refined`). On 2 cores a refinement took
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import gemmi
 import numpy as np
 
 from loopfold.errors import LoopfoldError
+from loopfold.io.model_check import check_text
+from loopfold.structure.validate import GeometryCheck
 
 RESTRAINT = 10.0 * 4.184 * 100.0  # 10 kcal/mol/Å² in kJ/mol/nm²
+FIXED = 100.0  # residues not being remodelled: every heavy atom held this many times harder
+OMEGA_K = 2.0 * 100.0 * 4.184  # kJ/mol: 100 kcal/mol x (1 - cos) per peptide bond, 13 kcal/mol at 30°
+CHIRAL_K = 2.0 * 50.0 * 4.184  # kJ/mol: each residue's hand
 BACKBONE = ("N", "CA", "C", "O")
 
 
@@ -43,10 +52,47 @@ def _modules():  # noqa: ANN202 - openmm's own types
     return openmm, app, unit, PDBFixer
 
 
-def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, threads: int | None = None) -> str:
+@dataclass(frozen=True)
+class Refinement:
+    """A refinement's outcome: the text to write, whether it is the refined one, the geometry check of
+    that text and, when the refinement was undone, why."""
+
+    text: str
+    refined: bool
+    geometry: GeometryCheck
+    reason: str | None = None
+
+
+def refine_checked(pdb_text: str, name: str = "model", movable: set[tuple[str, str]] | None = None,
+                   max_iterations: int = 500, threads: int | None = None) -> Refinement:  # fmt: skip
+    """:func:`refine_pdb`, checked: the model's geometry before and after (:mod:`loopfold.structure.validate`);
+    a refinement that makes a D-residue, a cis bond before a non-proline or a twisted bond that the
+    model did not have is undone (the unrefined text is returned, with a REMARK saying why).
+
+    Raises:
+        LoopfoldError: as :func:`refine_pdb`.
+    """
+    before = check_text(pdb_text)
+    text = refine_pdb(pdb_text, name, max_iterations, threads, movable)
+    after = check_text(text)
+    new = [(what, sorted(set(b) - set(a))) for what, b, a in (
+        ("D-residue", after.d_residues, before.d_residues), ("cis bond before a non-proline", after.cis_nonpro,
+         before.cis_nonpro), ("twisted bond", after.twisted, before.twisted))]  # fmt: skip
+    made = [f"{what} {', '.join(at)}" for what, at in new if at]
+    if not made:
+        return Refinement(text, True, after)
+    reason = f"refinement undone: it made {'; '.join(made)}"
+    return Refinement(f"REMARK 250 {reason}"[:80] + "\n" + pdb_text, False, before, reason)
+
+
+def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, threads: int | None = None,
+               movable: set[tuple[str, str]] | None = None) -> str:  # fmt: skip
     """Refined PDB text (heavy atoms, side chains added) of a backbone model in ``pdb_text``.
 
-    B-factors (predicted error) and REMARK lines are carried over per residue.
+    B-factors (predicted error) and REMARK lines are carried over per residue. ``movable`` (chain,
+    residue number with insertion code): only those residues are minimised with backbone restraints;
+    every heavy atom of the others is held ``FIXED`` times harder (``--structure``: the crystal's
+    atoms stay where they are).
 
     Raises:
         LoopfoldError: OpenMM or PDBFixer missing, or the model cannot be parameterised.
@@ -79,10 +125,13 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
         hold.addPerParticleParameter(p)
     positions = fixer.positions
     for atom in fixer.topology.atoms():
-        if atom.name in BACKBONE:
+        res = atom.residue
+        kept = movable is not None and (res.chain.id, f"{res.id}{res.insertionCode.strip()}") not in movable
+        if atom.name in BACKBONE or (kept and atom.element is not None and atom.element.symbol != "H"):
             xyz = positions[atom.index].value_in_unit(unit.nanometer)
-            hold.addParticle(atom.index, [RESTRAINT, *xyz])
+            hold.addParticle(atom.index, [RESTRAINT * (FIXED if kept else 1.0), *xyz])
     system.addForce(hold)
+    system.addForce(_shape_restraints(openmm, fixer.topology, positions, unit))
     integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.002 * unit.picoseconds)
     sim = app.Simulation(fixer.topology, system, integrator, platform, {"Threads": str(threads)})
     sim.context.setPositions(positions)
@@ -94,6 +143,35 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
     buf = io.StringIO()
     app.PDBFile.writeFile(fixer.topology, state.getPositions(), buf, keepIds=True)
     return _with_b_factors(buf.getvalue(), pdb_text)
+
+
+def _shape_restraints(openmm, topology, positions, unit):  # noqa: ANN001, ANN202 - openmm's own types
+    """Torsion restraints that keep what the minimisation must not change: every peptide bond's omega
+    at 180° (0° where the model has it cis), and each residue's hand (the N-C-CA-CB improper at its
+    starting value, so no CA inverts)."""
+    force = openmm.CustomTorsionForce("0.5*k*(1-cos(theta-theta0))")
+    force.addPerTorsionParameter("k")
+    force.addPerTorsionParameter("theta0")
+    xyz = np.array(positions.value_in_unit(unit.nanometer))
+    for chain in topology.chains():
+        residues = list(chain.residues())
+        atoms = [{a.name: a.index for a in r.atoms()} for r in residues]
+        for i, at in enumerate(atoms):
+            if all(k in at for k in ("N", "C", "CA", "CB")):
+                q = [at["N"], at["C"], at["CA"], at["CB"]]
+                force.addTorsion(*q, [CHIRAL_K, _dihedral(xyz[q])])
+            if i + 1 < len(atoms) and all(k in at for k in ("CA", "C")) and all(k in atoms[i + 1] for k in ("N", "CA")):
+                q = [at["CA"], at["C"], atoms[i + 1]["N"], atoms[i + 1]["CA"]]
+                if np.linalg.norm(xyz[q[1]] - xyz[q[2]]) < 0.2:  # bonded (nm)
+                    force.addTorsion(*q, [OMEGA_K, 0.0 if abs(_dihedral(xyz[q])) < np.pi / 2 else np.pi])
+    return force
+
+
+def _dihedral(p: np.ndarray) -> float:
+    """Dihedral angle (radians) of four points ``[4, 3]``."""
+    from loopfold.structure.geometry import dihedral
+
+    return float(np.radians(dihedral(*p)))
 
 
 def _protein_only(pdb_text: str) -> str:
@@ -127,7 +205,8 @@ def merge_refined(original: str, refined: str) -> str:
     st.setup_entities()
     opts = gemmi.PdbWriteOptions()
     opts.cryst1_record = st.cell.is_crystal()
-    head = "".join(line + "\n" for line in refined.splitlines() if line.startswith("REMARK"))
+    kept = set(original.splitlines())  # the original's REMARKs are written with it: the new ones only
+    head = "".join(line + "\n" for line in refined.splitlines() if line.startswith("REMARK") and line not in kept)
     return head + st.make_pdb_string(opts)
 
 

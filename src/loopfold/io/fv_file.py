@@ -5,7 +5,7 @@ from __future__ import annotations
 import gemmi
 import numpy as np
 
-from loopfold.constants import BACKBONE_ATOMS, ONE_TO_THREE
+from loopfold.constants import BACKBONE_ATOMS, ONE_TO_THREE, THREE_TO_ONE
 from loopfold.fv.assemble import FvModel
 
 FORMATS = ("pdb", "cif")
@@ -33,24 +33,47 @@ def fv_structure(model: FvModel, name: str = "loopfold") -> gemmi.Structure:
                 atom = gemmi.Atom()
                 atom.name = atom_name
                 atom.element = gemmi.Element(atom_name[0])
-                atom.pos = gemmi.Position(*map(float, atoms[i, k]))
+                atom.pos = gemmi.Position(*(round(float(v), 3) for v in atoms[i, k]))
                 atom.occ = 1.0
                 atom.b_iso = float(ch.error[i])
                 res.add_atom(atom)
             chain.add_residue(res)
         gm.add_chain(chain)
     st.add_model(gm)
-    st.setup_entities()
     return st
+
+
+def cif_text(st: gemmi.Structure, name: str, remarks: list[str] | None = None) -> str:
+    """mmCIF text a viewer reads right: the data block named after the record, one entity per chain
+    sequence with its full sequence, each chain its own ``label_asym_id``, ``label_seq_id`` numbered
+    along that sequence, coordinates to 0.001 Å; REMARK lines as ``_loopfold.remark_*`` items."""
+    st.name = name
+    while len(st) > 1:
+        del st[1]
+    for ch in st[0]:
+        for res in ch:
+            if res.name in THREE_TO_ONE or res.name == "MSE":  # the chain's polymer: its own asym id
+                res.subchain, res.entity_type = ch.name, gemmi.EntityType.Polymer
+            for atom in res:
+                atom.pos = gemmi.Position(*(round(v, 3) for v in atom.pos.tolist()))
+    st.setup_entities()
+    for ent in st.entities:
+        if ent.entity_type != gemmi.EntityType.Polymer:
+            continue
+        ch = next(c for c in st[0] if c.name in ent.subchains)
+        ent.full_sequence = [r.name for r in ch if r.subchain == ch.name]
+        ent.polymer_type = gemmi.PolymerType.PeptideL
+    st.assign_label_seq_id()
+    doc = st.make_mmcif_document()
+    for k, remark in enumerate(remarks or [], 1):  # mmCIF has no REMARK records: a loopfold category
+        doc.sole_block().set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
+    return doc.as_string()
 
 
 def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, name: str = "loopfold") -> str:
     """PDB (``REMARK 250`` lines first) or mmCIF text of the Fv."""
     if fmt == "cif":
-        doc = fv_structure(model, name).make_mmcif_document()
-        for k, remark in enumerate(remarks or [], 1):  # mmCIF has no REMARK records: a loopfold category
-            doc.sole_block().set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
-        return doc.as_string()
+        return cif_text(fv_structure(model, name), name, remarks)
     if fmt != "pdb":
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
     return "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or [])) + fv_pdb_atoms(model)
@@ -87,12 +110,10 @@ def fv_pdb_atoms(model: FvModel) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pdb_to_cif(pdb_text: str) -> str:
-    """mmCIF text of a PDB text (gemmi); its REMARK 250 lines become ``_loopfold.remark_*`` items."""
+def pdb_to_cif(pdb_text: str, name: str = "loopfold") -> str:
+    """mmCIF text of a PDB text's protein chains (:func:`cif_text`; data block ``name``); its
+    REMARK 250 lines become ``_loopfold.remark_*`` items."""
     st = gemmi.read_pdb_string(pdb_text)
-    st.setup_entities()
-    doc = st.make_mmcif_document()
-    remarks = [line[11:].strip() for line in pdb_text.splitlines() if line.startswith("REMARK 250 ")]
-    for k, remark in enumerate(remarks, 1):
-        doc.sole_block().set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
-    return doc.as_string()
+    remarks = list(dict.fromkeys(line[11:].strip() for line in pdb_text.splitlines()
+                                 if line.startswith("REMARK 250 ")))  # fmt: skip
+    return cif_text(st, name, remarks)

@@ -7,7 +7,7 @@ import gemmi
 import numpy as np
 
 from loopfold.constants import BACKBONE_ATOMS, THREE_TO_ONE
-from loopfold.structure.validate import ChainAtoms, GeometryCheck, RamaTable, check
+from loopfold.structure.validate import CLASH_DISTANCE, ChainAtoms, GeometryCheck, RamaTable, check
 
 
 def structure_chains(st: gemmi.Structure) -> list[ChainAtoms]:
@@ -51,3 +51,32 @@ def _read(text: str) -> gemmi.Structure:
     if text.lstrip().startswith("data_"):
         return gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
     return gemmi.read_pdb_string(text)
+
+
+def new_atom_contacts(text: str, new: set[tuple[str, str]], cutoff: float = CLASH_DISTANCE) -> dict:
+    """How close the atoms of the ``new`` residues (chain, residue number with insertion code) come to
+    every other heavy atom of the file's first model, ligands included (waters left out; bonded
+    neighbours in a chain left out): ``{"pairs_under_2.2": n, "closest": d}`` (Å)."""
+    st = _read(text)
+    st.remove_hydrogens()
+    st.remove_waters()
+    model = st[0]
+    ns = gemmi.NeighborSearch(model, st.cell, 5.0).populate()
+    pairs, closest = 0, float("inf")
+    for ci, ch in enumerate(model):
+        for ri, res in enumerate(ch):
+            if (ch.name, f"{res.seqid.num}{res.seqid.icode.strip()}") not in new:
+                continue
+            for atom in res:
+                for mark in ns.find_atoms(atom.pos, "\0", radius=5.0):
+                    cra = mark.to_cra(model)
+                    other = (cra.chain.name, f"{cra.residue.seqid.num}{cra.residue.seqid.icode.strip()}")
+                    if other in new:
+                        continue  # new loop atoms among themselves: the geometry check's business
+                    same_chain = mark.chain_idx == ci
+                    if same_chain and abs(mark.residue_idx - ri) <= 1:
+                        continue
+                    d = atom.pos.dist(cra.atom.pos)
+                    closest = min(closest, d)
+                    pairs += d < cutoff
+    return {"pairs_under_2.2": int(pairs), "closest": round(closest, 2) if np.isfinite(closest) else None}

@@ -215,10 +215,10 @@ def structure_with_backbones(
 ) -> str:
     """PDB text of a structure's first model with some residues' backbones replaced.
 
-    ``replacements`` maps chain id -> residue id (``"100A"``) -> ``[4, 3]`` N, CA, C, O.
-    A replaced residue keeps its name and loses its side chain (only the new
-    backbone is written), with B-factor ``b_factors[chain][residue id]`` (the
-    predicted error in Å; 0 when not given); every other atom is written as read.
+    ``replacements`` maps chain id -> residue id (``"100A"``) -> ``[4, 3]`` N, CA, C, O or ``[5, 3]``
+    with CB (NaN: none, as for a glycine). A replaced residue keeps its name and loses its side
+    chain (only the new backbone and CB are written), with B-factor ``b_factors[chain][residue id]``
+    (0 when not given); every other atom is written as read.
     Chain ids that PDB cannot hold (more than one character, from mmCIF) are written as free
     one-letter ids, never merged: the mapping goes into ``renamed`` and a REMARK line.
     """
@@ -235,7 +235,9 @@ def structure_with_backbones(
                 continue
             while len(res):
                 del res[0]
-            for k, name in enumerate(BACKBONE_ATOMS):
+            for k, name in enumerate((*BACKBONE_ATOMS, "CB")[: len(todo[rid])]):
+                if not np.isfinite(todo[rid][k]).all():
+                    continue
                 atom = gemmi.Atom()
                 atom.name = name
                 atom.element = gemmi.Element(name[0])

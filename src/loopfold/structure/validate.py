@@ -147,11 +147,13 @@ class GeometryCheck:
         out = []
         for what, names in (("D-residue", self.d_residues), ("cis peptide before a non-proline", self.cis_nonpro),
                             ("twisted peptide bond", self.twisted), ("chain gap", self.gaps),
-                            ("atom pair under 2.2 A", self.clashes), ("bond length outlier", self.bond_outliers),
+                            ("heavy-atom pair under 2.2 A", self.clashes), ("bond length outlier", self.bond_outliers),
                             ("bond angle outlier", self.angle_outliers)):  # fmt: skip
             if names:
-                shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
-                out.append(f"{len(names)} {what}{'s' if len(names) > 1 else ''} ({shown})")
+                where = list(dict.fromkeys(names))  # residue pairs once however many atom pairs
+                shown = ", ".join(where[:3]) + (", ..." if len(where) > 3 else "")
+                plural = what.replace("pair ", "pairs ") if "pair " in what else what + "s"
+                out.append(f"{len(names)} {what if len(names) == 1 else plural} ({shown})")
         return out
 
     @property
@@ -170,8 +172,9 @@ class GeometryCheck:
                 continue
             out[key] = len(names)
             if names:
-                out[f"{key}_at"] = list(names[:MAX_LISTED])
+                out[f"{key}_at"] = list(dict.fromkeys(names))[:MAX_LISTED]
         out["closest_pair"] = round(self.closest_pair, 2)
+        out["problems"] = self.problems()
         return out
 
 
