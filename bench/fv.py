@@ -75,35 +75,6 @@ def true_antibodies(files: list[Path]) -> list[dict]:
     return out
 
 
-def tune_orientation(builder: FrameworkBuilder, data: Path, n: int, split: Path) -> dict:
-    """Fv framework RMSD (both chains superposed; Å) of the frameworks alone on up to n validation
-    structures (their own and related entries left out of the library), averaging the VH-VL orientation of the
-    k best entries, for several k: the choice of ``orient_average`` is made here, not on benchmarks."""
-    parts = pd.read_csv(split / "manifest.csv")
-    ids = sorted({lid.split(":")[-1].split("_")[0] for lid in parts.loc[parts["part"] == "validation", "loop_id"]})
-    ids = list(np.random.default_rng(0).choice(ids, size=min(n, len(ids)), replace=False))
-    folder = data / "rosetta_antibody_db/antibody/antibody_database"
-    items = true_antibodies([p for i in ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()])
-    lib = without_relatives(builder.library, items, ids)
-    out = {}
-    for k in (1, 3, 5, 10, 20):
-        b = FrameworkBuilder(lib, orient_average=k)
-        rms = []
-        for it in items:
-            chains = {c: (it["chains"][c][0].sequence, it["chains"][c][1]) for c in ("H", "L")}
-            fr = b.frame(it["name"], chains)
-            ps, ts = [], []
-            for c in ("H", "L"):
-                t = it["chains"][c][0].coords
-                ok = np.isfinite(fr.coords[c]).all((1, 2)) & np.isfinite(t).all((1, 2))
-                ps.append(fr.coords[c][ok].reshape(-1, 3))
-                ts.append(t[ok].reshape(-1, 3))
-            rms.append(superposed_rmsd(np.concatenate(ps), np.concatenate(ts)))
-        out[k] = {"fw_fv_mean": round(float(np.mean(rms)), 3), "fw_fv_median": round(float(np.median(rms)), 3)}
-        print(k, out[k], flush=True)
-    return {"structures": len(items), "by_k": out}
-
-
 def _fw_mask(model_chain, true_xyz: np.ndarray) -> np.ndarray:  # noqa: ANN001
     fw = np.array([r == "FR" for r in model_chain.region])
     return fw & np.isfinite(true_xyz[model_chain.index]).all((1, 2))
@@ -152,7 +123,8 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
             rows.append({"name": it["name"], "cdr": lp["cdr"], "length": int(sel.sum()),
                          "rmsd_loop": superposed_rmsd(p.reshape(-1, 3), t.reshape(-1, 3)),
                          "rmsd_frame": float(np.sqrt((((p @ rot_c.T + tr_c) - t) ** 2).sum(-1).mean())),
-                         "rmsd_predicted": lp.get("rmsd_predicted")})  # fmt: skip
+                         "rmsd_predicted": lp.get("rmsd_predicted"),
+                         "b_rms": float(np.sqrt(np.mean(ch.error[sel] ** 2)))})  # the loop's B-factors  # fmt: skip
     rows = _with_true_framework(predictor, items, rows)
     e = pd.DataFrame(errs, columns=["predicted", "observed"])
     spearman = float(e["predicted"].rank().corr(e["observed"].rank())) if len(e) else float("nan")
@@ -224,12 +196,16 @@ def table(rows: list[dict], frames: dict) -> dict:
     df = pd.DataFrame(rows)
     cols = ["rmsd_loop", "rmsd_frame", "true_fw_stems", "true_fw_n_stem"]
     per = {c: {"n": int(len(g)), **{k: round(float(g[k].mean()), 3) for k in cols if k in g},
-               "rmsd_frame_median": round(float(g["rmsd_frame"].median()), 3)}
+               "rmsd_frame_median": round(float(g["rmsd_frame"].median()), 3),
+               "b_rms": round(float(g["b_rms"].mean()), 3),
+               "over_2x_b": round(float((g["rmsd_frame"] > 2 * g["b_rms"]).mean()), 3)}
            for c, g in df.groupby("cdr")} if len(df) else {}  # fmt: skip
     long = df[(df["cdr"] == "H3") & (df["length"] >= 16)] if len(df) else df
     if len(long):
         per["H3 >= 16"] = {"n": int(len(long)), **{k: round(float(long[k].mean()), 3) for k in cols if k in long},
-                           "rmsd_frame_median": round(float(long["rmsd_frame"].median()), 3)}  # fmt: skip
+                           "rmsd_frame_median": round(float(long["rmsd_frame"].median()), 3),
+                           "b_rms": round(float(long["b_rms"].mean()), 3),
+                           "over_2x_b": round(float((long["rmsd_frame"] > 2 * long["b_rms"]).mean()), 3)}
     fr = pd.DataFrame([f for f in frames["antibodies"] if "fw_fv" in f])
     summary = {k: round(float(fr[k].mean()), 3) for k in ("fw_H", "fw_L", "fw_fv")}
     summary.update(antibodies=len(fr), failed=len(frames["antibodies"]) - len(fr),
@@ -293,7 +269,7 @@ def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model:
     items = true_antibodies([p for i in ids for f in names if (p := Path(str(f).format(i))).exists()])
     sub = FrameworkBuilder(without_relatives(builder.library, items, ids))
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
-    xf, yf, xl, yl = [], [], [], []
+    xf, yf, xl, yl, cl_of = [], [], [], [], []
     for it, r in zip(items, predict_antibodies(Predictor(model), abs_, fv=sub), strict=True):
         if r.fv is None:
             continue
@@ -323,10 +299,17 @@ def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model:
                     if ok[k]:
                         xl.append([1.0, e])
                         yl.append(dev[k])
+                        cl_of.append(cdr)
     cf, *_ = np.linalg.lstsq(np.array(xf), np.array(yf), rcond=None)
-    cl, *_ = np.linalg.lstsq(np.array(xl), np.array(yl), rcond=None)
+    xl, yl, cl_of = np.array(xl), np.array(yl), np.array(cl_of)
+    cl, *_ = np.linalg.lstsq(xl, yl, rcond=None)
+    per = []  # a pair per CDR (the shared one where a CDR has too few validation residues)
+    for cdr in CDRS:
+        m = cl_of == cdr
+        per += list(np.linalg.lstsq(xl[m], yl[m], rcond=None)[0]) if m.sum() >= 50 else list(cl)
+        print(f"{cdr}: {int(m.sum())} validation-loop residues, error = {per[-2]:.3f} + {per[-1]:.3f} x loop error")
     print(f"fitted on {len(items)} structures: {len(yf)} framework residues, {len(yl)} validation-loop residues")
-    return [round(float(v), 3) for v in (*cf, *cl)]
+    return [round(float(v), 3) for v in (*cf, *cl, *per)]
 
 
 def markdown(result: dict) -> str:
@@ -334,14 +317,16 @@ def markdown(result: dict) -> str:
     lines = []
     for name, res in result["sets"].items():
         lines += [f"### {name}", "", "| CDR | n | rmsd_loop | rmsd_frame | rmsd_frame median | true framework, "
-                  "all stems | true framework, N-stem (0.2) |", "|" + " --- |" * 7]  # fmt: skip
+                  "all stems | true framework, N-stem (0.2) | loop B (RMS) | rmsd_frame > 2 B |",
+                  "|" + " --- |" * 9]  # fmt: skip
         for cdr in (*CDRS, "H3 >= 16"):
             r = res["per_cdr"].get(cdr)
             if r:
                 nan = float("nan")
                 lines.append(f"| {cdr} | {r['n']} | {r['rmsd_loop']:.2f} | {r['rmsd_frame']:.2f} | "
                              f"{r['rmsd_frame_median']:.2f} | "
-                             f"{r.get('true_fw_stems', nan):.2f} | {r.get('true_fw_n_stem', nan):.2f} |")
+                             f"{r.get('true_fw_stems', nan):.2f} | {r.get('true_fw_n_stem', nan):.2f} | "
+                             f"{r.get('b_rms', nan):.2f} | {r.get('over_2x_b', nan):.0%} |")
         f = res["framework"]
         lines += ["", "| framework | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in f.items()] + [""]
         if "refine" in res:
@@ -365,14 +350,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into the shipped library")
     ap.add_argument("--refine", type=int, default=0, help="also refine the first N Fv models of each set")
     ap.add_argument("--refine-clashing", action="store_true", help="also refine every model with a pair < 2.2 A")
-    ap.add_argument("--tune-orientation", type=int, default=0, help="compare orientation averaging on N validation"
-                                                                    " structures")
     args = ap.parse_args(argv)
     builder = FrameworkBuilder(load_library(args.model / LIBRARY_FILE))
-    if args.tune_orientation:
-        res = tune_orientation(builder, args.data, args.tune_orientation, args.split)
-        print(json.dumps(res))
-        return res
     if args.fit_error:
         coef = fit_error(builder, args.data, args.fit_error, args.split, args.model)
         print(json.dumps({"frame_error": coef}))

@@ -3,8 +3,9 @@
     .venv/bin/python bench/model_geometry.py [--data ../shared/data] [--rosetta 500] [--refine 3]
         [--out out/bench]
 
-Sets: crystal structures of the Rosetta antibody database (the first ``--rosetta`` files, all their
-atoms, read as files: the check must pass them), and models predicted from sequence with the shipped
+Sets: crystal structures of the Rosetta antibody database (the first ``--rosetta`` files, read as
+files: all their atoms, and N, CA, C, O, CB alone as in an unrefined model; the check must pass
+them), and models predicted from sequence with the shipped
 model for the docking benchmark 5.5 and RAB antibodies and for the same Rosetta structures (whole Fv,
 no refinement; ``--refine K``: the first K docking models also refined, and checked again). Each
 model set is run twice: as shipped, and with the peptide-bond correction switched off
@@ -87,9 +88,12 @@ def main(argv: list[str] | None = None) -> dict:
     rama = lf.builder.rama
     ros = sorted(folder.glob("*.pdb.bz2"))[: args.rosetta]
     rows, examples = [], {}
-    crystal = [check_text(read_text(p), rama) for p in ros]
-    rows.append(summary("Rosetta crystal structures (files)", [c.json() for c in crystal]))
-    rows.append(summary("Rosetta crystals without chain gaps", [c.json() for c in crystal if not c.gaps]))
+    texts = [read_text(p) for p in ros]
+    crystal = [check_text(t, rama) for t in texts]
+    rows.append(summary("Rosetta crystal structures (files, all atoms)", [c.json() for c in crystal]))
+    rows.append(summary("the same without chain gaps", [c.json() for c in crystal if not c.gaps]))
+    bb = [check_text(t, rama, side_chains=False) for t in texts]
+    rows.append(summary("the same, N CA C O CB only (a model's atoms)", [c.json() for c in bb if not c.gaps]))
     dock = sorted((args.data / "docking_benchmark_5_5/pdbs").glob("*_r_b.pdb"))
     rab_ids = [r["pdb"].lower() for r in json.loads((args.data / "rab/rab_cdr_backbones.json").read_text())]
     rab = [p for i in rab_ids if (p := folder / f"pdb{i}_chothia.pdb.bz2").exists()]

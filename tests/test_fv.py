@@ -302,3 +302,39 @@ def test_cli_refuses_options_that_would_be_ignored_and_protects_the_library(tmp_
     assert (SHIPPED / "frameworks.npz").read_bytes() == before
     r = runner.invoke(app, ["predict", "--heavy", VHH, "--no-fv", "--pdb-dir", str(tmp_path), "--format", "cif"])
     assert r.exit_code == 0 and gemmi.cif.read(str(tmp_path / "query.cif"))  # loops alone, as mmCIF
+
+
+def test_error_coefficients_may_hold_a_pair_per_cdr(tmp_path):
+    from loopfold.constants import CDRS
+    from loopfold.fv.build import loop_error_coef
+
+    shared = (0.6, 0.3, 0.2, 0.1, 1.5)
+    assert loop_error_coef(shared, "H3") == (0.1, 1.5)
+    per = shared + tuple(v for k in range(len(CDRS)) for v in (0.01 * k, 1.0 + k))
+    assert loop_error_coef(per, "H1") == (0.0, 1.0) and loop_error_coef(per, "L3") == (0.05, 6.0)
+    lib = load_library(Path(__file__).resolve().parents[1] / "src/loopfold/weights/frameworks.npz")
+    from dataclasses import replace
+
+    replace(lib, error_coef=np.array(per)).save(tmp_path / "f.npz")
+    assert load_library(tmp_path / "f.npz").error_coef.shape == (17,)
+    replace(lib, error_coef=np.array(per[:9])).save(tmp_path / "g.npz")
+    with pytest.raises(CheckpointError, match="inconsistent shapes"):
+        load_library(tmp_path / "g.npz")
+
+
+def test_loop_residue_errors_use_their_cdr_pair(lf):
+    from dataclasses import replace
+
+    from loopfold.batch import predict_antibodies
+    from loopfold.constants import CDRS
+    from loopfold.fv.assemble import FrameworkBuilder
+    from loopfold.io.fasta import AntibodyInput
+
+    per = (0.6, 0.3, 0.2, 0.1, 1.5) + tuple(v for k in range(len(CDRS)) for v in (0.1 * k, 1.0 + k))
+    builder = FrameworkBuilder(replace(lf.builder.library, error_coef=np.array(per)))
+    (r,) = predict_antibodies(lf.predictor, [AntibodyInput("tz", TRASTUZUMAB_VH, TRASTUZUMAB_VL)], fv=builder)
+    for lp in r.result["loops"]:
+        ch = next(c for c in r.fv.chains if c.chain_id == lp["chain"])
+        sel = np.array([g == lp["cdr"] for g in ch.region])
+        k = CDRS.index(lp["cdr"])
+        np.testing.assert_allclose(ch.error[sel], 0.1 * k + (1.0 + k) * np.array(lp["error"]), atol=0.011)

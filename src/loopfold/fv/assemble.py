@@ -114,7 +114,7 @@ CONTACT = 2.3  # Å: the closest VH-VL heavy-atom pair an orientation may leave
 #: The VL is placed by the mean orientation of this many best entries, chosen on 106 validation
 #: structures with their related entries left out (Fv framework RMSD 0.932 Å with 1, 0.893 with 3,
 #: 0.867 with 5, 0.855 with 10, 0.851 with 20: 10 and 20 are a tie within 0.004 Å, no spread was
-#: measured; 10 kept; ``bench/fv.py --tune-orientation 150``).
+#: measured; 10 kept; ``bench/tune_orientation.py --n 150``).
 ORIENT_AVERAGE = 10
 
 

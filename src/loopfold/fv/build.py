@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loopfold.constants import CDRS
 from loopfold.errors import BadStructure
 from loopfold.fv.assemble import Frame, FvChain, FvModel
 from loopfold.fv.library import FRAME_ERROR
@@ -83,7 +84,8 @@ def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult],
             xyz[sl] = res.coords[lw.n_stem : lw.n_stem + lw.n_loop]
             region[sl] = lw.cdr
             if lw.error is not None:
-                err[sl] = coef[3] + coef[4] * lw.error
+                p, q = loop_error_coef(coef, lw.cdr)
+                err[sl] = p + q * lw.error
         idx = np.array(dom.indices)
         if not np.isfinite(xyz[idx]).all():
             bad = int(idx[~np.isfinite(xyz[idx]).all((1, 2))][0])
@@ -147,6 +149,15 @@ def _obstacles(model: FvModel, lw: LoopWindow, window: np.ndarray) -> np.ndarray
     atoms = np.concatenate(out)
     reach = np.nanmax(np.linalg.norm(window[:, 1] - centre, axis=-1)) + 6.0
     return atoms[np.linalg.norm(atoms - centre, axis=-1) < reach]
+
+
+def loop_error_coef(coef: tuple[float, ...], cdr: str) -> tuple[float, float]:
+    """The (p, q) of a CDR's loop residues (error = p + q x the loop error model's): its own pair when
+    the coefficients carry one per CDR (see ``FRAME_ERROR``), else the shared one."""
+    if len(coef) == 5 + 2 * len(CDRS):
+        k = 5 + 2 * CDRS.index(cdr)
+        return coef[k], coef[k + 1]
+    return coef[3], coef[4]
 
 
 def _framework_error(frame: Frame, ct: str, idx: np.ndarray, coef: tuple[float, ...]) -> np.ndarray:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loopfold.constants import CDR_BOUNDS_IMGT
+from loopfold.constants import CDR_BOUNDS_IMGT, CDRS
 from loopfold.errors import CheckpointError
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.structure.validate import RamaTable, phi_psi
@@ -38,6 +38,8 @@ LIBRARY_FILE = "frameworks.npz"
 #: N --apply`` fits them on validation structures, their related entries left out); a library built
 #: without them (``loopfold data frameworks``) uses these, the values fitted for the shipped library.
 FRAME_ERROR = (0.65, 0.37, 0.19, 0.11, 1.52)
+#: A library may carry a (p, q) pair per CDR after the five (in ``CDRS`` order, 17 values in all):
+#: loop residues of that CDR then get p_cdr + q_cdr * error (fitted per CDR on validation loops).
 
 
 def framework_positions(chain_type: str, definition: str = "north") -> np.ndarray:
@@ -114,7 +116,7 @@ def load_library(path: str | Path) -> FrameworkLibrary:
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"{path}: not a loopfold framework library ({exc})") from None
     t = len(ids)
-    bad_coef = coef is not None and (coef.shape != (5,) or not np.isfinite(coef).all())
+    bad_coef = coef is not None and (coef.shape not in ((5,), (5 + 2 * len(CDRS),)) or not np.isfinite(coef).all())
     bad_coef |= h3 is not None and h3.shape != (t,)
     bad_coef |= nb is not None and (nb.shape != (t,) or nb.dtype != bool)
     if res.shape != (t, 2, N_POS) or q.shape != (t, 2, N_POS, 4, 3) or resol.shape != (t,) or t == 0 or bad_coef:

@@ -10,9 +10,10 @@ from loopfold.constants import BACKBONE_ATOMS, THREE_TO_ONE
 from loopfold.structure.validate import CLASH_DISTANCE, ChainAtoms, GeometryCheck, RamaTable, check
 
 
-def structure_chains(st: gemmi.Structure) -> list[ChainAtoms]:
+def structure_chains(st: gemmi.Structure, side_chains: bool = True) -> list[ChainAtoms]:
     """The amino-acid residues of the first model, per chain; hydrogens left out; residues are bonded
-    to the next one in the chain (so a missing residue shows as a gap)."""
+    to the next one in the chain (so a missing residue shows as a gap). Without ``side_chains`` only
+    N, CA, C, O and CB are read (the atoms of an unrefined model)."""
     out = []
     for ch in st[0]:
         residues = [r for r in ch if r.name in THREE_TO_ONE or r.name == "MSE"]
@@ -30,7 +31,7 @@ def structure_chains(st: gemmi.Structure) -> list[ChainAtoms]:
                     bb[i, BACKBONE_ATOMS.index(atom.name)] = xyz
                 elif atom.name == "CB":
                     cb[i] = xyz
-                elif atom.name != "OXT":
+                elif atom.name != "OXT" and side_chains:
                     extra.append(xyz)
                     owner.append(i)
                     sg.append(atom.name == "SG")
@@ -41,10 +42,9 @@ def structure_chains(st: gemmi.Structure) -> list[ChainAtoms]:
     return out
 
 
-def check_text(text: str, rama: RamaTable | None = None) -> GeometryCheck:
-    """The geometry check of a PDB or mmCIF text's first model."""
-    st = _read(text)
-    return check(structure_chains(st), rama)
+def check_text(text: str, rama: RamaTable | None = None, side_chains: bool = True) -> GeometryCheck:
+    """The geometry check of a PDB or mmCIF text's first model (``side_chains`` as in :func:`structure_chains`)."""
+    return check(structure_chains(_read(text), side_chains), rama)
 
 
 def _read(text: str) -> gemmi.Structure:
