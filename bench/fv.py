@@ -303,10 +303,12 @@ def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model:
     cf, *_ = np.linalg.lstsq(np.array(xf), np.array(yf), rcond=None)
     xl, yl, cl_of = np.array(xl), np.array(yl), np.array(cl_of)
     cl, *_ = np.linalg.lstsq(xl, yl, rcond=None)
-    per = []  # a pair per CDR (the shared one where a CDR has too few validation residues)
-    for cdr in CDRS:
+    q_all = float(np.linalg.lstsq(xl[:, 1:], yl, rcond=None)[0][0])
+    per = []  # per CDR a scale of the loop error (no intercept: never negative; the scale fitted on all
+    for cdr in CDRS:  # loops where a CDR has too few validation residues)
         m = cl_of == cdr
-        per += list(np.linalg.lstsq(xl[m], yl[m], rcond=None)[0]) if m.sum() >= 50 else list(cl)
+        q = float(np.linalg.lstsq(xl[m, 1:], yl[m], rcond=None)[0][0]) if m.sum() >= 50 else None
+        per += [0.0, q if q is not None and q > 0 else q_all]
         print(f"{cdr}: {int(m.sum())} validation-loop residues, error = {per[-2]:.3f} + {per[-1]:.3f} x loop error")
     print(f"fitted on {len(items)} structures: {len(yf)} framework residues, {len(yl)} validation-loop residues")
     return [round(float(v), 3) for v in (*cf, *cl, *per)]

@@ -139,8 +139,11 @@ def test_interrupt_keeps_streamed_records_and_leaves_no_temporary_files(tmp_path
     fa.write_text("".join(FASTA.replace("tz", f"ab{i}") for i in range(1100)))
     out, pdbs = tmp_path / "o.jsonl", tmp_path / "pdbs"
     loopfold = Path(sys.executable).with_name("loopfold")
+    # SIGINT at its default in the child: a suite started in the background (nohup, `&`) has it ignored,
+    # and a process that starts with SIGINT ignored keeps ignoring it, as a user's `nohup loopfold` should
     proc = subprocess.Popen([str(loopfold), "predict", "--fasta", str(fa), "--jsonl", str(out), "--pdb-dir", str(pdbs)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 1):
         time.sleep(0.2)
