@@ -58,7 +58,7 @@ def without_planarize():  # noqa: ANN201
     builder = loopfold.fv.assemble.FrameworkBuilder
     saved = (loopfold.batch.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds)
     loopfold.batch.planarize = loopfold.fv.assemble.planarize = lambda x, letters: (x, [])
-    builder._bad_bonds = staticmethod(lambda xyz, pos, idx, seq: np.zeros(len(pos), dtype=bool))
+    builder._bad_bonds = staticmethod(lambda xyz, pos, idx, seq, have: np.zeros(len(pos), dtype=bool))
     try:
         yield
     finally:

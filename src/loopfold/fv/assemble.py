@@ -218,7 +218,8 @@ class FrameworkBuilder:
         sort = np.argsort(idx, kind="stable")
         pos, idx = pos[sort], idx[sort]  # the chain's framework residues in sequence order
         lacks = (pos < 0) | ~self.present[best, c, np.maximum(pos, 0)]
-        bent = self._bad_bonds(base, pos, idx, seq) & ~lacks  # a template's cis or twisted bond: taken from another
+        # a template's cis or twisted bond where the query has no proline: taken from another template
+        bent = self._bad_bonds(base, pos, idx, seq, self.present[best, c]) & ~lacks
         lacks |= bent
         for k in range(len(pos) - 1):  # a position the template has and the query lacks: rebuild both sides
             p, q = pos[k], pos[k + 1]
@@ -282,12 +283,16 @@ class FrameworkBuilder:
         return out, same
 
     @staticmethod
-    def _bad_bonds(xyz: np.ndarray, pos: np.ndarray, idx: np.ndarray, seq: str) -> np.ndarray:
-        """``[len(pos)]`` residues on either side of a peptide bond the template ``xyz`` ([128, 4, 3]) would
-        give non-planar for the query: cis or twisted where the query's next residue is not a proline,
-        twisted before one (:func:`loopfold.structure.planar.omega_targets`)."""
+    def _bad_bonds(xyz: np.ndarray, pos: np.ndarray, idx: np.ndarray, seq: str, have: np.ndarray) -> np.ndarray:
+        """``[len(pos)]`` residues on either side of a peptide bond the template ``xyz`` ([128, 4, 3]; ``have``
+        its residues) would give non-planar for the query: cis or twisted where the query's next residue
+        is not a proline, twisted before one (:func:`loopfold.structure.planar.omega_targets`). A bond
+        joins residues next to each other in the query and in the template (IMGT positions between
+        them absent from both)."""
         out = np.zeros(len(pos), dtype=bool)
-        pair = (pos[:-1] >= 0) & (pos[1:] == pos[:-1] + 1) & (idx[1:] == idx[:-1] + 1)
+        between = np.array([0 <= p < q and not have[p + 1 : q].any()
+                            for p, q in zip(pos[:-1], pos[1:], strict=True)], dtype=bool)  # fmt: skip
+        pair = (pos[:-1] >= 0) & (pos[1:] > pos[:-1]) & between & (idx[1:] == idx[:-1] + 1)
         k = np.nonzero(pair)[0]
         if not len(k):
             return out

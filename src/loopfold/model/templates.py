@@ -212,7 +212,8 @@ def candidate_scores(
 ) -> Iterator[tuple[tuple[str, int], np.ndarray, np.ndarray, TemplateLibrary]]:
     """Per (CDR, window length) group with templates: the key, the window indices ``[b]``, the
     score of every template of the group for each window ``[b, N]`` (what :func:`choose_conformations`
-    maximises; ``bench/recent.py`` ranks candidates by it) and the library scored. ``alt``: another
+    maximises; ``bench/recent.py`` ranks candidates by it; ``CIS_PENALTY`` less for a template with a
+    cis bond before a query loop residue that is not a proline) and the library scored. ``alt``: another
     library and a ``[B]`` mask of the windows that choose from it where it has their group (the
     nanobody templates). Windows are scored 512 at a time."""
     preds = pred if isinstance(pred, list) else [pred]
@@ -236,6 +237,7 @@ def candidate_scores(
                      for m, ((lp, cp), centers) in enumerate(members) if wp[:, m].any())  # fmt: skip
             if identity_weight:
                 sc = sc + identity_weight * identity_matrix(seqs, lib.groups[(cdr, n)][2])
+            sc = sc - CIS_PENALTY * _cis_before_non_proline(lib.groups[(cdr, n)][0], seqs)
             yield (cdr, n), part, sc, lib
 
 
@@ -272,6 +274,25 @@ def choose_conformations(
             angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
             coords[i], sources[i] = xyz[best], ids[best]
     return angles, coords, sources
+
+
+#: Score taken from a template with a cis peptide bond before a query residue that is not a proline:
+#: it is chosen only when every template of the window's length has one (the bond is then made trans).
+CIS_PENALTY = 1e6
+
+
+def _cis_before_non_proline(tors: np.ndarray, loops: list[str]) -> np.ndarray:
+    """``[B, N]``: template ``t``'s window has a cis bond (|omega| < 90) before a loop residue of query
+    ``b`` that is not a proline (stems are the same for every template and query: left alone)."""
+    n = tors.shape[1]
+    cis = np.abs(np.nan_to_num(tors[:, :-1, 2], nan=180.0)) < 90.0  # [N, W - 1]: bond j -> j + 1
+    out = np.zeros((len(loops), len(tors)), dtype=bool)
+    for b, seq in enumerate(loops):
+        a = (n - len(seq)) // 2  # the window's N-stem residues
+        nonpro = np.zeros(n - 1, dtype=bool)
+        nonpro[a - 1 : a - 1 + len(seq)] = [c != "P" for c in seq]  # bond j leads into residue j + 1
+        out[b] = (cis & nonpro).any(1)
+    return out
 
 
 def nanobody_choice(
