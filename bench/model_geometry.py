@@ -10,7 +10,8 @@ model for the docking benchmark 5.5 and RAB antibodies and for the same Rosetta 
 no refinement; ``--refine K``: the first K docking models also refined, and checked again). Each
 model set is run twice: as shipped, and with the peptide-bond correction switched off
 (``loopfold.structure.planar.planarize`` replaced by the identity, no framework stretch taken from
-another template for its peptide bonds): the templates' bonds as 0.3 wrote them (FvNet's omega is
+another template for its peptide bonds, loop templates with a cis bond before a non-proline not
+passed over): the templates' bonds as 0.3 wrote them (FvNet's omega is
 snapped to cis/trans in both).
 Per set: models, and per kind of defect the number of models with one and the total. Writes
 ``OUT/model_geometry.json`` and ``.md``.
@@ -31,6 +32,7 @@ from tables import write_outputs
 
 import loopfold.batch
 import loopfold.fv.assemble
+import loopfold.model.templates as templates
 from loopfold.api import LoopFold
 from loopfold.batch import predict_antibodies
 from loopfold.io.fasta import AntibodyInput
@@ -56,13 +58,14 @@ def summary(name: str, checks: list[dict], seconds: float | None = None) -> dict
 def without_planarize():  # noqa: ANN201
     """Models built as 0.3 built them: template peptide bonds kept as they were."""
     builder = loopfold.fv.assemble.FrameworkBuilder
-    saved = (loopfold.batch.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds)
+    saved = (loopfold.batch.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds, templates.CIS_PENALTY)
     loopfold.batch.planarize = loopfold.fv.assemble.planarize = lambda x, letters: (x, [])
     builder._bad_bonds = staticmethod(lambda xyz, pos, idx, seq, have: np.zeros(len(pos), dtype=bool))
+    templates.CIS_PENALTY = 0.0
     try:
         yield
     finally:
-        loopfold.batch.planarize, loopfold.fv.assemble.planarize, bad = saved
+        loopfold.batch.planarize, loopfold.fv.assemble.planarize, bad, templates.CIS_PENALTY = saved
         builder._bad_bonds = staticmethod(bad)
 
 

@@ -108,3 +108,13 @@ def test_nanobody_windows_choose_among_the_nanobody_templates():
     np.testing.assert_allclose(coords[0], nb.groups[("H3", 10)][1][["t0", "t2"].index(sources[0])])
     assert nanobody_choice(nb, {"H1"}, ["H3", "H3"], np.array([True, True])) is None  # CDR not tuned for it
     assert nanobody_choice(None, {"H3"}, ["H3"], np.array([True])) is None
+
+
+def test_templates_with_a_cis_bond_before_a_non_proline_are_marked():
+    from loopfold.model.templates import _cis_before_non_proline
+
+    tors = np.tile([-70.0, 140.0, 180.0], (3, 9, 1))  # 3 templates, window 3 + 3 + 3
+    tors[1, 3, 2] = 0.0  # template 1: bond 3 -> 4 cis, into the second loop residue
+    tors[2, 0, 2] = 0.0  # template 2: a cis bond inside the N-stem: the same for every query
+    got = _cis_before_non_proline(tors, ["GPA", "GSA"])
+    assert got.tolist() == [[False, False, False], [False, True, False]]  # "GPA": that residue is a proline
