@@ -40,6 +40,8 @@ CIS_MAX = 30.0
 TRANS_MIN = 150.0
 #: Heavy atoms closer than this (Å) that are not bonded neighbours clash.
 CLASH_DISTANCE = 2.2
+#: The closest non-bonded pair is looked for among pairs closer than this (Å).
+NEAR = 4.0
 #: A bond length this far (Å) from ideal, or an angle this far (degrees), is an outlier.
 BOND_TOLERANCE = 0.1
 ANGLE_TOLERANCE = 20.0
@@ -241,7 +243,9 @@ def check(chains: list[ChainAtoms], rama: RamaTable | None = None) -> GeometryCh
 
 
 def _clashes(chains: list[ChainAtoms]) -> tuple[list[str], float]:
-    """Heavy-atom pairs under ``CLASH_DISTANCE`` (named) and the closest non-bonded distance."""
+    """Heavy-atom pairs under ``CLASH_DISTANCE`` (named) and the closest non-bonded distance (among
+    pairs under ``NEAR`` Å; ``NEAR`` when there is none). Distances are compared first and only the
+    few close pairs checked for bonded neighbours."""
     xyz, res, chain, sg = [], [], [], []
     for c, ch in enumerate(chains):
         n = len(ch.letters)
@@ -253,15 +257,19 @@ def _clashes(chains: list[ChainAtoms]) -> tuple[list[str], float]:
     x, r, cc, s = (np.concatenate(v) for v in (xyz, res, chain, sg))
     ok = np.isfinite(x).all(1)
     x, r, cc, s = x[ok], r[ok], cc[ok], s[ok]
-    names, closest = [], np.inf
+    sq = (x**2).sum(1)
+    names, closest = [], NEAR
     for start in range(0, len(x), 2048):  # blocks of rows keep the distance matrix small
         rows = np.arange(start, min(start + 2048, len(x)))
-        d2 = (x[rows] ** 2).sum(1)[:, None] + (x**2).sum(1)[None] - 2.0 * x[rows] @ x.T
-        d2[(cc[rows, None] == cc[None]) & (np.abs(r[rows, None] - r[None]) <= 1)] = np.inf
-        d2[s[rows, None] & s[None]] = np.inf  # disulfides
-        d2[rows[:, None] >= np.arange(len(x))[None]] = np.inf  # each pair once
-        closest = min(closest, float(np.sqrt(max(d2.min(), 0.0))) if d2.size else np.inf)
-        for i, j in zip(*np.nonzero(d2 < CLASH_DISTANCE**2), strict=True):
-            a, b = rows[i], j
+        d2 = sq[rows, None] + sq[None] - 2.0 * x[rows] @ x.T
+        i, j = np.nonzero(d2 < NEAR**2)
+        i = rows[i]
+        keep = (i < j) & ~((cc[i] == cc[j]) & (np.abs(r[i] - r[j]) <= 1)) & ~(s[i] & s[j])  # each pair once
+        i, j = i[keep], j[keep]
+        if not len(i):
+            continue
+        d = np.sqrt(np.maximum(d2[i - start, j], 0.0))
+        closest = min(closest, float(d.min()))
+        for a, b in zip(i[d < CLASH_DISTANCE], j[d < CLASH_DISTANCE], strict=True):
             names.append(f"{chains[cc[a]].name(r[a])}/{chains[cc[b]].name(r[b])}")
     return names, closest
