@@ -17,6 +17,7 @@ import json
 import numpy as np
 
 from loopfold.model.calibration import reliability
+from loopfold.model.decode import bin_confidence
 from loopfold.model.features import batch_from_frame
 from loopfold.model.losses import assign_bins
 from loopfold.predict import Predictor
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
     pred_ = Predictor(args.model)
     df = unique_loops(load_part(args.dataset, args.split, args.part, pred_.cfg.max_len))
     pred, angles, _, _ = pred_.predict_frame(df)
-    conf = pred_.confidence(pred, angles, np.array([len(p) for p in df["phi"]]))
+    conf = bin_confidence(pred, angles, np.array([len(p) for p in df["phi"]]))
     batch = batch_from_frame(df, pred_.cfg.max_len)
     import torch
 

@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fit-error", type=int, default=0, help="fit the error coefficients on N validation structures")
     ap.add_argument("--split", type=Path, default=ROOT / "out" / "rosetta_split")
     ap.add_argument("--model", type=Path, default=SHIPPED, help="run folder with its frameworks.npz (default shipped)")
-    ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into the shipped library")
+    ap.add_argument("--apply", action="store_true", help="with --fit-error: write them into --model's frameworks.npz")
     ap.add_argument("--refine", type=int, default=0, help="also refine the first N Fv models of each set")
     ap.add_argument("--refine-clashing", action="store_true", help="also refine every model with a pair < 2.2 A")
     args = ap.parse_args(argv)

@@ -30,9 +30,9 @@ import numpy as np
 from fv import true_antibodies
 from tables import write_outputs
 
-import loopfold.batch
 import loopfold.fv.assemble
 import loopfold.model.templates as templates
+import loopfold.predict
 from loopfold.api import LoopFold
 from loopfold.batch import predict_antibodies
 from loopfold.io.fasta import AntibodyInput
@@ -58,14 +58,14 @@ def summary(name: str, checks: list[dict], seconds: float | None = None) -> dict
 def without_planarize():  # noqa: ANN201
     """Models built as 0.3 built them: template peptide bonds kept as they were."""
     builder = loopfold.fv.assemble.FrameworkBuilder
-    saved = (loopfold.batch.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds, templates.CIS_PENALTY)
-    loopfold.batch.planarize = loopfold.fv.assemble.planarize = lambda x, letters: (x, [])
+    saved = (loopfold.predict.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds, templates.CIS_PENALTY)
+    loopfold.predict.planarize = loopfold.fv.assemble.planarize = lambda x, letters: (x, [])
     builder._bad_bonds = staticmethod(lambda xyz, pos, idx, seq, have: np.zeros(len(pos), dtype=bool))
     templates.CIS_PENALTY = 0.0
     try:
         yield
     finally:
-        loopfold.batch.planarize, loopfold.fv.assemble.planarize, bad, templates.CIS_PENALTY = saved
+        loopfold.predict.planarize, loopfold.fv.assemble.planarize, bad, templates.CIS_PENALTY = saved
         builder._bad_bonds = staticmethod(bad)
 
 

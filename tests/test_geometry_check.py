@@ -42,8 +42,8 @@ def test_an_fr3_insertion_is_flagged_and_never_called_closed(lf, tmp_path):
     p = lf.predict(heavy=FR3_INSERT, light=TRASTUZUMAB_VL, name="vrc03like")
     geo = p.record["fv"]["geometry"]
     assert not geo["passed"] and geo["clashes"] > 0 and geo["problems"]
-    assert not any(", closed" in n for n in p.fv.notes if "G83" in n)
-    assert any("NOT closed (geometry check" in n for n in p.fv.notes)
+    built = [n for n in p.fv.notes if "G83" in n]  # the inserted stretch (IMGT 83A-83G)
+    assert built and all(", closed" not in n and "NOT closed (geometry check" in n for n in built), p.fv.notes
     r = runner.invoke(app, ["predict", "--heavy", FR3_INSERT, "--light", TRASTUZUMAB_VL, "--name", "vrc03like",
                             "--json", str(tmp_path / "o.json")])  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -64,7 +64,6 @@ def test_a_chain_gap_is_flagged_named_noted_and_raises_the_predicted_error(lf):
     assert len(geo.gaps) == 1 and geo.gaps[0].startswith(f"H {ch.sequence[k - 1]}{ch.residue_ids[k - 1]}-C23")
     assert not geo.passed and "chain gap" in geo.problems()[0]
     assert any("chain break" in n and "not closed" in n for n in broken.notes)
-    assert not any(n.endswith(", closed") for n in broken.notes)
     d = float(geo.gaps[0].split()[2])
     err = broken.chains[0].error
     assert err[k] >= (d - 1.329) / 2 - 0.01 and err[k - 1] >= (d - 1.329) / 2 - 0.01
@@ -183,3 +182,31 @@ def test_a_refinement_that_inverts_a_residue_is_undone(lf, monkeypatch):
     assert not ref.refined and "D-residue H C23" in ref.reason
     assert ref.text.startswith("REMARK 250 refinement undone: it made D-residue H C23")
     assert ref.geometry.passed and "CB" in ref.text  # the unrefined model, as checked
+
+
+def test_structure_refine_moves_only_the_new_loops_and_keeps_the_crystal_atoms(tmp_path, shared_data):
+    pytest.importorskip("openmm")
+    import gemmi
+
+    src = shared_data / "docking_benchmark_5_5" / "pdbs" / "1AHW_r_u.pdb"
+    r = runner.invoke(app, ["predict", "--structure", str(src), "--loops", "H3", "--refine", "--pdb-dir",
+                            str(tmp_path / "o"), "--json", str(tmp_path / "s.json")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "s.json").read_text())["results"][0]
+    (lp,) = res["loops"]
+    moved = {(lp["chain_id"], rid) for rid in lp["file_residue_ids"] + lp["file_flank_ids"]}
+    before, after = gemmi.read_structure(str(src)), gemmi.read_structure(str(tmp_path / "o" / "1AHW_r_u.pdb"))
+
+    def atoms(st):  # noqa: ANN001, ANN202
+        return {(c.name, f"{r.seqid.num}{r.seqid.icode.strip()}", a.name, a.altloc): (a.pos.tolist(), a.b_iso)
+                for c in st[0] for r in c for a in r if not a.is_hydrogen()}  # fmt: skip
+
+    a0, a1 = atoms(before), atoms(after)
+    kept = [k for k in a0 if (k[0], k[1]) not in moved and k in a1]
+    assert len(kept) > 0.9 * len(a0)
+    same = sum(np.allclose(a0[k][0], a1[k][0], atol=1e-3) and a0[k][1] == pytest.approx(a1[k][1]) for k in kept)
+    assert same >= 0.97 * len(kept)  # the crystal's atoms and B-factors as read (residues it completed aside)
+    new = [k for k in a1 if (k[0], k[1]) in {(lp["chain_id"], rid) for rid in lp["file_residue_ids"]}]
+    assert {k[2] for k in new} > {"N", "CA", "C", "O", "CB"}  # side chains built on the new loop
+    assert res["geometry"]["d_residues"] == 0 and res["geometry"]["cis_nonpro"] == 0
+    assert "new_loop_contacts" in res and "REMARK 250 refined" in (tmp_path / "o" / "1AHW_r_u.pdb").read_text()

@@ -26,7 +26,6 @@ from loopfold.numbering.vhh import hallmarks, is_vhh
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.samples import coords_json, rounded
 from loopfold.structure.geometry import backbone_torsions
-from loopfold.structure.planar import planarize
 
 
 @dataclass(frozen=True)
@@ -170,7 +169,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             errors[k] = f"no Fv built: {exc}"
             continue
         lws[k] = [LoopWindow(queries[i].cdr, queries[i].chain, queries[i].start, len(queries[i].stem_n),
-                             len(queries[i].sequence), len(queries[i].stem_c), _planar(queries[i], windows[i]),
+                             len(queries[i].sequence), len(queries[i].stem_c), windows[i],
                              np.array(loops[i]["error"]) if "error" in loops[i] else None)
                   for i in grouped.get(k, [])]  # fmt: skip
     keys = list(lws)
@@ -199,12 +198,6 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
                             psi=rounded(ang[:, 1], 1), omega=rounded(ang[:, 2], 1),
                             closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
     return models
-
-
-def _planar(q: LoopQuery, window: np.ndarray) -> np.ndarray:
-    """A loop window (stems and loop) with its peptide bonds planar: a template's cis bond where the
-    query has no proline, or a twisted one, corrected (:mod:`loopfold.structure.planar`)."""
-    return planarize(window, q.stem_n + q.sequence + q.stem_c)[0]
 
 
 def fv_json(model: FvModel) -> dict:

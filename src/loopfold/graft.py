@@ -15,7 +15,7 @@ import numpy as np
 from loopfold import __version__
 from loopfold.constants import B_REMARK
 from loopfold.errors import BadStructure, NumberingError
-from loopfold.io.model_check import new_atom_contacts
+from loopfold.io.model_check import check_text, new_atom_contacts
 from loopfold.numbering.anarci import number_sequence
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
@@ -24,8 +24,8 @@ from loopfold.structure.relieve import ideal_cb
 from loopfold.structure.superpose import rmsd
 
 #: REMARK lines of a ``--structure`` file: what its B-factor column holds (one meaning, Å²)
-B_REMARKS = ("B-factor (A^2): the input's for kept atoms; for predicted loop residues",
-             "8 pi^2 / 3 x (predicted backbone error in A)^2, the error itself in the JSON")
+B_REMARKS = ("B-factor (A^2): the input's for kept atoms, and for predicted",
+             "loop residues 8 pi^2/3 x (predicted error in A)^2 (error: the JSON)")
 
 
 def error_b_factor(error: float) -> float:
@@ -122,9 +122,33 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
     text = structure_with_backbones(path, replacements, remarks, errors, renamed)
     if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
         result["pdb_chain_ids"] = renamed
-    new = {(renamed.get(c, c), rid) for c, res in replacements.items() for rid in res}
-    result["new_loop_contacts"] = new_atom_contacts(text, new)
     return result, text
+
+
+def structure_output(result: dict, text: str, name: str, refine: bool = False) -> tuple[str, list[str]]:
+    """The ``--structure`` file's final text and warnings: refined (``refine``; only the new loops and
+    the residue either side move, a refinement that damages them undone), then checked: the new
+    loops' contacts with every kept atom (ligands too: ``new_loop_contacts``) and the geometry check
+    of the new loops and their flanking residues (``geometry``), both added to ``result``.
+
+    Raises:
+        LoopfoldError: the refinement cannot run.
+    """
+    from loopfold.fv.refine import merge_refined, refine_checked
+
+    warnings = []
+    moved = remodelled(result, around=True)
+    if refine:
+        ref = refine_checked(text, name, movable=moved)
+        text = merge_refined(text, ref.text, moved) if ref.refined else ref.text
+        if ref.reason:
+            warnings.append(ref.reason)
+    result["new_loop_contacts"] = new_atom_contacts(text, remodelled(result))
+    geo = check_text(text).only(moved)
+    result["geometry"] = geo.json()
+    if not geo.passed:
+        warnings.append(f"the new loops fail the geometry check: {'; '.join(geo.problems())}")
+    return text, warnings
 
 
 def remodelled(result: dict, around: bool = False) -> set[tuple[str, str]]:

@@ -31,17 +31,17 @@ from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
 from loopfold.model.config import check_run_info
 from loopfold.model.context import NumberedChain, context_tokens, numbered_chain
-from loopfold.model.decode import run_network
+from loopfold.model.decode import bin_confidence, run_network
 from loopfold.model.ensemble import load_members, member_weights
 from loopfold.model.error_model import ErrorModel, loops_features
 from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
 from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
-from loopfold.model.losses import nearest_bins
 from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
 from loopfold.samples import JsonTable, coords_json, loop_samples, rounded
 from loopfold.structure.geometry import backbone_torsions
+from loopfold.structure.planar import planarize
 from loopfold.structure.rebuild import rebuild_backbone
 
 SCHEMA_VERSION = "1"
@@ -254,8 +254,14 @@ class Predictor:
         identity = self._train_identity(queries)
         template_ident = (self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
                           if self.error_model is not None else None)  # fmt: skip
-        xyzs = [chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(chosen[i, :n])
-                for i, n in enumerate(lengths)]  # fmt: skip
+        xyzs = []
+        for i, (n, q, (sn, sc, _)) in enumerate(zip(lengths, queries, std, strict=True)):
+            # a template's cis bond where the query has no proline (or a twisted one) made planar
+            xyz, fixed = planarize(chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(chosen[i, :n]),
+                                   sn + q.sequence + sc)  # fmt: skip
+            if fixed:  # the JSON's angles are those of the written coordinates
+                chosen[i, :n] = np.where(np.isfinite(t := backbone_torsions(xyz)), t, chosen[i, :n])
+            xyzs.append(xyz)
         spans = [(len(sn), n - len(sc)) for (sn, sc, _), n in zip(std, lengths, strict=True)]
         table = JsonTable(chosen, confidence, xyzs, spans)  # rounded once for the whole batch
         if self.error_model is not None:  # every loop residue's predicted error at once
@@ -332,7 +338,7 @@ class Predictor:
         w = member_weights(self.info, cdrs, len(preds))
         chosen, xyz, sources = choose_conformations(preds, cdrs, sequences, lengths, self.templates,
                                                     self.cfg.identity_weight, w, alt)  # fmt: skip
-        conf = [self.confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
+        conf = [bin_confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
         pred = {**pred, "ensemble_confidence": sum(w[:, m, None] * c for m, c in enumerate(conf)) / w.sum(1)[:, None]}
         return pred, chosen, xyz, sources
 
@@ -340,7 +346,7 @@ class Predictor:
         """``[B, L]`` confidence of the written residues: the networks' (weighted) probability of their bins."""
         if "ensemble_confidence" in pred:
             return pred["ensemble_confidence"]
-        return self.confidence(pred, angles, lengths)
+        return bin_confidence(pred, angles, lengths)
 
     def predict_frame(
         self, df: pd.DataFrame
@@ -350,19 +356,6 @@ class Predictor:
             batch, names = frame_batch(df, self.cfg.max_len, self.templates)
             return self.conformations(batch, df["cdr"].tolist(), df["sequence"].tolist(), names)
         return self.conformations(batch_from_frame(df, self.cfg.max_len), df["cdr"].tolist(), df["sequence"].tolist())
-
-    @staticmethod
-    def confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """``[B, L]`` the model's probability of the (phi, psi) bin of each output residue (0 past ``lengths``)."""
-        if "bin_probs" not in pred:
-            return pred["confidence"]
-        c = pred["bin_centers"]
-        out = np.zeros(angles.shape[:2], dtype=np.float32)
-        inside = np.arange(angles.shape[1])[None, :] < np.asarray(lengths)[:, None]
-        real = inside & np.isfinite(angles[..., 0]) & np.isfinite(angles[..., 1])
-        bins = nearest_bins(angles[real, 0], angles[real, 1], c)  # [M] residues only, no padding
-        out[real] = pred["bin_probs"][real][np.arange(len(bins)), bins]
-        return out
 
     def template_identity(self, cdrs: list[str], sequences: list[str]) -> np.ndarray:
         """Each loop's highest identity to a template of its CDR (the training part only; 0 when none):

@@ -133,7 +133,7 @@ def _as_format(pdb_text: str, fmt: str, name: str) -> str:
 def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
     """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
     from loopfold.constants import CDRS
-    from loopfold.graft import predict_structure
+    from loopfold.graft import predict_structure, structure_output
 
     wanted = None
     if loops is not None:
@@ -142,14 +142,9 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
         if bad or not wanted:
             fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
     result, pdb_text = predict_structure(predictor, structure, wanted)
-    if o.refine and pdb_name:
-        from loopfold.fv.refine import merge_refined, refine_checked
-        from loopfold.graft import remodelled
-
-        ref = refine_checked(pdb_text, str(structure), movable=remodelled(result, around=True))
-        pdb_text = merge_refined(pdb_text, ref.text) if ref.refined else ref.text
-        if ref.reason:
-            console.print(f"warning: {structure}: {ref.reason}", highlight=False, soft_wrap=True)
+    pdb_text, warnings = structure_output(result, pdb_text, str(structure), bool(o.refine and pdb_name))
+    for w in warnings:
+        console.print(f"warning: {structure}: {w}", highlight=False, soft_wrap=True)
     pdb_text = _as_format(pdb_text, o.fmt, result["id"])
     for m in result.get("missing", []):
         console.print(f"warning: {structure}: chain {m['chain_id']} {m['cdr']} not replaced: {m['reason']}",
@@ -182,6 +177,8 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
                         text = ref.text
                         if ref.reason:
                             console.print(f"warning: {res['id']}: {ref.reason}", highlight=False, soft_wrap=True)
+                        elif "fv" in res:  # the file is the refined model: its own check
+                            res["fv"]["geometry_refined"] = ref.geometry.json()
                     elif pred is not None and pred.fv is not None:
                         text = pred.text(o.fmt)
                     else:
@@ -194,7 +191,8 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
             for note in res.get("fv", {}).get("notes", []) if err is None else []:
                 if "NOT closed" in note:
                     console.print(f"warning: {res['id']}: {note}", highlight=False, soft_wrap=True)
-            geo = res.get("fv", {}).get("geometry") if err is None else None
+            fvj = res.get("fv", {})
+            geo = fvj.get("geometry_refined", fvj.get("geometry")) if err is None else None
             if geo is not None and not geo["passed"]:
                 console.print(f"warning: {res['id']}: model fails the geometry check: {'; '.join(geo['problems'])}",
                               highlight=False, soft_wrap=True)  # fmt: skip

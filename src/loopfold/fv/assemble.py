@@ -197,9 +197,10 @@ class FrameworkBuilder:
             templates[ct], identity[ct] = str(lib.ids[best]), round(float(idents[ct][best]), 3)
             coords[ct], same[ct] = self._chain(name, ct, seq, ats[ct], inserts[ct], order, orient, notes,
                                                bases.get(ct), domains[ct])  # fmt: skip
-            coords[ct], fixed = planarize(coords[ct], seq)  # a template's cis bond where the query has no Pro
-            if fixed:
-                same[ct][[k for b in fixed for k in (b, b + 1)]] = False
+            before = coords[ct]
+            coords[ct], fixed = planarize(before, seq)  # a template's cis bond where the query has no Pro
+            if fixed:  # every residue the correction moved is no longer its template's
+                same[ct][np.nan_to_num(np.abs(coords[ct] - before), nan=0.0).max((1, 2)) > 1e-6] = False
                 where = ", ".join(residue_label(domains[ct], seq, b + 1) for b in fixed)
                 notes.append(f"chain {ct}: peptide bond{'s' if len(fixed) > 1 else ''} before {where} made planar")
         return Frame(coords, same, domains, {ct: s for ct, (s, _) in chains.items()}, templates, identity,

@@ -14,7 +14,8 @@ heavy-atom pair under 2.5 Å). Hydrogens are removed from the written file; resi
 names and the predicted-error B-factors are kept. Ligands and waters are left
 out of the calculation (no force-field template) and, for ``--structure``,
 put back as they were (:func:`merge_refined`). On 2 cores a refinement took
-42-66 s per Fv (same benchmark), most of it PDBFixer's side-chain building. Both packages are optional
+56-68 s per Fv (3 docking models, mean of three runs of ``bench/model_geometry.py --refine 3``;
+0.3 took 42-66 s before the torsion restraints), most of it PDBFixer's side-chain building. Both packages are optional
 (``pip install 'loopfold[refine]'``) and nothing here is hand-written physics.
 """
 
@@ -82,7 +83,10 @@ def refine_checked(pdb_text: str, name: str = "model", movable: set[tuple[str, s
     if not made:
         return Refinement(text, True, after)
     reason = f"refinement undone: it made {'; '.join(made)}"
-    return Refinement(f"REMARK 250 {reason}"[:80] + "\n" + pdb_text, False, before, reason)
+    words, lines = reason.split(), [""]
+    for w in words:  # REMARK lines of at most 69 characters each
+        lines[-1:] = [f"{lines[-1]} {w}".strip()] if len(lines[-1]) + len(w) < 69 else [lines[-1], w]
+    return Refinement("".join(f"REMARK 250 {line}\n" for line in lines) + pdb_text, False, before, reason)
 
 
 def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, threads: int | None = None,
@@ -187,9 +191,11 @@ def _protein_only(pdb_text: str) -> str:
     return st.make_pdb_string(opts)
 
 
-def merge_refined(original: str, refined: str) -> str:
-    """``original`` (PDB text) with the atoms of every residue in ``refined`` replaced by the refined
-    ones; ligands, waters and residues the refinement did not see are kept as they were."""
+def merge_refined(original: str, refined: str, movable: set[tuple[str, str]] | None = None) -> str:
+    """``original`` (PDB text) with the atoms of residues in ``refined`` replaced by the refined ones:
+    every such residue, or with ``movable`` (chain, residue number with insertion code) those and the
+    residues the refinement completed (heavy atoms the original lacked). Every other residue, ligands
+    and waters keep their atoms as read (B-factors, occupancies, alternative conformations)."""
     new = gemmi.read_pdb_string(refined)
     by = {(ch.name, r.seqid.num, r.seqid.icode): r for ch in new[0] for r in ch}
     st = gemmi.read_pdb_string(original)
@@ -197,6 +203,10 @@ def merge_refined(original: str, refined: str) -> str:
         for r in ch:
             src = by.get((ch.name, r.seqid.num, r.seqid.icode))
             if src is None:
+                continue
+            heavy = {a.name for a in r if not a.is_hydrogen()}
+            if movable is not None and (ch.name, f"{r.seqid.num}{r.seqid.icode.strip()}") not in movable and \
+                    {a.name for a in src} <= heavy:  # fmt: skip
                 continue
             while len(r):
                 del r[0]

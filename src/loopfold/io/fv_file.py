@@ -52,15 +52,15 @@ def cif_text(st: gemmi.Structure, name: str, remarks: list[str] | None = None) -
         del st[1]
     for ch in st[0]:
         for res in ch:
-            if res.name in THREE_TO_ONE or res.name == "MSE":  # the chain's polymer: its own asym id
+            if _amino_acid(res.name):  # the chain's protein (modified residues too): its own asym id
                 res.subchain, res.entity_type = ch.name, gemmi.EntityType.Polymer
             for atom in res:
                 atom.pos = gemmi.Position(*(round(v, 3) for v in atom.pos.tolist()))
     st.setup_entities()
     for ent in st.entities:
-        if ent.entity_type != gemmi.EntityType.Polymer:
+        ch = next((c for c in st[0] if c.name in ent.subchains), None)
+        if ent.entity_type != gemmi.EntityType.Polymer or ch is None:
             continue
-        ch = next(c for c in st[0] if c.name in ent.subchains)
         ent.full_sequence = [r.name for r in ch if r.subchain == ch.name]
         ent.polymer_type = gemmi.PolymerType.PeptideL
     st.assign_label_seq_id()
@@ -68,6 +68,14 @@ def cif_text(st: gemmi.Structure, name: str, remarks: list[str] | None = None) -
     for k, remark in enumerate(remarks or [], 1):  # mmCIF has no REMARK records: a loopfold category
         doc.sole_block().set_pair(f"_loopfold.remark_{k}", gemmi.cif.quote(remark))
     return doc.as_string()
+
+
+def _amino_acid(name: str) -> bool:
+    """A standard or modified amino acid (gemmi's residue table: MSE, PCA, CAS, ...)."""
+    if name in THREE_TO_ONE:
+        return True
+    info = gemmi.find_tabulated_residue(name)
+    return info is not None and info.is_amino_acid()
 
 
 def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, name: str = "loopfold") -> str:

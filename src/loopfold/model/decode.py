@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from loopfold.model.features import Batch
+from loopfold.model.losses import nearest_bins
 
 
 @torch.no_grad()
@@ -76,4 +77,17 @@ def run_network(
         norms = np.sqrt(sc[..., 0] ** 2 + sc[..., 1] ** 2) + np.sqrt(sc[..., 2] ** 2 + sc[..., 3] ** 2)
         out["confidence"] = np.clip(norms / 2, 0, 1)
     out["mode"] = mode
+    return out
+
+
+def bin_confidence(pred: dict, angles: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``[B, L]`` the model's probability of the (phi, psi) bin of each output residue (0 past ``lengths``)."""
+    if "bin_probs" not in pred:
+        return pred["confidence"]
+    c = pred["bin_centers"]
+    out = np.zeros(angles.shape[:2], dtype=np.float32)
+    inside = np.arange(angles.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    real = inside & np.isfinite(angles[..., 0]) & np.isfinite(angles[..., 1])
+    bins = nearest_bins(angles[real, 0], angles[real, 1], c)  # [M] residues only, no padding
+    out[real] = pred["bin_probs"][real][np.arange(len(bins)), bins]
     return out

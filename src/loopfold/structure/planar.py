@@ -139,8 +139,9 @@ def _rebuilt(sub: np.ndarray, j: int, target: float, free_n: bool, free_c: bool)
 
 
 def _rebuild_reversed(sub: np.ndarray, j: int, target: float) -> np.ndarray | None:
-    """The stretch up to bond ``j`` rebuilt from the residues after it (kept), omega ``j`` set to ``target``:
-    the residues before the bond are turned about the bond as a rigid body, then placed so the bond is ideal."""
+    """The stretch up to bond ``j`` turned, as a rigid body, about that bond's C-N axis so that omega ``j``
+    is ``target``; the residues after the bond stay (a chain's free N-terminal end). None when the turn
+    does not reach the target."""
     head, tail = sub[: j + 1], sub[j + 1 :]
     tors = backbone_torsions(sub)
     delta = np.radians(target - tors[j, 2])
