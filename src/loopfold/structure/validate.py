@@ -42,7 +42,7 @@ TRANS_MIN = 150.0
 #: Heavy atoms closer than this (Å) that are not bonded neighbours clash.
 CLASH_DISTANCE = 2.2
 #: The closest non-bonded pair is looked for among pairs closer than this (Å).
-NEAR = 4.0
+NEAR = 3.0
 #: A bond length this far (Å) from ideal, or an angle this far (degrees), is an outlier.
 BOND_TOLERANCE = 0.1
 ANGLE_TOLERANCE = 20.0
@@ -280,7 +280,7 @@ def _clashes(chains: list[ChainAtoms]) -> tuple[list[str], float]:
         sg += [np.zeros(5 * n, dtype=bool), ch.extra_sg]
     x, r, cc, s = (np.concatenate(v) for v in (xyz, res, chain, sg))
     ok = np.isfinite(x).all(1)
-    x, r, cc, s = x[ok], r[ok], cc[ok], s[ok]
+    x, r, cc, s = x[ok].astype(np.float32), r[ok], cc[ok], s[ok]  # float32: 0.001 Å at these distances
     sq = (x**2).sum(1)
     names, closest = [], NEAR
     for start in range(0, len(x), 2048):  # blocks of rows keep the distance matrix small
