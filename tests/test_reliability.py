@@ -34,6 +34,13 @@ def test_two_character_chain_ids_are_mapped_never_merged(tmp_path, fab_pdb):
     model = gemmi.read_structure(str(out / "fab.pdb"))
     assert [ch.name for ch in model[0]] == ["A", "B"]
     assert len(model[0]["A"]) == len(st[0]["CA"]) and len(model[0]["B"]) == len(st[0]["CB"])
+    # the new loops' checks read the renamed chains: the same as for the file with one-letter ids
+    r = runner.invoke(app, ["predict", "--structure", str(fab_pdb), "--json", str(tmp_path / "p.json")])
+    assert r.exit_code == 0, r.output
+    same = json.loads((tmp_path / "p.json").read_text())["results"][0]
+    got = doc["results"][0]
+    assert got["geometry"]["residues"] == same["geometry"]["residues"] > 0
+    assert got["new_loop_contacts"] == same["new_loop_contacts"] and got["geometry"] == same["geometry"]
 
 
 def test_pdb_chain_ids_keep_one_letter_ids_and_fill_free_ones():

@@ -152,11 +152,13 @@ def structure_output(result: dict, text: str, name: str, refine: bool = False) -
 
 
 def remodelled(result: dict, around: bool = False) -> set[tuple[str, str]]:
-    """(chain, residue number with insertion code) of every residue a ``--structure`` result replaced,
-    with ``around`` the residue either side too (the stems a refinement may move)."""
+    """(chain as written, residue number with insertion code) of every residue a ``--structure`` result
+    replaced, with ``around`` the residue either side too (the stems a refinement may move)."""
+    written = result.get("pdb_chain_ids", {})  # the file's chain ids that PDB cannot hold, as written
     out: set[tuple[str, str]] = set()
     for lp in result["loops"]:
-        out |= {(lp["chain_id"], rid) for rid in lp["file_residue_ids"] + (lp["file_flank_ids"] if around else [])}
+        chain = written.get(lp["chain_id"], lp["chain_id"])
+        out |= {(chain, rid) for rid in lp["file_residue_ids"] + (lp["file_flank_ids"] if around else [])}
     return out
 
 

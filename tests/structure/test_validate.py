@@ -93,3 +93,19 @@ def test_planarize_keeps_a_cis_proline_and_corrects_a_twisted_one():
     x = strand(omega={5: 60.0})
     y, fixed = planarize(x, pro)
     assert fixed == [5] and abs(backbone_torsions(y)[5, 2]) < 30.0  # twisted cis-like: made cis
+
+
+def test_only_keeps_the_defects_of_the_residues_asked_for():
+    x = strand()
+    x[10:] += np.array([5.0, 0.0, 0.0])  # a gap between residues 10 and 11
+    cb = ideal_cb(x)
+    cb[4] = 2 * x[4, 1] - cb[4]  # a D-residue at 5
+    full = check([chain(x, cb=cb)])
+    assert full.gaps and full.d_residues == ("H F5",)
+    near_gap = full.only({("H", "11")})
+    assert near_gap.gaps == full.gaps and near_gap.d_residues == () and not near_gap.passed
+    at_five = full.only({("H", "5")})
+    assert at_five.d_residues == ("H F5",) and at_five.gaps == ()
+    assert full.only({("H", "18")}).passed
+    blank = check([ChainAtoms("", LETTERS, tuple(str(i + 1) for i in range(20)), x, cb, np.ones(19, dtype=bool))])
+    assert blank.only({("", "5")}).d_residues == (" F5",)  # a blank chain id is a chain too

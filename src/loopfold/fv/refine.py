@@ -29,6 +29,7 @@ import numpy as np
 
 from loopfold.errors import LoopfoldError
 from loopfold.io.model_check import check_text
+from loopfold.io.pdb import remark_250
 from loopfold.structure.validate import GeometryCheck
 
 RESTRAINT = 10.0 * 4.184 * 100.0  # 10 kcal/mol/Å² in kJ/mol/nm²
@@ -83,10 +84,7 @@ def refine_checked(pdb_text: str, name: str = "model", movable: set[tuple[str, s
     if not made:
         return Refinement(text, True, after)
     reason = f"refinement undone: it made {'; '.join(made)}"
-    words, lines = reason.split(), [""]
-    for w in words:  # REMARK lines of at most 69 characters each
-        lines[-1:] = [f"{lines[-1]} {w}".strip()] if len(lines[-1]) + len(w) < 69 else [lines[-1], w]
-    return Refinement("".join(f"REMARK 250 {line}\n" for line in lines) + pdb_text, False, before, reason)
+    return Refinement(remark_250([reason]) + pdb_text, False, before, reason)
 
 
 def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, threads: int | None = None,

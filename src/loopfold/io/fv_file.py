@@ -7,6 +7,7 @@ import numpy as np
 
 from loopfold.constants import BACKBONE_ATOMS, ONE_TO_THREE, THREE_TO_ONE
 from loopfold.fv.assemble import FvModel
+from loopfold.io.pdb import remark_250
 
 FORMATS = ("pdb", "cif")
 
@@ -51,9 +52,11 @@ def cif_text(st: gemmi.Structure, name: str, remarks: list[str] | None = None) -
     while len(st) > 1:
         del st[1]
     for ch in st[0]:
-        for res in ch:
+        for k, res in enumerate(ch):
             if _amino_acid(res.name):  # the chain's protein (modified residues too): its own asym id
                 res.subchain, res.entity_type = ch.name, gemmi.EntityType.Polymer
+            else:  # waters together, each other residue (a ligand, a glycan) its own
+                res.subchain = f"{ch.name}W" if res.is_water() else f"{ch.name}{k + 1}"
             for atom in res:
                 atom.pos = gemmi.Position(*(round(v, 3) for v in atom.pos.tolist()))
     st.setup_entities()
@@ -84,7 +87,7 @@ def fv_text(model: FvModel, fmt: str = "pdb", remarks: list[str] | None = None, 
         return cif_text(fv_structure(model, name), name, remarks)
     if fmt != "pdb":
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
-    return "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or [])) + fv_pdb_atoms(model)
+    return remark_250(remarks or []) + fv_pdb_atoms(model)
 
 
 def fv_pdb_atoms(model: FvModel) -> str:

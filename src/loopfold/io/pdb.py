@@ -254,8 +254,22 @@ def structure_with_backbones(
     remarks = [*(remarks or []), *(f"CHAIN {old} WRITTEN AS {new}" for old, new in mapping.items())]
     opts = gemmi.PdbWriteOptions()
     opts.cryst1_record = st.cell.is_crystal()
-    head = "".join(f"REMARK 250 {r[:69]}\n" for r in remarks)
-    return head + st.make_pdb_string(opts)
+    return remark_250(remarks) + st.make_pdb_string(opts)
+
+
+def remark_250(remarks: list[str]) -> str:
+    """``REMARK 250`` records of free text, each remark wrapped at word boundaries into lines of at
+    most 69 characters (the PDB line width)."""
+    out = []
+    for remark in remarks:
+        line = ""
+        for word in remark.split():
+            if line and len(line) + 1 + len(word) > 69:
+                out.append(line)
+                line = ""
+            line = f"{line} {word}".strip()[:69]
+        out.append(line)
+    return "".join(f"REMARK 250 {line}\n" for line in out)
 
 
 def pdb_chain_ids(names: list[str]) -> dict[str, str]:
@@ -341,7 +355,7 @@ def backbones_to_pdb(
     opts.minimal_file = True
     opts.cryst1_record = False
     body = st.make_pdb_string(opts)
-    head = "".join(f"REMARK 250 {r[:69]}\n" for r in (remarks or []))
+    head = remark_250(remarks or [])
     return head + body
 
 

@@ -19,6 +19,7 @@ structures and written models against them (``docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,10 +198,9 @@ def _residues_named(name: str) -> list[tuple[str, str]]:
     ``H S83/L Y36``, ``H G83G C-N``."""
     out = []
     for part in name.split("/"):
-        words = part.split()
-        if len(words) < 2:
-            continue
-        out += [(words[0], res[1:]) for res in words[1].split("-")]
+        chain, _, rest = part.partition(" ")  # a blank chain id leaves the name starting with a space
+        token = rest.split(" ", 1)[0]
+        out += [(chain, num) for num in re.findall(r"[A-Z](-?\d+[A-Z]?)", token)]
     return out
 
 
