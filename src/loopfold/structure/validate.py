@@ -169,7 +169,8 @@ class GeometryCheck:
         keep = {k: tuple(n for n in getattr(self, k) if hit(n)) for k in (
             "d_residues", "cis_pro", "cis_nonpro", "twisted", "gaps", "bond_outliers", "angle_outliers", "clashes")}
         rama = None if self.rama_outliers is None else tuple(n for n in self.rama_outliers if hit(n))
-        return GeometryCheck(len(residues), **keep, closest_pair=self.closest_pair, rama_outliers=rama)
+        # the closest pair is the whole model's: not said of a part (``new_loop_contacts`` gives the loops')
+        return GeometryCheck(len(residues), **keep, closest_pair=float("inf"), rama_outliers=rama)
 
     @property
     def passed(self) -> bool:
