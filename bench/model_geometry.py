@@ -36,8 +36,9 @@ import loopfold.predict
 from loopfold.api import LoopFold
 from loopfold.batch import predict_antibodies
 from loopfold.io.fasta import AntibodyInput
-from loopfold.io.model_check import check_text
+from loopfold.io.model_check import check_text, read_model, structure_chains
 from loopfold.io.pdb import read_text
+from loopfold.structure.validate import check
 
 KINDS = ("d_residues", "cis_nonpro", "twisted_omega", "chain_gaps", "clashes", "bond_outliers", "angle_outliers",
          "cis_pro", "ramachandran_outliers")  # fmt: skip
@@ -91,11 +92,11 @@ def main(argv: list[str] | None = None) -> dict:
     rama = lf.builder.rama
     ros = sorted(folder.glob("*.pdb.bz2"))[: args.rosetta]
     rows, examples = [], {}
-    texts = [read_text(p) for p in ros]
-    crystal = [check_text(t, rama) for t in texts]
+    models = [read_model(read_text(p)) for p in ros]
+    crystal = [check(structure_chains(m), rama) for m in models]
     rows.append(summary("Rosetta crystal structures (files, all atoms)", [c.json() for c in crystal]))
     rows.append(summary("the same without chain gaps", [c.json() for c in crystal if not c.gaps]))
-    bb = [check_text(t, rama, side_chains=False) for t in texts]
+    bb = [check(structure_chains(m, side_chains=False), rama) for m in models]
     rows.append(summary("the same, N CA C O CB only (a model's atoms)", [c.json() for c in bb if not c.gaps]))
     dock = sorted((args.data / "docking_benchmark_5_5/pdbs").glob("*_r_b.pdb"))
     rab_ids = [r["pdb"].lower() for r in json.loads((args.data / "rab/rab_cdr_backbones.json").read_text())]

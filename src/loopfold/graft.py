@@ -15,13 +15,14 @@ import numpy as np
 from loopfold import __version__
 from loopfold.constants import B_REMARK
 from loopfold.errors import BadStructure, NumberingError
-from loopfold.io.model_check import check_text, new_atom_contacts
+from loopfold.io.model_check import new_atom_contacts, read_model, structure_chains
 from loopfold.numbering.anarci import number_sequence
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_windows
 from loopfold.structure.relieve import ideal_cb
 from loopfold.structure.superpose import rmsd
+from loopfold.structure.validate import check
 
 #: REMARK lines of a ``--structure`` file: what its B-factor column holds (one meaning, Å²)
 B_REMARKS = ("B-factor (A^2): the input's for kept atoms, and for predicted",
@@ -143,8 +144,9 @@ def structure_output(result: dict, text: str, name: str, refine: bool = False) -
         text = merge_refined(text, ref.text, moved) if ref.refined else ref.text
         if ref.reason:
             warnings.append(ref.reason)
-    result["new_loop_contacts"] = new_atom_contacts(text, remodelled(result))
-    geo = check_text(text).only(moved)
+    st = read_model(text)
+    result["new_loop_contacts"] = new_atom_contacts(st, remodelled(result))
+    geo = check(structure_chains(st)).only(moved)
     result["geometry"] = geo.json()
     if not geo.passed:
         warnings.append(f"the new loops fail the geometry check: {'; '.join(geo.problems())}")

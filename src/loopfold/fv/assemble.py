@@ -48,7 +48,7 @@ from loopfold.structure.geometry import dihedral
 from loopfold.structure.planar import omega_targets, planarize
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
 from loopfold.structure.superpose import kabsch
-from loopfold.structure.validate import GeometryCheck
+from loopfold.structure.validate import GeometryCheck, peptide_omegas
 
 
 @dataclass(frozen=True)
@@ -316,9 +316,7 @@ class FrameworkBuilder:
         for t in order[:200]:
             if t != best and self.present[t, c, span].all() and not self.present[t, c, gap].any():
                 xyz = self.library.coords[t, c, span].astype(np.float64)
-                with np.errstate(invalid="ignore"):
-                    om = dihedral(xyz[:-1, 1], xyz[:-1, 2], xyz[1:, 0], xyz[1:, 1])
-                if letters and np.isfinite(omega_targets(om, letters[1:])).any():
+                if letters and np.isfinite(omega_targets(peptide_omegas(xyz), letters[1:])).any():
                     continue  # its own peptide bonds would be wrong for the query
                 return xyz, f"from {self.library.ids[t]}"
         return None, ""

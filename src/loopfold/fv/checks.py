@@ -27,7 +27,7 @@ def checked(model: FvModel, rama: RamaTable | None = None) -> FvModel:
     geo = check(model_chains(model), rama)
     broken = _broken(geo)
     notes = [_recheck(n, model, broken) for n in model.notes]
-    notes += [f"chain {g.split()[0]}: chain break {g.split(' ', 1)[1]}, not closed" for g in geo.gaps]
+    notes += [f"chain {_gap(g)[0]}: chain break {g.split(' ', 1)[1]}, not closed" for g in geo.gaps]
     floor = _gap_floor(geo)
     chains = []
     for ch in model.chains:
@@ -41,8 +41,8 @@ def _broken(geo: GeometryCheck) -> set[str]:
     """Residues (``"H S22"``) at a chain gap, a peptide bond of wrong length or angle, or a clash."""
     out: set[str] = set()
     for g in geo.gaps:
-        chain, pair = g.split()[:2]
-        out |= {f"{chain} {r}" for r in pair.split("-")}
+        chain, pair, _ = _gap(g)
+        out |= {f"{chain} {r}" for r in pair}
     out |= {b.removesuffix(" C-N") for b in (*geo.bond_outliers, *geo.angle_outliers) if b.endswith(" C-N")}
     for pair in geo.clashes:
         out |= set(pair.split("/"))
@@ -73,9 +73,15 @@ def _gap_floor(geo: GeometryCheck) -> dict[str, float]:
     """Residue (``"H S22"``) -> the least error a chain gap beside it implies (Å)."""
     out: dict[str, float] = {}
     for g in geo.gaps:
-        chain, pair, dist = g.split()[:3]
-        for res in pair.split("-"):
+        chain, pair, dist = _gap(g)
+        for res in pair:
             key = f"{chain} {res}"
-            out[key] = max(out.get(key, 0.0), (float(dist) - BOND_C_N) / 2.0)
+            out[key] = max(out.get(key, 0.0), (dist - BOND_C_N) / 2.0)
     return out
+
+
+def _gap(name: str) -> tuple[str, list[str], float]:
+    """A gap's chain, its two residues and the C-N distance, from its name (``H S22-C23 10.8 A``)."""
+    chain, pair, dist = name.split()[:3]
+    return chain, pair.split("-"), float(dist)
 

@@ -30,6 +30,7 @@ import numpy as np
 from loopfold.errors import LoopfoldError
 from loopfold.io.model_check import check_text
 from loopfold.io.pdb import remark_250
+from loopfold.structure.geometry import dihedral
 from loopfold.structure.validate import GeometryCheck
 
 RESTRAINT = 10.0 * 4.184 * 100.0  # 10 kcal/mol/Å² in kJ/mol/nm²
@@ -171,8 +172,6 @@ def _shape_restraints(openmm, topology, positions, unit):  # noqa: ANN001, ANN20
 
 def _dihedral(p: np.ndarray) -> float:
     """Dihedral angle (radians) of four points ``[4, 3]``."""
-    from loopfold.structure.geometry import dihedral
-
     return float(np.radians(dihedral(*p)))
 
 

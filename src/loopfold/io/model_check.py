@@ -44,20 +44,21 @@ def structure_chains(st: gemmi.Structure, side_chains: bool = True) -> list[Chai
 
 def check_text(text: str, rama: RamaTable | None = None, side_chains: bool = True) -> GeometryCheck:
     """The geometry check of a PDB or mmCIF text's first model (``side_chains`` as in :func:`structure_chains`)."""
-    return check(structure_chains(_read(text), side_chains), rama)
+    return check(structure_chains(read_model(text), side_chains), rama)
 
 
-def _read(text: str) -> gemmi.Structure:
+def read_model(text: str) -> gemmi.Structure:
+    """A PDB or mmCIF text as a gemmi structure (read once for every check of it)."""
     if text.lstrip().startswith("data_"):
         return gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
     return gemmi.read_pdb_string(text)
 
 
-def new_atom_contacts(text: str, new: set[tuple[str, str]], cutoff: float = CLASH_DISTANCE) -> dict:
+def new_atom_contacts(st: gemmi.Structure, new: set[tuple[str, str]], cutoff: float = CLASH_DISTANCE) -> dict:
     """How close the atoms of the ``new`` residues (chain, residue number with insertion code) come to
-    every other heavy atom of the file's first model, ligands included (waters left out; bonded
-    neighbours in a chain left out): ``{"pairs_under_2.2": n, "closest": d}`` (Å)."""
-    st = _read(text)
+    every other heavy atom of the structure's first model, ligands included (waters left out; bonded
+    neighbours in a chain left out): ``{"pairs_under_2.2": n, "closest": d}`` (Å). ``st`` is not changed."""
+    st = st.clone()
     st.remove_hydrogens()
     st.remove_waters()
     model = st[0]
