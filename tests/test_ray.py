@@ -162,15 +162,18 @@ def test_a_local_cluster_ends_with_its_driver_even_after_sigkill():
     import psutil
 
     script = ("import time\nfrom loopfold.cluster import connect\nconnect('local')\nimport ray\n"
-              "print(ray.get(ray.remote(lambda: 'ready').remote()), flush=True)\ntime.sleep(600)\n")  # fmt: skip
-    env = {k: v for k, v in ENV.items() if not k.startswith("RAY_AUTH")}
+              "print(ray.get(ray.remote(lambda: 'ready').remote()), flush=True)\n"
+              "print(ray.get_runtime_context().gcs_address, flush=True)\ntime.sleep(600)\n")  # fmt: skip
+    env = {k: v for k, v in ENV.items() if not k.startswith("RAY_AUTH")} | {"RAY_AUTH_MODE": "disabled"}
     drv = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env,
                            start_new_session=True)  # fmt: skip
     try:
         assert drv.stdout.readline().strip() == "ready"
+        gcs = drv.stdout.readline().strip()
         cluster = [p for p in psutil.Process(drv.pid).children(recursive=True)
                    if "watch(" not in " ".join(p.cmdline())]  # fmt: skip
         assert any("raylet" in p.name() for p in cluster) and any("gcs_server" in p.name() for p in cluster)
+        _assert_listening_beyond_loopback_needs_the_token(cluster, gcs, env)
         drv.kill()  # SIGKILL: no atexit, no ray.shutdown
         drv.wait()
         _, alive = psutil.wait_procs(cluster, timeout=20)
@@ -178,3 +181,35 @@ def test_a_local_cluster_ends_with_its_driver_even_after_sigkill():
     finally:
         if drv.poll() is None:
             drv.kill()
+
+
+def _listening(procs) -> dict[str, set[str]]:
+    """The addresses the processes listen on (TCP), each with the names of the processes."""
+    import psutil
+
+    pids = {p.pid: p.name() for p in procs}
+    found: dict[str, set[str]] = {}
+    for c in psutil.net_connections(kind="tcp"):
+        if c.status == psutil.CONN_LISTEN and c.pid in pids:
+            found.setdefault(c.laddr.ip, set()).add(pids[c.pid])
+    return found
+
+
+def _assert_listening_beyond_loopback_needs_the_token(cluster, gcs: str, env: dict) -> None:
+    """The listening sockets of the cluster loopfold started (the driver's environment said
+    ``RAY_AUTH_MODE=disabled``): Ray 2.60 binds its servers beyond loopback (docs/reliability.md), so a
+    client without the cluster's token, from the machine's own network address, must be refused."""
+    found = _listening(cluster)
+    assert found, "the cluster listens on nothing: the socket listing is broken"
+    beyond = {ip: names for ip, names in found.items() if ip not in ("127.0.0.1", "::1")}
+    if not beyond:
+        return  # a Ray that binds loopback only: nothing reachable from the network
+    port = gcs.rsplit(":", 1)[1]
+    host = next(ip for ip in beyond if ip not in ("::", "0.0.0.0")) if len(beyond) > 1 else socket.gethostbyname(
+        socket.gethostname())  # fmt: skip
+    join = f"import ray; ray.init(address='{host}:{port}'); print('JOINED')"
+    outsider = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")} | {
+        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", join], env=outsider, capture_output=True, text=True, timeout=120)
+    assert "JOINED" not in r.stdout and r.returncode != 0, f"a client with a wrong token joined {host}:{port}"
+

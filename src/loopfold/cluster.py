@@ -74,6 +74,8 @@ def connect(address: str) -> None:
         LoopfoldError: Ray is not installed, or the cluster cannot be joined.
     """
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a cluster started here would report over the network
+    if address == LOCAL:  # Ray 2.60's servers listen beyond loopback: every call must carry the cluster's token
+        os.environ["RAY_AUTH_MODE"] = "token"  # before Ray is imported, which reads it
     try:
         import ray
     except ImportError:
