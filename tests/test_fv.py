@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from loopfold import LoopFold
 from loopfold.cli import app
-from loopfold.errors import CheckpointError, InvalidFile, LoopfoldError
+from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, NumberingError
 from loopfold.fv.build import geometry_report
 from loopfold.fv.library import FrameworkLibrary, framework_positions, load_library
 from loopfold.structure.closure import close_windows
@@ -161,9 +161,24 @@ def test_predict_many_streams_and_reports_a_bad_record(lf):
                                 ("vhh", VHH, None)]))  # fmt: skip
     assert [p.id for p, _ in got] == ["a", "bad", "vhh"]
     assert got[0][1] is None and got[2][1] is None and got[0][0].fv is not None
-    assert got[1][1] and got[1][0].fv is None and "bad" in got[1][1]
-    with pytest.raises(LoopfoldError):
-        lf.predict(heavy="NOTANANTIBODY")
+    assert isinstance(got[1][1], InvalidSequence) and got[1][0].fv is None and "bad" in str(got[1][1])
+    assert got[1][0].record == {"id": "bad", "error": str(got[1][1])}
+    with pytest.raises(NumberingError):
+        lf.predict(heavy="MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQ")
+
+
+def test_predict_many_yields_the_exceptions_by_type(lf):
+    from loopfold.errors import LoopTooLong, NumberingRefused, UnknownResidue
+
+    long_h3 = TRASTUZUMAB_VH.replace("WGGDGFYAMDY", "W" + "G" * 40 + "Y")
+    x_vh = TRASTUZUMAB_VH[:50] + "X" + TRASTUZUMAB_VH[51:]
+    records = [("ok", TRASTUZUMAB_VH, None), ("x", x_vh, None), ("not", "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", None),
+               ("long", long_h3, None)]  # fmt: skip
+    got = {p.id: e for p, e in lf.predict_many(records)}
+    assert got["ok"] is None
+    assert type(got["x"]) is UnknownResidue and isinstance(got["x"], InvalidSequence)
+    assert type(got["not"]) is NumberingError and not isinstance(got["not"], NumberingRefused)
+    assert type(got["long"]) is LoopTooLong and "long heavy: H3: window of" in str(got["long"])
 
 
 def test_cli_writes_the_fv_and_rounded_json(tmp_path):

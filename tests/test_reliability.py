@@ -78,9 +78,10 @@ def test_predict_many_reports_a_record_of_the_wrong_kind_and_goes_on(lf):
                                 ("e", "", None), ("f", "  ", None)]))  # fmt: skip
     assert [p.id for p, _ in out] == ["a", "antibodies[1]", "c", "d", "e", "f"]
     assert out[0][1] is None and out[3][1] is None and len(out[3][0].loops) == 3  # a list works as a tuple
-    assert "expected an AntibodyInput or a (name, heavy, light) tuple, got str" in out[1][1]
-    assert "heavy is a int" in out[2][1]
-    assert "empty sequence" in out[4][1] and "empty sequence" in out[5][1]
+    assert isinstance(out[1][1], InvalidInput) and isinstance(out[2][1], InvalidInput)
+    assert "expected an AntibodyInput or a (name, heavy, light) tuple, got str" in str(out[1][1])
+    assert "heavy is a int" in str(out[2][1])
+    assert "empty sequence" in str(out[4][1]) and "empty sequence" in str(out[5][1])
 
 
 def test_empty_records_are_per_record_errors_in_every_mode(tmp_path):

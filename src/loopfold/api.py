@@ -149,18 +149,21 @@ class LoopFold:
 
         Raises:
             InvalidInput: neither chain given, or a sequence or the name not text.
-            LoopfoldError: the sequences cannot be numbered or predicted (the message says why).
+            InvalidSequence: a letter that is not an amino acid, or a loop too long for the model.
+            NumberingError: a chain is not an antibody variable domain (or its numbering failed validation).
+            LoopfoldError: any other reason the antibody cannot be predicted (the message says why).
         """
         ((pred, error),) = list(self._run([_input(name, heavy, light)]))
         if error is not None:
-            raise LoopfoldError(error)
+            raise error
         return pred
 
     def predict_many(
         self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512
-    ) -> Iterator[tuple[Prediction, str | None]]:
+    ) -> Iterator[tuple[Prediction, LoopfoldError | None]]:
         """Stream ``(prediction, error)`` per antibody in input order (``(name, heavy, light)`` tuples or
-        :class:`AntibodyInput`); a record that fails gives its message and an empty prediction.
+        :class:`AntibodyInput`); a record that fails gives the exception (``InvalidSequence``,
+        ``NumberingError``, ...; its message in the record's ``error``) and an empty prediction.
 
         A record that is not an AntibodyInput or a ``(name, heavy, light)`` tuple of text is one
         such failure (named ``antibodies[k]`` when it has no usable name), not the end of the stream.
@@ -183,19 +186,19 @@ class LoopFold:
                                            f"got {type(a).__name__}")  # fmt: skip
                     yield _input(*a)
                 except InvalidInput as exc:
-                    yield AntibodyInput(name, None, None, error=str(exc))
+                    yield AntibodyInput(name, None, None, error=exc)
 
         return self._run(records(), chunk)
 
     def predictions(self, antibodies: Iterable[AntibodyInput], samples: int = 0,
-                    chunk: int = 512) -> Iterator[tuple[Prediction, str | None]]:  # fmt: skip
+                    chunk: int = 512) -> Iterator[tuple[Prediction, LoopfoldError | None]]:  # fmt: skip
         """:meth:`predict_many` for :class:`AntibodyInput` records, with ``samples`` alternative
         conformations per loop (what ``loopfold predict --fasta`` runs)."""
         _check_chunk(chunk)
         return self._run(antibodies, chunk, samples)
 
     def _run(self, antibodies: Iterable[AntibodyInput], chunk: int = 512,
-             samples: int = 0) -> Iterator[tuple[Prediction, str | None]]:  # fmt: skip
+             samples: int = 0) -> Iterator[tuple[Prediction, LoopfoldError | None]]:  # fmt: skip
         from loopfold.batch import predict_antibodies
 
         name = self.predictor.name

@@ -30,11 +30,12 @@ from loopfold.structure.geometry import backbone_torsions
 
 @dataclass(frozen=True)
 class AntibodyResult:
-    """One input record's outcome: the JSON-ready result, the error message (None when it worked)
-    and the modelled Fv (None when not asked for or when the record failed)."""
+    """One input record's outcome: the JSON-ready result, the error (None when it worked; the
+    exception itself, e.g. :class:`~loopfold.errors.NumberingError`) and the modelled Fv (None when
+    not asked for or when the record failed)."""
 
     result: dict
-    error: str | None = None
+    error: LoopfoldError | None = None
     fv: FvModel | None = None
 
 
@@ -48,8 +49,8 @@ def predict_antibodies(
     numberer: ChainNumberer | None = None,
     nanobody: bool | None = None,
 ) -> Iterator[AntibodyResult]:
-    """Yield one :class:`AntibodyResult` per antibody, in input order; errors are messages, not raised:
-    a failed antibody's result is ``{"id": name, "error": message}``.
+    """Yield one :class:`AntibodyResult` per antibody, in input order; errors are yielded, not raised:
+    a failed antibody's result is ``{"id": name, "error": message}`` and its ``error`` the exception.
 
     Antibodies are taken ``chunk`` at a time: their chains are numbered together
     (anarcism, ``workers`` threads) and their loops go through the network in one
@@ -64,7 +65,7 @@ def predict_antibodies(
     numberer = numberer if numberer is not None else ChainNumberer()
     it = iter(antibodies)
     while batch := list(itertools.islice(it, chunk)):
-        errors: dict[int, str] = {}
+        errors: dict[int, LoopfoldError] = {}
         missing: dict[int, list[dict]] = {}
         items = []
         for k, ab in enumerate(batch):
@@ -77,7 +78,7 @@ def predict_antibodies(
                     for label, seq in antibody_chains(ab)
                 ]
             except LoopfoldError as exc:
-                errors[k] = str(exc)
+                errors[k] = exc
                 continue
             items += chains
         numbered = iter(numberer.number(items, workers=workers or os.cpu_count())) if items else iter(())
@@ -91,7 +92,7 @@ def predict_antibodies(
             try:
                 qs = predictor.antibody_queries(ab, doms, missing[k])
             except LoopfoldError as exc:
-                errors[k] = str(exc)
+                errors[k] = exc
                 continue
             domains[k] = _typed_domains(ab, doms)
             modes[k] = record_mode(domains[k], nanobody)
@@ -114,7 +115,7 @@ def predict_antibodies(
                             modes) if fv is not None else {}  # fmt: skip
         for k, ab in enumerate(batch):
             if k in errors:
-                yield AntibodyResult({"id": ab.name, "error": errors[k]}, errors[k])
+                yield AntibodyResult({"id": ab.name, "error": str(errors[k])}, errors[k])
                 continue
             res = {"id": ab.name, "mode": modes[k][0], "loops": [loops[i] for i in grouped.get(k, [])]}
             if modes[k][1] is not None:

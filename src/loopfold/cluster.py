@@ -57,12 +57,12 @@ class PartSettings:
 
 @dataclass(frozen=True)
 class PartDone:
-    """A part a worker finished: its number, its record count, its failures ``(id, reason)`` and whether
+    """A part a worker finished: its number, its record count, its failures ``(id, reason, kind)`` and whether
     its files were written (not when a failure stops the run)."""
 
     part: int
     records: int
-    failures: tuple[tuple[str, str], ...]
+    failures: tuple[tuple[str, str, str], ...]
     written: bool = True
 
 
@@ -198,8 +198,8 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
                     out[key].append(value)
             return out
 
-        def part(self, k: int) -> tuple[int, list[list[str]], bool]:
-            """Predict and write part k: its record count, failures ``[id, reason]``, whether written."""
+        def part(self, k: int) -> tuple[int, list[list[str]], bool]:  # failures as JSON-ready lists
+            """Predict and write part k: its record count, failures ``[id, reason, kind]``, whether written."""
             import pyarrow.parquet as pq
 
             from loopfold.io.parquet_parts import write_part
@@ -209,10 +209,10 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
             if not shard.exists() and done.exists():  # a retried task whose part was written before
                 ids = set(pq.read_table(done, columns=["id"]).column("id").to_pylist())
                 errs = pq.read_table(folder / f"errors-{k:05d}.parquet").to_pylist()
-                return len(ids) + len(errs), [[e["id"], e["reason"]] for e in errs], True
+                return len(ids) + len(errs), [[e["id"], e["reason"], e.get("kind") or "other"] for e in errs], True
             abs_ = [AntibodyInput(**row) for row in pq.read_table(shard).to_pylist()]
             results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
-            failures = [[r["id"], e] for r, e in results if e is not None]
+            failures = [[r["id"], str(e), e.kind] for r, e in results if e is not None]
             if failures and settings.stop_on_error:
                 return len(results), failures, False
             write_part(folder, k, results)
@@ -257,7 +257,7 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
                 if row["written"] and not _visible(Path(settings.folder) / f"loops-{k:05d}.parquet"):
                     raise LoopfoldError(f"--ray: a worker wrote part {k} where this machine cannot see it: --parquet "
                                         f"{settings.folder} must be on a file system every node shares")  # fmt: skip
-                yield PartDone(k, int(row["records"]), tuple((i, e) for i, e in json.loads(row["failures"])),
+                yield PartDone(k, int(row["records"]), tuple(tuple(f) for f in json.loads(row["failures"])),
                                bool(row["written"]))  # fmt: skip
         except ray.exceptions.RayError as exc:
             lines = [x for x in str(exc).strip().splitlines() if x.strip()]

@@ -26,7 +26,7 @@ import pandas as pd
 from loopfold import __version__
 from loopfold.constants import CDRS
 from loopfold.data.identity import max_identity
-from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, NumberingError
+from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopTooLong, NumberingError
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
 from loopfold.model.config import check_run_info
@@ -154,7 +154,7 @@ class Predictor:
         stems = self.default_stems.get(what)
         window = loop + ("".join(stems) if stems else "x" * (2 * self.stems))  # the stems the model reads
         if len(window) > self.cfg.max_len:
-            raise InvalidSequence(
+            raise LoopTooLong(
                 f"{what}: window of {len(window)} residues (loop + stems) exceeds the model's limit of "
                 f"{self.cfg.max_len} (loops up to {self.cfg.max_len - 2 * self.stems} residues)"
             )
@@ -217,7 +217,7 @@ class Predictor:
             try:
                 queries.extend(self.chain_queries(seq, doms, missing))
             except InvalidSequence as exc:
-                raise InvalidSequence(f"{ab.name} {label}: {exc}") from None
+                raise type(exc)(f"{ab.name} {label}: {exc}") from None  # its kind kept (LoopTooLong)
         tokens = context_tokens(list(chains.values()))
         return [replace(q, numbered=chains.get(q.chain), context=tokens) for q in queries]
 

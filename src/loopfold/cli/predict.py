@@ -22,7 +22,7 @@ import typer
 
 from loopfold.cli import app, console, fail, out
 from loopfold.cli.runs import EXIT_SOME_FAILED
-from loopfold.errors import InvalidFile, LoopfoldError
+from loopfold.errors import BadFileName, InvalidFile, LoopfoldError
 from loopfold.io.outputs import JsonlStream
 
 STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
@@ -34,14 +34,14 @@ def _pdb_name(name: str, used: dict[str, str], suffix: str = ".pdb") -> str:
     """A safe file name for a record, or a LoopfoldError naming it."""
     bad = any(ord(ch) < 32 or ord(ch) == 127 for ch in name) or "/" in name or "\\" in name
     if bad or name in ("", ".", "..") or ".." in name or name.startswith("~"):
-        raise InvalidFile(f"record {name!r}: name cannot become a file name (path separator, '..' or control char)")
+        raise BadFileName(f"record {name!r}: name cannot become a file name (path separator, '..' or control char)")
     safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in name)
     if len(safe.encode()) > MAX_NAME:  # file systems allow 255 bytes (not characters); keep names unique
         cut = safe.encode()[: MAX_NAME - 9].decode("utf-8", "ignore")
         safe = cut + "_" + hashlib.sha1(name.encode()).hexdigest()[:8]
     key = safe.lower()
     if key in used:
-        raise InvalidFile(f"records {used[key]!r} and {name!r} would both be written to {safe}{suffix}")
+        raise BadFileName(f"records {used[key]!r} and {name!r} would both be written to {safe}{suffix}")
     used[key] = name
     return safe + suffix
 
@@ -63,7 +63,7 @@ class _Outputs:
     pdb_written: int = 0
     done: int = 0
     started: float = field(default_factory=time.monotonic)
-    failures: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # id, message, kind
 
     @property
     def jsonl_written(self) -> int:
@@ -109,9 +109,9 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
     written = [str(p) for p in (o.json_out, o.jsonl_out, o.pdb_dir) if p is not None]
     if o.failures:
         if o.json_out is None and o.jsonl_out is None:  # the reasons are nowhere else: each one here
-            for i, e in o.failures:
+            for i, e, _ in o.failures:
                 console.print(f"failed: {i}: {e}", highlight=False, soft_wrap=True)
-        first = "; ".join(f"{i}: {e}" for i, e in o.failures[:3])
+        first = "; ".join(f"{i}: {e}" for i, e, _ in o.failures[:3])
         console.print(f"{len(o.failures)} of {o.done} record(s) failed ({first}"
                       f"{'; ...' if len(o.failures) > 3 else ''})", highlight=False, soft_wrap=True)  # fmt: skip
     if written:
@@ -185,7 +185,7 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
                         text = _as_format(loops_pdb(res, predictor), o.fmt, res["id"])
                     pdbs.append((o.pdb_path(res["id"], used), text))
                 except LoopfoldError as exc:  # a name that cannot become a file, a refinement that failed
-                    res, err = {"id": res["id"], "error": str(exc)}, str(exc)
+                    res, err = {"id": res["id"], "error": str(exc)}, exc
             if err is None and "fv_error" in res:
                 console.print(f"warning: {res['id']}: {res['fv_error']}", highlight=False, soft_wrap=True)
             for note in res.get("fv", {}).get("notes", []) if err is None else []:
@@ -198,8 +198,8 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
                               highlight=False, soft_wrap=True)  # fmt: skip
             if err is not None:
                 if on_error == "fail":
-                    raise InvalidFile(err)
-                o.failures.append((res["id"], err))
+                    raise err
+                o.failures.append((res["id"], str(err), err.kind))
             if jsonl is not None:
                 jsonl.write(res)
             if keep_doc:

@@ -8,27 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loopfold.cli import console, tracked
-from loopfold.errors import InvalidFile
+from loopfold.errors import LoopfoldError
 
 #: Exit status when some records failed and the others were written.
 EXIT_SOME_FAILED = 3
 
 
-#: Failure reasons, by a phrase of the message (first match), for the run summary.
-REASONS = (("standard amino acids", "letter not an amino acid"), ("no antibody variable domain", "not an antibody"),
-           ("cannot be numbered", "not an antibody"), ("failed validation", "numbering failed validation"),
-           ("no heavy or light", "empty record"), ("locus", "not an antibody locus"),
-           ("exceeds the model's limit", "loop too long"), ("records of antibody", "FASTA records"),
-           ("two H chains", "FASTA records"), ("two L chains", "FASTA records"), ("mixes unlabelled", "FASTA records"),
-           ("would both be written", "file name"), ("cannot refine", "refinement"), ("refinement failed", "refinement"))
-
-
 def summary(o) -> str:  # noqa: ANN001 - the CLI's run state (cli.predict._Outputs)
-    """One line: records done, failed by reason, and the time taken."""
+    """One line: records done, failed by kind (the exception's :attr:`~loopfold.errors.LoopfoldError.kind`),
+    and the time taken."""
     counts: dict[str, int] = {}
-    for _, e in o.failures:
-        why = next((label for phrase, label in REASONS if phrase in e), "other")
-        counts[why] = counts.get(why, 0) + 1
+    for _, _, kind in o.failures:
+        counts[kind] = counts.get(kind, 0) + 1
     failed = ", ".join(f"{n} {why}" for why, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     return (f"summary: {o.done - len(o.failures)} of {o.done} record(s) predicted"
             f"{f'; failed: {failed}' if failed else ''}; {time.monotonic() - o.started:.1f} s")
@@ -78,7 +69,7 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
                 parts.finished(done.part)
             o.failures.extend(done.failures)
             if done.failures and on_error == "fail":
-                raise InvalidFile(done.failures[0][1])
+                raise LoopfoldError(done.failures[0][1])
             yield from (None for _ in range(done.records))
 
     for _ in tracked(finished(), o.quiet):
@@ -110,8 +101,8 @@ def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the 
         current = k
         if err is not None:
             if on_error == "fail":
-                raise InvalidFile(err)
-            o.failures.append((res["id"], err))
+                raise err
+            o.failures.append((res["id"], str(err), err.kind))
         buf.append((res, err))
     if buf:
         parts.write(current, buf)

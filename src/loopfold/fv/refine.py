@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
-from loopfold.errors import LoopfoldError
+from loopfold.errors import LoopfoldError, RefinementError
 from loopfold.io.model_check import check_text
 from loopfold.io.pdb import remark_250
 from loopfold.structure.geometry import dihedral
@@ -108,7 +108,7 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
     try:
         fixer = fixer_cls(pdbfile=io.StringIO(_protein_only(pdb_text)), platform=platform)
     except Exception as exc:  # noqa: BLE001 - PDBFixer raises plain Exceptions on odd input
-        raise LoopfoldError(f"{name}: cannot refine ({exc})") from None
+        raise RefinementError(f"{name}: cannot refine ({exc})") from None
     fixer.findMissingResidues()
     fixer.missingResidues = {}  # chain ends stay where the model ends
     try:
@@ -116,13 +116,13 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
         fixer.addMissingAtoms(seed=0)
         fixer.addMissingHydrogens(7.0)
     except Exception as exc:  # noqa: BLE001 - PDBFixer raises plain Exceptions
-        raise LoopfoldError(f"{name}: cannot add side chains ({exc})") from None
+        raise RefinementError(f"{name}: cannot add side chains ({exc})") from None
     ff = app.ForceField("amber14-all.xml")
     try:
         system = ff.createSystem(fixer.topology, nonbondedMethod=app.CutoffNonPeriodic,
                                  nonbondedCutoff=1.0 * unit.nanometer, constraints=app.HBonds)
     except Exception as exc:  # noqa: BLE001 - OpenMM raises plain Exceptions for a residue it has no template for
-        raise LoopfoldError(f"{name}: cannot refine ({exc})") from None
+        raise RefinementError(f"{name}: cannot refine ({exc})") from None
     hold = openmm.CustomExternalForce("0.5*k*((x-x0)^2+(y-y0)^2+(z-z0)^2)")
     for p in ("k", "x0", "y0", "z0"):
         hold.addPerParticleParameter(p)
@@ -141,7 +141,7 @@ def refine_pdb(pdb_text: str, name: str = "model", max_iterations: int = 500, th
     try:
         sim.minimizeEnergy(maxIterations=max_iterations)
     except Exception as exc:  # noqa: BLE001 - OpenMM's minimiser raises plain Exceptions (NaN energies)
-        raise LoopfoldError(f"{name}: refinement failed ({exc})") from None
+        raise RefinementError(f"{name}: refinement failed ({exc})") from None
     state = sim.context.getState(getPositions=True)
     buf = io.StringIO()
     app.PDBFile.writeFile(fixer.topology, state.getPositions(), buf, keepIds=True)

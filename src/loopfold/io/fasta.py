@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loopfold.constants import AMINO_ACIDS
-from loopfold.errors import InvalidFile, InvalidSequence
+from loopfold.errors import BadRecords, InvalidFile, InvalidSequence, LoopfoldError, UnknownResidue
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class AntibodyInput:
     heavy: str | None
     light: str | None
     other: str | None = None  # an unlabelled record: numbered to find its chains
-    error: str | None = None  # why the records of this antibody cannot be used (reported, not raised)
+    #: why the records of this antibody cannot be used (reported per record, not raised)
+    error: LoopfoldError | None = None
 
 
 def clean_sequence(seq: str, what: str) -> str:
@@ -40,7 +41,7 @@ def clean_sequence(seq: str, what: str) -> str:
         raise InvalidSequence(f"{what}: empty sequence")
     for i, aa in enumerate(s):
         if aa not in AMINO_ACIDS:
-            raise InvalidSequence(f"{what}: position {i + 1} is {aa!r}, not one of the 20 standard amino acids")
+            raise UnknownResidue(f"{what}: position {i + 1} is {aa!r}, not one of the 20 standard amino acids")
     return s
 
 
@@ -106,19 +107,21 @@ def antibodies_from_fasta(path: str | os.PathLike[str]) -> Iterator[AntibodyInpu
                 yield _antibody(current)
             current = {"name": this, "chains": {}, "error": None}
             if this in done:
-                current["error"] = f"{path}: record {header!r}: the records of antibody {this!r} are not adjacent"
+                current["error"] = BadRecords(f"{path}: record {header!r}: the records of antibody {this!r} are "
+                                                "not adjacent")
         chains = current["chains"]
         if current["error"] is not None:
             continue
         if key in chains:
-            current["error"] = f"{path}: record {header!r}: antibody {this!r} has two {key} chains"
+            current["error"] = BadRecords(f"{path}: record {header!r}: antibody {this!r} has two {key} chains")
         elif chains and (key == "other") != ("other" in chains):
-            current["error"] = f"{path}: record {header!r}: antibody {this!r} mixes unlabelled and |H/|L records"
+            current["error"] = BadRecords(f"{path}: record {header!r}: antibody {this!r} mixes unlabelled and "
+                                             "|H/|L records")
         else:
             try:
                 chains[key] = clean_sequence(seq, f"{path}: record {header!r}")
             except InvalidSequence as exc:
-                current["error"] = str(exc)
+                current["error"] = exc
     if current is not None:
         yield _antibody(current)
 

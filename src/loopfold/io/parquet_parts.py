@@ -24,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from loopfold.errors import InvalidFile
+from loopfold.errors import InvalidFile, LoopfoldError
 from loopfold.io.atomic import atomic_path
 
 RUN_FILE = "run.json"
@@ -38,7 +38,8 @@ LOOP_SCHEMA = pa.schema([
     ("rmsd_predicted", pa.float32()), ("template", pa.string()),
     ("coords", pa.list_(pa.list_(pa.float32(), 12))),  # per residue N, CA, C, O x, y, z (Å)
 ])  # fmt: skip
-ERROR_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string())])
+#: a failed record: its id, the message, and the kind of failure (:attr:`loopfold.errors.LoopfoldError.kind`)
+ERROR_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string()), ("kind", pa.string())])
 
 
 def loop_rows(record: dict) -> list[dict]:
@@ -181,10 +182,10 @@ def clear_run(folder: Path) -> int:
     return gone
 
 
-def write_part(folder: Path, k: int, results: list[tuple[dict, str | None]]) -> None:
+def write_part(folder: Path, k: int, results: list[tuple[dict, LoopfoldError | None]]) -> None:
     """Write part k's ``(record, error)`` results: its failed records, then its loops (the file that
     marks it finished)."""
-    errors = [{"id": r["id"], "reason": e} for r, e in results if e is not None]
+    errors = [{"id": r["id"], "reason": str(e), "kind": e.kind} for r, e in results if e is not None]
     rows = [row for r, e in results if e is None for row in loop_rows(r)]
     for name, table in ((f"errors-{k:05d}.parquet", pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)),
                         (f"loops-{k:05d}.parquet", pa.Table.from_pylist(rows, schema=LOOP_SCHEMA))):  # fmt: skip

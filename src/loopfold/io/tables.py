@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from loopfold.errors import InvalidFile, InvalidSequence
+from loopfold.errors import EmptyRecord, InvalidFile, InvalidSequence, NotALocus
 from loopfold.io.fasta import AntibodyInput, clean_sequence
 
 PAIRED = (("heavy", "light"), ("sequence_alignment_aa_heavy", "sequence_alignment_aa_light"))
@@ -103,15 +103,15 @@ def _antibody(p: Path, n: int, name: str, row: dict, pair: tuple[str, str] | Non
         if pair is not None:
             heavy, light = (row.get(c) for c in pair)
             if heavy is None and light is None:
-                return AntibodyInput(name, None, None, error=f"{where}: no heavy or light sequence")
+                return AntibodyInput(name, None, None, error=EmptyRecord(f"{where}: no heavy or light sequence"))
             return AntibodyInput(name, clean_sequence(heavy, f"{where} heavy") if heavy else None,
                                  clean_sequence(light, f"{where} light") if light else None)  # fmt: skip
         locus = str(row.get("locus") or "").upper()
         seq = row.get("sequence_alignment_aa")
         if locus not in LOCI or not seq:
-            return AntibodyInput(name, None, None, error=f"{where}: locus {locus or 'missing'!r} or no sequence "
-                                                         f"(IGH, IGK or IGL with sequence_alignment_aa)")  # fmt: skip
+            why = f"{where}: locus {locus or 'missing'!r} or no sequence (IGH, IGK or IGL with sequence_alignment_aa)"
+            return AntibodyInput(name, None, None, error=NotALocus(why))
         seq = clean_sequence(seq, f"{where} sequence_alignment_aa")
         return AntibodyInput(name, seq, None) if LOCI[locus] == "heavy" else AntibodyInput(name, None, seq)
     except InvalidSequence as exc:
-        return AntibodyInput(name, None, None, error=str(exc))
+        return AntibodyInput(name, None, None, error=exc)

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from loopfold.constants import AA_INDEX, AMINO_ACIDS, CDRS
-from loopfold.errors import InvalidSequence
+from loopfold.errors import LoopTooLong, UnknownResidue
 
 N_FEATURES = len(AMINO_ACIDS) + 3 + len(CDRS) + 2
 
@@ -77,12 +77,12 @@ def encode_window(sequence: str, stem_n: int, stem_c: int, cdr: str, max_len: in
     """
     n = len(sequence)
     if n > max_len:
-        raise InvalidSequence(f"window of {n} residues is longer than the model's limit of {max_len}")
+        raise LoopTooLong(f"window of {n} residues is longer than the model's limit of {max_len}")
     x = np.zeros((max_len, N_FEATURES), dtype=np.float32)
     for i, aa in enumerate(sequence):
         k = AA_INDEX.get(aa)
         if k is None:
-            raise InvalidSequence(f"residue {i + 1} is {aa!r}, not one of the 20 standard amino acids")
+            raise UnknownResidue(f"residue {i + 1} is {aa!r}, not one of the 20 standard amino acids")
         x[i, k] = 1.0
     loop_len = n - stem_n - stem_c
     base = len(AMINO_ACIDS)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import anarcism
 
-from loopfold.errors import InvalidSequence, NumberingError
+from loopfold.errors import InvalidSequence, NumberingError, NumberingRefused
 from loopfold.numbering import second_opinion
 from loopfold.numbering.validate import check_domain
 
@@ -140,7 +140,7 @@ def _validate(
             r = accept(key, NumberedDomain(r[0], "imgt", r[1], r[2], "anarcii"))
             if r is None:
                 continue
-        out[k] = NumberingError(
+        out[k] = NumberingRefused(
             f"{items[k][0]}: numbering failed validation ({problem}; second opinion, anarcii: {r}); chain refused"
         )
     return out
