@@ -351,3 +351,52 @@ def test_corrupt_coordinates_and_microheterogeneity(tmp_path, fab_pdb):
     assert len(ids) == sum(1 for line in atoms if line[12:16].strip() == "CA")  # no residue number twice
     kept = [line[17:20] for line in atoms if line[21] == lines[k][21] and line[22:27] == lines[k][22:27]]
     assert kept and "GLY" not in kept and kept[0] == lines[k][17:20]  # the better-occupied residue
+
+
+def _same_choices(a: list[dict], b: list[dict]) -> None:
+    """The same loops, templates, confidences and predicted errors, loop by loop."""
+    keys = ("cdr", "chain", "sequence", "stem_n", "stem_c", "start", "template", "confidence", "error",
+            "rmsd_predicted", "seen_in_training", "max_training_identity")  # fmt: skip
+    assert [lp["cdr"] for lp in a] == [lp["cdr"] for lp in b]
+    for x, y in zip(a, b, strict=True):
+        assert {k: x.get(k) for k in keys} == {k: y.get(k) for k in keys}, x["cdr"]
+
+
+def test_structure_sequences_and_api_give_the_same_loops(tmp_path, fab_pdb):
+    """--structure reads the chains' numbering with their Fv context, as --heavy/--light does."""
+    from loopfold import LoopFold
+    from loopfold.io.pdb import read_structure
+
+    seqs = {bb.chain_id: bb.sequence for bb in read_structure(fab_pdb).chains}
+    r = runner.invoke(app, ["predict", "--structure", str(fab_pdb), "--json", str(tmp_path / "s.json"), "-q"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["predict", "--heavy", seqs["A"], "--light", seqs["B"], "--json", str(tmp_path / "q.json"),
+                            "-q"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    from_structure = json.loads((tmp_path / "s.json").read_text())["results"][0]["loops"]
+    from_sequence = json.loads((tmp_path / "q.json").read_text())["results"][0]["loops"]
+    _same_choices(from_structure, from_sequence)
+    lf = LoopFold()
+    grafted, pred = lf.predict_structure(fab_pdb), lf.predict(heavy=seqs["A"], light=seqs["B"])
+    _same_choices(grafted.record["loops"], pred.record["loops"])
+    _same_choices(grafted.record["loops"], from_sequence)
+    assert [lp["chain_id"] for lp in grafted.record["loops"]] == ["A"] * 3 + ["B"] * 3
+
+
+def test_a_crystal_gives_the_loops_its_sequences_give(shared_data, tmp_path):
+    import bz2
+
+    from loopfold import LoopFold
+    from loopfold.io.pdb import read_structure
+
+    src = shared_data / "rosetta_antibody_db/antibody/antibody_database/pdb1n8z_chothia.pdb.bz2"
+    if not src.is_file():
+        pytest.skip(f"{src} is absent")
+    path = tmp_path / "1n8z.pdb"
+    path.write_bytes(bz2.decompress(src.read_bytes()))
+    seqs = {bb.chain_id: bb.sequence for bb in read_structure(path).chains}
+    lf = LoopFold()
+    grafted = lf.predict_structure(path)
+    _same_choices(grafted.record["loops"], lf.predict(heavy=seqs["H"], light=seqs["L"]).record["loops"])
+    h3 = next(lp for lp in grafted.loops if lp.cdr == "H3")
+    assert h3.coords.shape == (len(h3.sequence), 4, 3)

@@ -117,6 +117,17 @@ class Prediction:
         write_text(p, self.text("cif" if p.suffix.lower() in (".cif", ".mmcif") else "pdb", refine))
 
 
+@dataclass(frozen=True)
+class GraftedStructure:
+    """A structure with predicted CDR loops in place of its own (:meth:`LoopFold.predict_structure`):
+    the loops (in the structure's frame), the JSON-ready record and the structure's PDB text."""
+
+    id: str
+    loops: tuple[Loop, ...]
+    record: dict = field(repr=False)
+    text: str = field(repr=False)
+
+
 class LoopFold:
     """The predictor: shipped model and framework library unless ``model`` names a run folder.
 
@@ -157,6 +168,32 @@ class LoopFold:
         if error is not None:
             raise error
         return pred
+
+    def predict_structure(self, path: str | Path, loops: list[str] | None = None) -> GraftedStructure:
+        """Replace the CDR loops of a PDB or mmCIF file (``loops``: e.g. ``["H3"]``; default all) with
+        predictions closed onto its own stems: the same queries, templates and confidences as the
+        chains' sequences give :meth:`predict` (numbered with this object's cache and species).
+
+        Raises:
+            LoopfoldError: an unreadable structure, no antibody chain, a requested loop absent, or stems
+                with missing atoms or breaks.
+        """
+        from loopfold.graft import predict_structure
+
+        record, text = predict_structure(self.predictor, path, loops, self.numberer, self.nanobody)
+        return GraftedStructure(record["id"], tuple(Loop.from_json(lp) for lp in record["loops"]), record, text)
+
+    def predict_loop(self, sequence: str, cdr: str = "H3", stems: tuple[str, str] | None = None,
+                     samples: int = 0, name: str = "query") -> Prediction:  # fmt: skip
+        """Predict a loop sequence alone (no chain, no Fv): stems default to the CDR's most common
+        training stems; ``samples`` alternative conformations.
+
+        Raises:
+            InvalidSequence: an unknown CDR, a letter that is not an amino acid, or too long a loop.
+        """
+        p = self.predictor
+        record = {"id": name, "loops": p.predict_queries([p.loop_query(sequence, cdr, stems)], samples)}
+        return Prediction(name, tuple(Loop.from_json(lp) for lp in record["loops"]), None, record, p.name)
 
     def predict_many(
         self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512

@@ -90,14 +90,10 @@ def predict_antibodies(
             doms = {label: next(numbered) for label, _ in antibody_chains(ab)}
             missing[k] = []
             try:
-                qs = predictor.antibody_queries(ab, doms, missing[k])
+                qs, domains[k], modes[k] = record_queries(predictor, ab, doms, missing[k], nanobody)
             except LoopfoldError as exc:
                 errors[k] = exc
                 continue
-            domains[k] = _typed_domains(ab, doms)
-            modes[k] = record_mode(domains[k], nanobody)
-            if modes[k][0] == "nanobody":
-                qs = [replace(q, nanobody=True) for q in qs]
             queries += qs
             owners += [k] * len(qs)
         windows: dict[int, np.ndarray] = {}
@@ -130,6 +126,25 @@ def predict_antibodies(
             yield AntibodyResult(res, None, model)
 
 
+def record_queries(
+    predictor: Predictor, ab: AntibodyInput, doms: dict, missing: list[dict], nanobody: bool | None = None,
+    read: bool = False,
+) -> tuple[list[LoopQuery], dict[str, tuple[str, NumberedDomain]], tuple[str, str | None]]:
+    """One record's loop queries with their Fv context (its chains numbered as ``doms``: label ->
+    domains), its typed domains and its mode: what every input (sequences or a structure's chains)
+    goes through, so the same chains give the same queries.
+
+    Raises:
+        LoopfoldError: the record cannot be predicted (its chains, a loop too long).
+    """
+    qs = predictor.antibody_queries(ab, doms, missing, read)
+    domains = _typed_domains(ab, doms, read)
+    mode = record_mode(domains, nanobody)
+    if mode[0] == "nanobody":
+        qs = [replace(q, nanobody=True) for q in qs]
+    return qs, domains, mode
+
+
 #: What a record is predicted as: VH + VL, a nanobody (VHH), a conventional VH alone, a VL alone.
 MODES = ("paired", "nanobody", "heavy", "light")
 
@@ -144,14 +159,14 @@ def record_mode(domains: dict[str, tuple[str, NumberedDomain]], nanobody: bool |
     return ("nanobody" if vhh else "heavy"), hallmarks(seq, dom)
 
 
-def _typed_domains(ab: AntibodyInput, doms: dict) -> dict[str, tuple[str, NumberedDomain]]:
+def _typed_domains(ab: AntibodyInput, doms: dict, read: bool = False) -> dict[str, tuple[str, NumberedDomain]]:
     """Chain type -> (sequence, first domain of that type), as the loops were cut."""
     out: dict[str, tuple[str, NumberedDomain]] = {}
     for label, seq in antibody_chains(ab):
         want = {"heavy": "H", "light": "L"}.get(label)
         for d in doms[label]:
             if want in (None, d.chain_type):
-                out.setdefault(d.chain_type, (clean_sequence(seq, label), d))
+                out.setdefault(d.chain_type, (seq if read else clean_sequence(seq, label), d))
     return out
 
 

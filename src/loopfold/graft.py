@@ -15,14 +15,18 @@ import numpy as np
 from loopfold import __version__
 from loopfold.constants import B_REMARK
 from loopfold.errors import BadStructure, NumberingError
+from loopfold.io.fasta import AntibodyInput
 from loopfold.io.model_check import new_atom_contacts, read_model, structure_chains
-from loopfold.numbering.anarci import number_sequence
+from loopfold.numbering.cache import ChainNumberer
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_windows
 from loopfold.structure.relieve import ideal_cb
 from loopfold.structure.superpose import rmsd
 from loopfold.structure.validate import check
+
+#: the farthest apart (Å) the CA centroids of a VH and a VL domain may be to be one Fv (about 25 in an Fv)
+PAIR_DISTANCE = 40.0
 
 #: REMARK lines of a ``--structure`` file: what its B-factor column holds (one meaning, Å²)
 B_REMARKS = ("B-factor (A^2): the input's for kept atoms, and for predicted",
@@ -35,12 +39,54 @@ def error_b_factor(error: float) -> float:
     return 8.0 * np.pi**2 / 3.0 * error**2
 
 
-def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] | None = None) -> tuple[dict, str]:
+def structure_records(sf, numbered: list) -> list[tuple[AntibodyInput, dict, dict[str, Backbone]]]:  # noqa: ANN001
+    """The antibodies of a structure's numbered chains, as records the sequence path takes: one heavy
+    and one light chain are one Fv; with more, each heavy chain goes with the light chain whose
+    variable domain is nearest (CA centroids within :data:`PAIR_DISTANCE`); a chain holding both
+    (an scFv) is one on its own, the rest are alone. Each comes with its numbering (label ->
+    domains) and the chain of each chain type."""
+    heavy, light, out = [], [], []
+    for bb, doms in zip(sf.chains, numbered, strict=True):
+        if isinstance(doms, NumberingError):
+            continue
+        types = {d.chain_type for d in doms}
+        if types == {"H", "L"}:
+            out.append((AntibodyInput(bb.chain_id, None, None, bb.sequence), {"sequence": doms}, {"H": bb, "L": bb}))
+        elif types:
+            (heavy if "H" in types else light).append((bb, doms))
+    centre = {id(bb): np.nanmean(bb.coords[[i for d in doms for i in d.indices], 1], 0) for bb, doms in heavy + light}
+    pairs = sorted((float(np.linalg.norm(centre[id(h)] - centre[id(lc)])), i, j)
+                   for i, (h, _) in enumerate(heavy) for j, (lc, _) in enumerate(light))  # fmt: skip
+    partner: dict[int, int] = {}
+    for dist, i, j in pairs:
+        one_fv = len(heavy) == len(light) == 1
+        if (one_fv or dist <= PAIR_DISTANCE) and i not in partner and j not in partner.values():
+            partner[i] = j
+    for i, (h, hd) in enumerate(heavy):
+        if i in partner:
+            lc, ld = light[partner[i]]
+            out.append((AntibodyInput(f"{h.chain_id}{lc.chain_id}", h.sequence, lc.sequence),
+                        {"heavy": hd, "light": ld}, {"H": h, "L": lc}))  # fmt: skip
+        else:
+            out.append((AntibodyInput(h.chain_id, h.sequence, None), {"heavy": hd}, {"H": h}))
+    for j, (lc, ld) in enumerate(light):
+        if j not in partner.values():
+            out.append((AntibodyInput(lc.chain_id, None, lc.sequence), {"light": ld}, {"L": lc}))
+    return out
+
+
+def predict_structure(
+    predictor: Predictor, path: str | Path, loops: list[str] | None = None, numberer: ChainNumberer | None = None,
+    nanobody: bool | None = None,
+) -> tuple[dict, str]:
     """Replace CDR loops of a structure with predictions closed onto its stems.
 
-    Each chain is numbered from its sequence; each chosen loop is predicted,
-    its window placed on all its stem residues and closed onto them. Framework atoms are written as read;
-    predicted residues carry their predicted error (Å) as B-factor when the model has one.
+    The chains are numbered (``numberer``: the run's cache and species) and grouped into antibodies
+    (:func:`structure_records`); each antibody's loops are cut with its Fv context exactly as from
+    its sequences (:func:`loopfold.batch.record_queries`), so a crystal's own chains get the loops,
+    templates and confidences ``--heavy/--light`` give them; every loop goes through the network in
+    one call, and each chosen window is placed on all its stem residues and closed onto them.
+    Framework atoms are written as read; predicted residues carry their predicted error as B-factor.
 
     Returns:
         (the result dict with loop coordinates in the structure's frame, the PDB text).
@@ -49,31 +95,33 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
         LoopfoldError: unreadable structure, no antibody chain, a requested loop
             absent, or stems with missing atoms or breaks.
     """
+    from loopfold.batch import record_queries
     from loopfold.io.pdb import read_structure, structure_with_backbones
 
     wanted = None if loops is None else set(loops)
     sf = read_structure(path)
+    numberer = numberer if numberer is not None else ChainNumberer()
+    numbered = numberer.number([(f"{path}:{bb.chain_id}", bb.sequence) for bb in sf.chains])
     replacements: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, dict[str, float]] = {}  # predicted error (Å) per replaced residue: the B-factor
     results: list[dict] = []
     found: set[str] = set()
     missing: list[dict] = []
-    chain_types: set[str] = set()
-    for bb in sf.chains:
-        try:
-            doms = number_sequence(bb.sequence, name=f"{path}:{bb.chain_id}")
-        except NumberingError:
-            continue
-        chain_types |= {d.chain_type for d in doms}
+    chain_types = {d.chain_type for doms in numbered if not isinstance(doms, NumberingError) for d in doms}
+    queries: list[LoopQuery] = []
+    owners: list[Backbone] = []
+    for ab, doms, chains in structure_records(sf, numbered):
         uncut: list[dict] = []
-        queries = [q for q in predictor.chain_queries(bb.sequence, doms, uncut) if wanted is None or q.cdr in wanted]
-        missing += [m | {"chain_id": bb.chain_id} for m in uncut if wanted is not None and m["cdr"] in wanted]
-        unusable = {q: why for q in queries if (why := _unusable_window(bb, q)) is not None}
-        for q, why in unusable.items():  # a disordered loop or stem residue: never closed over as a shorter loop
-            found.add(q.cdr)
-            missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": why})
-        queries = [q for q in queries if q not in unusable]
-        for q in queries:
+        qs, _, _ = record_queries(predictor, ab, doms, uncut, nanobody, read=True)
+        missing += [m | {"chain_id": chains[m["cdr"][0]].chain_id} for m in uncut
+                    if wanted is not None and m["cdr"] in wanted and m["cdr"][0] in chains]  # fmt: skip
+        for q in (q for q in qs if wanted is None or q.cdr in wanted):
+            bb = chains[q.chain]
+            why = _unusable_window(bb, q)
+            if why is not None:  # a disordered loop or stem residue: never closed over as a shorter loop
+                found.add(q.cdr)
+                missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": why})
+                continue
             lo = q.start - len(q.stem_n)
             hi = q.start + len(q.sequence) + len(q.stem_c)
             if not q.stem_n or not q.stem_c:
@@ -82,32 +130,35 @@ def predict_structure(predictor: Predictor, path: str | Path, loops: list[str] |
             stem_idx = list(range(len(q.stem_n))) + list(range(len(q.stem_n) + len(q.sequence), len(window)))
             if np.isnan(window[stem_idx, :3]).any():
                 raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id}: stem residues lack backbone atoms")
+            queries.append(q)
+            owners.append(bb)
 
-        def place(i: int, q: LoopQuery, xyz: np.ndarray, bb=bb) -> tuple[np.ndarray, dict]:  # noqa: ANN001
-            lo = q.start - len(q.stem_n)
-            a, n = len(q.stem_n), len(q.sequence)
-            true = bb.coords[lo : lo + len(xyz)]
-            (closed,) = close_windows([xyz], [true[:a]], [true[a + n :]])
-            placed = closed.coords.copy()  # the stems keep their own atoms
-            gap = float(np.linalg.norm(placed[a + n - 1, 2] - true[a + n, 0]))
-            return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
-                            "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
+    def place(i: int, q: LoopQuery, xyz: np.ndarray) -> tuple[np.ndarray, dict]:
+        bb = owners[i]
+        lo = q.start - len(q.stem_n)
+        a, n = len(q.stem_n), len(q.sequence)
+        true = bb.coords[lo : lo + len(xyz)]
+        (closed,) = close_windows([xyz], [true[:a]], [true[a + n :]])
+        placed = closed.coords.copy()  # the stems keep their own atoms
+        gap = float(np.linalg.norm(placed[a + n - 1, 2] - true[a + n, 0]))
+        return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
+                        "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
 
-        loop_results = predictor.predict_queries(queries, place=place)
-        for q, lp in zip(queries, loop_results, strict=True):
-            found.add(q.cdr)
-            lp["chain_id"] = bb.chain_id
-            ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
-            lp["file_residue_ids"] = list(ids)  # the loop's residues as numbered in the input file
-            lp["file_flank_ids"] = [bb.residue_ids[q.start - 1], bb.residue_ids[q.start + len(q.sequence)]]
-            if "error" in lp:
-                errors.setdefault(bb.chain_id, {}).update(
-                    (rid, round(error_b_factor(e), 2)) for rid, e in zip(ids, lp["error"], strict=True))
-            xyz = np.stack([np.array(lp["coords"][k], dtype=float) for k in ("N", "CA", "C", "O")], 1)
-            cb = ideal_cb(xyz, np.array([a == "G" for a in q.sequence]))
-            replacements.setdefault(bb.chain_id, {}).update(
-                {rid: np.concatenate([xyz[j], cb[j][None]]) for j, rid in enumerate(ids)})
-            results.append(lp)
+    loop_results = predictor.predict_queries(queries, place=place)  # one network call for every chain
+    for q, lp, bb in zip(queries, loop_results, owners, strict=True):
+        found.add(q.cdr)
+        lp["chain_id"] = bb.chain_id
+        ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
+        lp["file_residue_ids"] = list(ids)  # the loop's residues as numbered in the input file
+        lp["file_flank_ids"] = [bb.residue_ids[q.start - 1], bb.residue_ids[q.start + len(q.sequence)]]
+        if "error" in lp:
+            errors.setdefault(bb.chain_id, {}).update(
+                (rid, round(error_b_factor(e), 2)) for rid, e in zip(ids, lp["error"], strict=True))
+        xyz = np.stack([np.array(lp["coords"][k], dtype=float) for k in ("N", "CA", "C", "O")], 1)
+        cb = ideal_cb(xyz, np.array([a == "G" for a in q.sequence]))
+        replacements.setdefault(bb.chain_id, {}).update(
+            {rid: np.concatenate([xyz[j], cb[j][None]]) for j, rid in enumerate(ids)})
+        results.append(lp)
     absent = sorted((wanted or set()) - found)
     if absent:
         kinds = sorted({m["cdr"][0] for m in missing} | {r["cdr"][0] for r in results} | chain_types)

@@ -182,9 +182,11 @@ class Predictor:
         return out
 
     def antibody_queries(
-        self, ab: AntibodyInput, numbered: dict | None = None, missing: list[dict] | None = None
+        self, ab: AntibodyInput, numbered: dict | None = None, missing: list[dict] | None = None,
+        read: bool = False,
     ) -> list[LoopQuery]:
         """Number an antibody's chains (or take ``numbered``: label -> domains) and cut its loops.
+        ``read``: the sequences were read from a structure (``X`` marks a non-standard residue there).
 
         CDRs that cannot be cut, and domains of the other chain type inside a labelled
         chain (an scFv given as ``heavy``), are appended to ``missing`` with the reason.
@@ -195,7 +197,7 @@ class Predictor:
         queries: list[LoopQuery] = []
         chains: dict[str, NumberedChain] = {}
         for label, seq in antibody_chains(ab):
-            seq = clean_sequence(seq, f"{ab.name} {label}")
+            seq = seq if read else clean_sequence(seq, f"{ab.name} {label}")
             if numbered is not None:
                 doms = numbered[label]
                 if isinstance(doms, NumberingError):

@@ -130,10 +130,10 @@ def _as_format(pdb_text: str, fmt: str, name: str) -> str:
     return pdb_to_cif(pdb_text, name) if fmt == "cif" else pdb_text
 
 
-def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
+def _structure(api, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
     """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
     from loopfold.constants import CDRS
-    from loopfold.graft import predict_structure, structure_output
+    from loopfold.graft import structure_output
 
     wanted = None
     if loops is not None:
@@ -141,7 +141,8 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
         bad = [x for x in wanted if x not in CDRS]
         if bad or not wanted:
             fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
-    result, pdb_text = predict_structure(predictor, structure, wanted)
+    grafted = api.predict_structure(structure, wanted)
+    result, pdb_text = grafted.record, grafted.text
     pdb_text, warnings = structure_output(result, pdb_text, str(structure), bool(o.refine and pdb_name))
     for w in warnings:
         console.print(f"warning: {structure}: {w}", highlight=False, soft_wrap=True)
@@ -154,7 +155,7 @@ def _structure(predictor, o: _Outputs, structure: Path, loops: str | None, pdb_n
         console.print(f"warning: {structure}: chain ids longer than one character written {ids} (the JSON "
                       "has pdb_chain_ids)", highlight=False, soft_wrap=True)  # fmt: skip
     o.done = 1
-    return _finish(o, predictor.document([result]), [(pdb_name, pdb_text)] if pdb_name else [])
+    return _finish(o, api.document([result]), [(pdb_name, pdb_text)] if pdb_name else [])
 
 
 def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN001
@@ -363,11 +364,10 @@ def predict_cmd(
                            nanobody=nanobody)  # fmt: skip
             predictor = api.predictor
             if structure is not None:
-                code = _structure(predictor, o, structure, loops, pdb_name)
+                code = _structure(api, o, structure, loops, pdb_name)
             elif loop is not None:
-                q = predictor.loop_query(loop, cdr or "H3", stem_pair)
-                one = {"id": name or "query", "loops": predictor.predict_queries([q], samples)}
-                code = _stream(predictor, o, iter([(one, None, None)]), "fail")
+                one = api.predict_loop(loop, cdr or "H3", stem_pair, samples, name or "query")
+                code = _stream(predictor, o, iter([(one.record, None, None)]), "fail")
             else:
                 if batch is None:
                     abs_ = [AntibodyInput(name or "query", heavy, light)]

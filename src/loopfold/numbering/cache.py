@@ -48,7 +48,7 @@ class ChainNumberer:
         for (seq, idx), (first, _), res in zip(todo.items(), firsts, found, strict=True):
             if isinstance(res, NumberingError):
                 for i in idx:  # the message names the first record holding the chain: name each its own
-                    out[i] = res if i == idx[0] else NumberingError(str(res).replace(first, items[i][0], 1))
+                    out[i] = res if i == idx[0] else type(res)(str(res).replace(first, items[i][0], 1))
                 continue
             for i in idx:
                 out[i] = res
