@@ -14,6 +14,7 @@ from loopfold.cli import app
 from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, NumberingError
 from loopfold.fv.build import geometry_report
 from loopfold.fv.library import FrameworkLibrary, framework_positions, load_library
+from loopfold.io.fasta import AntibodyInput
 from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.rebuild import rebuild_backbone
@@ -355,3 +356,22 @@ def test_loop_residue_errors_use_their_cdr_pair(lf):
         sel = np.array([g == lp["cdr"] for g in ch.region])
         k = CDRS.index(lp["cdr"])
         np.testing.assert_allclose(ch.error[sel], 0.1 * k + (1.0 + k) * np.array(lp["error"]), atol=0.011)
+
+
+def test_every_sample_of_a_whole_fv_record_is_placed_and_closed_like_its_loop(lf):
+    """--samples in a whole-Fv record: each sample sits on the stems the written loop has in the model."""
+    pred, err = next(lf.predictions([AntibodyInput("a", TRASTUZUMAB_VH, TRASTUZUMAB_VL)], samples=3))
+    assert err is None and pred.fv is not None
+    xyz = lambda c: np.stack([np.array(c[k]) for k in ("N", "CA", "C", "O")], 1)  # noqa: E731
+    for lp in pred.record["loops"]:
+        loop = xyz(lp["coords"])
+        assert len(lp["samples"]) == 3, lp["cdr"]
+        for s in lp["samples"]:
+            sample = xyz(s["coords"])
+            assert s["closure_rmsd"] < 0.5, (lp["cdr"], s["closure_rmsd"])
+            assert np.linalg.norm(sample[0, 0] - loop[0, 0]) < 0.5, lp["cdr"]  # bonded to the same N-stem
+            assert np.linalg.norm(sample[-1, 2] - loop[-1, 2]) < 1.5, lp["cdr"]  # and to the same C-stem
+            assert np.isfinite(np.array(s["phi"], dtype=float)).all()
+        if lp["samples"][0]["template"] == lp["template"]:  # the written conformation itself, placed alike
+            first = xyz(lp["samples"][0]["coords"])
+            assert np.sqrt(((first - loop) ** 2).sum(-1).mean()) < 1.0, lp["cdr"]

@@ -25,6 +25,7 @@ from loopfold.numbering.cache import ChainNumberer
 from loopfold.numbering.vhh import hallmarks, is_vhh
 from loopfold.predict import LoopQuery, Predictor
 from loopfold.samples import coords_json, rounded
+from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
 
 
@@ -102,13 +103,16 @@ def predict_antibodies(
             windows[i] = xyz
             return xyz, {}
 
-        loops = predictor.predict_queries(queries, samples, place=keep if fv is not None else None) if queries else []
+        sample_windows: dict[int, list[np.ndarray]] = {}
+        placing = fv is not None and bool(queries)
+        loops = predictor.predict_queries(queries, samples, place=keep if placing else None,
+                                          sample_windows=sample_windows if placing else None)  # fmt: skip
         grouped: dict[int, list[int]] = {}
         for i, k in enumerate(owners):
             grouped.setdefault(k, []).append(i)
         fv_errors: dict[int, str] = {}
         models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors,
-                            modes) if fv is not None else {}  # fmt: skip
+                            modes, sample_windows) if fv is not None else {}  # fmt: skip
         for k, ab in enumerate(batch):
             if k in errors:
                 yield AntibodyResult({"id": ab.name, "error": str(errors[k])}, errors[k])
@@ -172,9 +176,11 @@ def _typed_domains(ab: AntibodyInput, doms: dict, read: bool = False) -> dict[st
 
 def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, grouped: dict[int, list[int]],
                queries: list[LoopQuery], loops: list[dict], windows: dict[int, np.ndarray],
-               errors: dict[int, str], modes: dict[int, tuple[str, str | None]]) -> dict[int, FvModel]:  # fmt: skip
+               errors: dict[int, str], modes: dict[int, tuple[str, str | None]],
+               sample_windows: dict[int, list[np.ndarray]]) -> dict[int, FvModel]:  # fmt: skip
     """Frames for the chunk's antibodies, all loops closed at once, the Fv models; loop JSON updated
-    to the closed coordinates. Antibodies whose Fv cannot be built get the reason in ``errors``."""
+    to the closed coordinates, and each loop's samples placed and closed on the same stems of the
+    model (:func:`_place_samples`). Antibodies whose Fv cannot be built get the reason in ``errors``."""
     frames: dict[int, Frame] = {}
     lws: dict[int, list[LoopWindow]] = {}
     for k in domains:
@@ -200,6 +206,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
                 errors[k] = f"no Fv built: {exc}"
                 keys.remove(k)
     models = {}
+    placed: list[tuple[int, LoopWindow, np.ndarray]] = []  # (loop, its window, the model's closed window)
     for k, cl in zip(keys, closed, strict=True):
         try:
             model, cl = relieve_clashes(frames[k], lws[k], cl, batch[k].name, fv.error_coef)
@@ -213,7 +220,28 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             loops[i].update(coords=coords_json(res.coords[a : a + n]), phi=rounded(ang[:, 0], 1),
                             psi=rounded(ang[:, 1], 1), omega=rounded(ang[:, 2], 1),
                             closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
+            placed.append((i, lw, res.coords))
+    _place_samples(placed, loops, sample_windows)
     return models
+
+
+def _place_samples(placed: list[tuple[int, LoopWindow, np.ndarray]], loops: list[dict],
+                   sample_windows: dict[int, list[np.ndarray]]) -> None:  # fmt: skip
+    """Each sample of a loop in a built Fv placed and closed like the loop: onto the stems the written
+    loop has in the model, all samples of the chunk in one batch; their JSON coordinates and
+    torsions become the placed ones, with their ``closure_rmsd``."""
+    jobs = [(i, s, win) for i, _, _ in placed for s, win in enumerate(sample_windows.get(i, []))]
+    if not jobs:
+        return
+    stem_n = [model[: lw.n_stem] for i, lw, model in placed for _ in sample_windows.get(i, [])]
+    stem_c = [model[lw.n_stem + lw.n_loop :] for i, lw, model in placed for _ in sample_windows.get(i, [])]
+    closed = close_windows([win for _, _, win in jobs], stem_n, stem_c)
+    for (i, s, _), res, sn in zip(jobs, closed, stem_n, strict=True):
+        a, n = len(sn), len(loops[i]["sequence"])
+        ang = backbone_torsions(res.coords)[a : a + n]
+        loops[i]["samples"][s].update(phi=rounded(ang[:, 0], 1), psi=rounded(ang[:, 1], 1),
+                                      omega=rounded(ang[:, 2], 1), coords=coords_json(res.coords[a : a + n]),
+                                      closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
 
 
 def fv_json(model: FvModel) -> dict:

@@ -229,12 +229,15 @@ class Predictor:
         queries: list[LoopQuery],
         samples: int = 0,
         place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, dict]] | None = None,
+        sample_windows: dict[int, list[np.ndarray]] | None = None,
     ) -> list[dict]:
         """JSON-ready loop results for many queries at once (one network call).
 
         ``place(i, query, window_xyz)`` may move a predicted window into a structure
         (returning new window coordinates and extra JSON fields); torsions are then
-        measured from the placed coordinates.
+        measured from the placed coordinates. ``sample_windows`` receives, per query with samples,
+        each sample's window over the query's own stems (as ``place`` sees the loop's), to be placed
+        like it.
         """
         if not queries:
             return []
@@ -308,7 +311,10 @@ class Predictor:
                 loop["error"] = errors[i]
                 loop["rmsd_predicted"] = round(err_rmsd[i], 2)
             if samples > 0 and "bin_probs" in pred:
-                loop["samples"] = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
+                loop["samples"], wins = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
+                if sample_windows is not None:
+                    pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
+                    sample_windows[i] = [planarize(w, sn + q.sequence + sc)[0][pn : n - pc] for w in wins]
             results.append(loop)
         return results
 

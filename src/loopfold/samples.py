@@ -60,8 +60,10 @@ def rounded(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
     return [None if v != v else v for v in np.round(values, ndigits).tolist()]
 
 
-def loop_samples(predictor, pred: dict, i: int, cdr: str, sequence: str, n: int, a: int, b: int, k: int) -> list[dict]:
-    """Up to k distinct conformations with probabilities (softmax of their scores among the k).
+def loop_samples(predictor, pred: dict, i: int, cdr: str, sequence: str, n: int, a: int, b: int,  # noqa: ANN001
+                 k: int) -> tuple[list[dict], list[np.ndarray]]:  # fmt: skip
+    """Up to k distinct conformations with probabilities (softmax of their scores among the k): the
+    JSON entries and each one's whole ``[n, 4, 3]`` window (stems included: what placement reads).
 
     With a template library: the k most probable distinct templates; without
     one: draws from the per-residue bin probabilities, the mode first.
@@ -75,7 +77,8 @@ def loop_samples(predictor, pred: dict, i: int, cdr: str, sequence: str, n: int,
             scores = np.array([r[3] for r in ranked])
             w = np.exp(scores - scores.max())
             w /= w.sum()
-            return [sample_entry(p, src, t[a:b], xyz[a:b]) for (t, xyz, src, _), p in zip(ranked, w, strict=True)]
+            return ([sample_entry(p, src, t[a:b], xyz[a:b]) for (t, xyz, src, _), p in zip(ranked, w, strict=True)],
+                    [xyz for _, xyz, _, _ in ranked])  # fmt: skip
     probs, centers = pred["bin_probs"][i, :n], pred["bin_centers"]
     rng = np.random.default_rng(0)
     picks = [probs.argmax(-1)]
@@ -90,11 +93,12 @@ def loop_samples(predictor, pred: dict, i: int, cdr: str, sequence: str, n: int,
     logp_s = np.array([np.log(probs[np.arange(n), p] + 1e-12).sum() for p in picks])
     w = np.exp(logp_s - logp_s.max())
     w /= w.sum()
-    out = []
+    out, windows = [], []
     for p, weight in zip(picks, w, strict=True):
         ang = pred["mode"][i, :n].copy()
         ang[:, 0], ang[:, 1] = centers[p, 0], centers[p, 1]
         xyz = rebuild_backbone(ang)
         out.append(sample_entry(weight, None, ang[a:b], xyz[a:b]))
-    return out
+        windows.append(xyz)
+    return out, windows
 
