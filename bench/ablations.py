@@ -39,10 +39,11 @@ from tables import write_outputs
 
 from loopfold.data.splits import read_split
 from loopfold.data.store import read_dataset
+from loopfold.evaluate.scores import unique_loops
 from loopfold.model.config import defaults_for
 from loopfold.model.context import with_partners
-from loopfold.train.evaluate import unique_loops
-from loopfold.train.loop import train_model, usable
+from loopfold.model.dataset import usable
+from loopfold.train.loop import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -164,8 +165,8 @@ def _ensemble(work: Path, rosetta: str, split: str) -> Path:
 
 def _validation(run: Path, val: pd.DataFrame) -> str:
     """Validation ``rmsd_loop`` of what the run writes, and that output."""
-    from loopfold.predict import Predictor
-    from loopfold.train.metrics import evaluate_angles
+    from loopfold.evaluate.metrics import evaluate_angles
+    from loopfold.pipeline.predictor import Predictor
 
     p = Predictor(run)
     pred, angles, coords, _ = p.predict_frame(val)

@@ -38,9 +38,10 @@ from tables import write_outputs
 
 from loopfold.data.splits import make_split, read_exclusions
 from loopfold.data.store import read_dataset
+from loopfold.evaluate.scores import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
 from loopfold.model.config import defaults_for
-from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
-from loopfold.train.loop import train_model, usable
+from loopfold.model.dataset import usable
+from loopfold.train.loop import train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("loopnet", "bilstm", "seed-lstm")

@@ -16,13 +16,13 @@ import json
 
 import numpy as np
 
+from loopfold.evaluate.scores import unique_loops
 from loopfold.model.calibration import reliability
+from loopfold.model.dataset import load_part
 from loopfold.model.decode import bin_confidence
 from loopfold.model.features import batch_from_frame
 from loopfold.model.losses import assign_bins
-from loopfold.predict import Predictor
-from loopfold.train.evaluate import unique_loops
-from loopfold.train.loop import load_part
+from loopfold.pipeline.predictor import Predictor
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -39,7 +39,6 @@ import numpy as np
 import pandas as pd
 from tables import write_outputs
 
-from loopfold.batch import predict_antibodies
 from loopfold.constants import CDRS
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder
@@ -48,7 +47,8 @@ from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.pdb import read_structure
 from loopfold.numbering.anarci import number_sequences
-from loopfold.predict import SHIPPED, Predictor
+from loopfold.pipeline.batch import predict_antibodies
+from loopfold.pipeline.predictor import SHIPPED, Predictor
 from loopfold.structure.superpose import kabsch, superposed_rmsd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,7 +171,7 @@ def refine_rows(results: list, n: int, clashing: bool = False) -> list[dict]:
     import gemmi
 
     from loopfold.fv.refine import closest_heavy_pair, refine_pdb
-    from loopfold.io.fv_file import fv_text
+    from loopfold.pipeline.fv_file import fv_text
 
     rows = []
     built = [r for r in results if r.fv is not None]

@@ -32,12 +32,12 @@ from tables import write_outputs
 
 import loopfold.fv.assemble
 import loopfold.model.templates as templates
-import loopfold.predict
+import loopfold.pipeline.predictor
 from loopfold.api import LoopFold
-from loopfold.batch import predict_antibodies
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.model_check import check_text, read_model, structure_chains
 from loopfold.io.pdb import read_text
+from loopfold.pipeline.batch import predict_antibodies
 from loopfold.structure.validate import check
 
 KINDS = ("d_residues", "cis_nonpro", "twisted_omega", "chain_gaps", "clashes", "bond_outliers", "angle_outliers",
@@ -59,14 +59,15 @@ def summary(name: str, checks: list[dict], seconds: float | None = None) -> dict
 def without_planarize():  # noqa: ANN201
     """Models built as 0.3 built them: template peptide bonds kept as they were."""
     builder = loopfold.fv.assemble.FrameworkBuilder
-    saved = (loopfold.predict.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds, templates.CIS_PENALTY)
-    loopfold.predict.planarize = loopfold.fv.assemble.planarize = lambda x, letters: (x, [])
+    saved = (loopfold.pipeline.predictor.planarize, loopfold.fv.assemble.planarize, builder._bad_bonds,
+             templates.CIS_PENALTY)
+    loopfold.pipeline.predictor.planarize = loopfold.fv.assemble.planarize = lambda x, letters: (x, [])
     builder._bad_bonds = staticmethod(lambda xyz, pos, idx, seq, have: np.zeros(len(pos), dtype=bool))
     templates.CIS_PENALTY = 0.0
     try:
         yield
     finally:
-        loopfold.predict.planarize, loopfold.fv.assemble.planarize, bad, templates.CIS_PENALTY = saved
+        loopfold.pipeline.predictor.planarize, loopfold.fv.assemble.planarize, bad, templates.CIS_PENALTY = saved
         builder._bad_bonds = staticmethod(bad)
 
 
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
                 first = res
     if args.refine:
         from loopfold.fv.refine import refine_pdb
-        from loopfold.io.fv_file import fv_text
+        from loopfold.pipeline.fv_file import fv_text
 
         done, t0 = [], time.perf_counter()
         for r in [r for r in first if r.fv is not None][: args.refine]:

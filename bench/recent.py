@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 from tables import write_outputs
 
-from loopfold.batch import predict_antibodies
 from loopfold.constants import CDRS
 from loopfold.data.identity import identity_matrix
 from loopfold.errors import LoopfoldError
@@ -49,7 +48,8 @@ from loopfold.model.decode import run_network
 from loopfold.model.ensemble import member_weights
 from loopfold.model.templates import candidate_scores, nanobody_choice
 from loopfold.numbering.anarci import number_sequences
-from loopfold.predict import Predictor
+from loopfold.pipeline.batch import predict_antibodies
+from loopfold.pipeline.predictor import Predictor
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.superpose import kabsch, superposed_rmsd
 

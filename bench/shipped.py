@@ -33,11 +33,11 @@ from tables import write_outputs
 
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.data.store import read_dataset
+from loopfold.evaluate.error_fit import error_report
+from loopfold.evaluate.scores import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
+from loopfold.model.dataset import usable
 from loopfold.model.templates import template_ids
-from loopfold.predict import MANIFEST, Predictor
-from loopfold.train.error_fit import error_report
-from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
-from loopfold.train.loop import usable
+from loopfold.pipeline.predictor import MANIFEST, Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
 LONG_H3 = 16

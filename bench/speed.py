@@ -40,7 +40,7 @@ def real_cdr3s() -> dict[str, list[str]]:
     """The shipped model's training CDR-H3 and CDR-L3 sequences (North), distinct."""
     import csv
 
-    from loopfold.predict import MANIFEST, SHIPPED
+    from loopfold.pipeline.predictor import MANIFEST, SHIPPED
 
     with open(SHIPPED / MANIFEST, newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -126,13 +126,13 @@ def in_process(fasta: Path, model: str | None) -> dict:
     """In this process (2 threads): numbering alone (anarcism, then validated, all species and human
     only), then the Parquet path after numbering: every chain already numbered (a warm
     ChainNumberer), records predicted by ``predict_antibodies`` in parts of 512 and written as parts."""
-    from loopfold.batch import predict_antibodies
     from loopfold.io.fasta import antibodies_from_fasta, antibody_chains
     from loopfold.io.parquet_parts import write_part
     from loopfold.numbering.anarci import number_sequences
     from loopfold.numbering.cache import ChainNumberer
     from loopfold.numbering.validate import check_domain
-    from loopfold.predict import Predictor
+    from loopfold.pipeline.batch import predict_antibodies
+    from loopfold.pipeline.predictor import Predictor
 
     abs_ = list(antibodies_from_fasta(fasta))
     items = [(f"{ab.name} {label}", seq) for ab in abs_ for label, seq in antibody_chains(ab)]

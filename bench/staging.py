@@ -5,7 +5,7 @@ prediction starts before the driver has read the whole input).
 
 Generates N antibodies (``bench/speed.py``'s ``make_fasta``), then times what the driver does
 before handing parts to Ray: read the FASTA, cut it into parts of 512 and write each part's shard
-(:func:`loopfold.cluster.stage_shards`). Reports records/s and this process's peak memory.
+(:func:`loopfold.pipeline.cluster.stage_shards`). Reports records/s and this process's peak memory.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--out", type=Path, default=Path("out/bench"))
     args = ap.parse_args(argv)
-    from loopfold.cluster import stage_shards
     from loopfold.io.fasta import antibodies_from_fasta
     from loopfold.io.parquet_parts import ParquetParts
+    from loopfold.pipeline.cluster import stage_shards
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

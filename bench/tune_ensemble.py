@@ -21,15 +21,15 @@ import numpy as np
 from tables import tuning_parser, update_config
 
 from loopfold.errors import LoopfoldError
+from loopfold.evaluate.error_fit import fit_run_error_model
+from loopfold.evaluate.metrics import evaluate_angles
+from loopfold.evaluate.scores import unique_loops
+from loopfold.model.dataset import load_part
 from loopfold.model.decode import run_network
 from loopfold.model.features import batch_from_frame
 from loopfold.model.fv_inputs import frame_batch
 from loopfold.model.templates import choose_conformations
-from loopfold.predict import Predictor
-from loopfold.train.error_fit import fit_run_error_model
-from loopfold.train.evaluate import unique_loops
-from loopfold.train.loop import load_part
-from loopfold.train.metrics import evaluate_angles
+from loopfold.pipeline.predictor import Predictor
 
 
 def weightings(n: int) -> dict[str, list[float]]:

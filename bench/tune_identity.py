@@ -18,11 +18,11 @@ from pathlib import Path
 from tables import tuning_parser, update_config
 
 from loopfold.errors import LoopfoldError
+from loopfold.evaluate.metrics import evaluate_angles
+from loopfold.evaluate.scores import unique_loops
+from loopfold.model.dataset import load_part
 from loopfold.model.templates import choose_conformations
-from loopfold.predict import Predictor
-from loopfold.train.evaluate import unique_loops
-from loopfold.train.loop import load_part
-from loopfold.train.metrics import evaluate_angles
+from loopfold.pipeline.predictor import Predictor
 
 
 def tune(run: Path, data: Path, split: Path, weights: list[float]) -> dict:

@@ -22,16 +22,16 @@ import pandas as pd
 from tables import tuning_parser, update_config
 
 from loopfold.errors import LoopfoldError
+from loopfold.evaluate.metrics import evaluate_angles
+from loopfold.evaluate.scores import unique_loops
+from loopfold.model.dataset import load_part
 from loopfold.model.decode import run_network
 from loopfold.model.ensemble import member_weights
 from loopfold.model.fv_inputs import frame_batch
 from loopfold.model.templates import choose_conformations, template_ids
 from loopfold.numbering.anarci import number_sequences
 from loopfold.numbering.vhh import is_vhh
-from loopfold.predict import Predictor
-from loopfold.train.evaluate import unique_loops
-from loopfold.train.loop import load_part
-from loopfold.train.metrics import evaluate_angles
+from loopfold.pipeline.predictor import Predictor
 
 CDRS = ("H1", "H2", "H3")
 

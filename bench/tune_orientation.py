@@ -19,7 +19,7 @@ from fv import ROOT, true_antibodies, without_relatives
 
 from loopfold.fv.assemble import FrameworkBuilder
 from loopfold.fv.library import LIBRARY_FILE, load_library
-from loopfold.predict import SHIPPED
+from loopfold.pipeline.predictor import SHIPPED
 from loopfold.structure.superpose import superposed_rmsd
 
 

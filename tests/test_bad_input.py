@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from loopfold.cli import app
 from loopfold.io.pdb import backbones_to_pdb
-from loopfold.predict import SHIPPED
+from loopfold.pipeline.predictor import SHIPPED
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, make_backbone, write_pdb
 from tests.data.test_extract_split import rec
 

@@ -312,7 +312,7 @@ def test_cli_refuses_options_that_would_be_ignored_and_protects_the_library(tmp_
     assert r.exit_code == 2 and "--format goes with --pdb-dir" in r.output
     r = runner.invoke(app, ["predict", "--loop", "ARDYYGSSYFDY", "--no-fv"])
     assert r.exit_code == 2 and "--no-fv goes with --heavy/--light/--fasta" in r.output
-    from loopfold.predict import SHIPPED
+    from loopfold.pipeline.predictor import SHIPPED
 
     before = (SHIPPED / "frameworks.npz").read_bytes()
     r = runner.invoke(app, ["predict", "--heavy", VHH, "--json", str(SHIPPED / "frameworks.npz")])
@@ -343,10 +343,10 @@ def test_error_coefficients_may_hold_a_pair_per_cdr(tmp_path):
 def test_loop_residue_errors_use_their_cdr_pair(lf):
     from dataclasses import replace
 
-    from loopfold.batch import predict_antibodies
     from loopfold.constants import CDRS
     from loopfold.fv.assemble import FrameworkBuilder
     from loopfold.io.fasta import AntibodyInput
+    from loopfold.pipeline.batch import predict_antibodies
 
     per = (0.6, 0.3, 0.2, 0.1, 1.5) + tuple(v for k in range(len(CDRS)) for v in (0.1 * k, 1.0 + k))
     builder = FrameworkBuilder(replace(lf.builder.library, error_coef=np.array(per)))

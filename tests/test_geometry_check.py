@@ -132,7 +132,7 @@ def test_mmcif_reads_the_same_in_gemmi_and_biotite_as_the_pdb(lf, tmp_path):
 def test_structure_output_has_cb_on_new_loops_one_b_factor_meaning_and_contacts(tmp_path, fab_pdb):
     import gemmi
 
-    from loopfold.graft import error_b_factor
+    from loopfold.pipeline.graft import error_b_factor
 
     out = tmp_path / "out"
     r = runner.invoke(app, ["predict", "--structure", str(fab_pdb), "--loops", "H3", "--pdb-dir", str(out),

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from loopfold.cli import app
 from loopfold.errors import InvalidFile
-from loopfold.predict import SHIPPED
+from loopfold.pipeline.predictor import SHIPPED
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
 runner = CliRunner()
@@ -179,7 +179,7 @@ def test_batch_rounding_gives_the_per_loop_json_values():
     import numpy as np
 
     from loopfold.model.error_model import loops_features, residue_features
-    from loopfold.samples import JsonTable, coords_json, rounded
+    from loopfold.pipeline.samples import JsonTable, coords_json, rounded
 
     rng = np.random.default_rng(3)
     angles, conf = rng.uniform(-180, 180, (3, 12, 3)), rng.random((3, 12)).astype(np.float32)

@@ -116,7 +116,7 @@ def test_resume_refuses_another_model_or_a_changed_input_and_redoes_a_cut_part(t
     settings = json.loads((run / "run.json").read_text())
     assert len(settings["model_sha256"]) == 64 and settings["input_file"]["size"] == fa.stat().st_size
     # another model with the same info.name: a copy of the shipped one with other weights
-    from loopfold.predict import SHIPPED
+    from loopfold.pipeline.predictor import SHIPPED
 
     other = tmp_path / "other"
     shutil.copytree(SHIPPED, other)

@@ -11,7 +11,7 @@ from loopfold.constants import BOND_C_N, BOND_CA_C, BOND_N_CA
 from loopfold.data.identity import identity_matrix
 from loopfold.errors import InvalidSequence
 from loopfold.io.fasta import AntibodyInput
-from loopfold.predict import Predictor
+from loopfold.pipeline.predictor import Predictor
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
 runner = CliRunner()
@@ -133,7 +133,7 @@ def test_corrupt_model_folder(tmp_path):
 def test_run_config_is_validated_on_load(tmp_path, where, key, value, message):
     import shutil
 
-    from loopfold.predict import SHIPPED
+    from loopfold.pipeline.predictor import SHIPPED
 
     run = tmp_path / "run"
     shutil.copytree(SHIPPED, run)
@@ -249,7 +249,7 @@ def test_one_bad_record_is_reported_and_the_batch_goes_on(tmp_path):
 def test_identity_weight_comes_from_the_run_config(tmp_path):
     import shutil
 
-    from loopfold.predict import SHIPPED
+    from loopfold.pipeline.predictor import SHIPPED
 
     runs = {}
     for name, weight in (("probability_only", 0.0), ("identity_only", 1e6)):

@@ -161,7 +161,7 @@ def test_ray_and_workers_need_their_partners(tmp_path):
 def test_a_local_cluster_ends_with_its_driver_even_after_sigkill():
     import psutil
 
-    script = ("import time\nfrom loopfold.cluster import connect\nconnect('local')\nimport ray\n"
+    script = ("import time\nfrom loopfold.pipeline.cluster import connect\nconnect('local')\nimport ray\n"
               "print(ray.get(ray.remote(lambda: 'ready').remote()), flush=True)\n"
               "print(ray.get_runtime_context().gcs_address, flush=True)\ntime.sleep(600)\n")  # fmt: skip
     env = {k: v for k, v in ENV.items() if not k.startswith("RAY_AUTH")} | {"RAY_AUTH_MODE": "disabled"}

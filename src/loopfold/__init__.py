@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> object:
     """Load the API on first use (``loopfold.LoopFold``), so ``import loopfold`` stays cheap."""
     if name in ("LoopFold", "Prediction", "Loop"):
-        from loopfold import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("loopfold.api"), name)  # the top layer, loaded on first use
     raise AttributeError(f"module 'loopfold' has no attribute {name!r}")

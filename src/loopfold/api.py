@@ -76,7 +76,7 @@ class Prediction:
         """The Fv as PDB or mmCIF text (predicted error in the B-factor column); with ``refine``, side
         chains added and a restrained minimisation (:mod:`loopfold.fv.refine`; needs OpenMM), checked
         as :meth:`refined` says."""
-        from loopfold.io.fv_file import fv_text
+        from loopfold.pipeline.fv_file import fv_text
 
         if refine:
             return self.refined(fmt).text
@@ -86,7 +86,7 @@ class Prediction:
         """The Fv refined, checked: a refinement that makes a D-residue or a non-planar peptide bond the
         model did not have is undone (``refined`` False, ``reason`` why, the unrefined text)."""
         from loopfold.fv.refine import refine_checked
-        from loopfold.io.fv_file import fv_text, pdb_to_cif
+        from loopfold.pipeline.fv_file import fv_text, pdb_to_cif
 
         out = refine_checked(fv_text(self._fv(), "pdb", self._remarks()), self.id)
         return out if fmt == "pdb" else replace(out, text=pdb_to_cif(out.text, self.id))
@@ -146,7 +146,7 @@ class LoopFold:
     def __init__(self, model: str | Path | None = None, fv: bool = True, species: list[str] | None = None,
                  workers: int | None = None, nanobody: bool | None = None) -> None:  # fmt: skip
         from loopfold.numbering.cache import ChainNumberer
-        from loopfold.predict import SHIPPED, Predictor
+        from loopfold.pipeline.predictor import SHIPPED, Predictor
 
         self.numberer, self.workers, self.nanobody = ChainNumberer(species), workers, nanobody
         self.predictor = Predictor(model)
@@ -178,7 +178,7 @@ class LoopFold:
             LoopfoldError: an unreadable structure, no antibody chain, a requested loop absent, or stems
                 with missing atoms or breaks.
         """
-        from loopfold.graft import predict_structure
+        from loopfold.pipeline.graft import predict_structure
 
         record, text = predict_structure(self.predictor, path, loops, self.numberer, self.nanobody)
         return GraftedStructure(record["id"], tuple(Loop.from_json(lp) for lp in record["loops"]), record, text)
@@ -236,7 +236,7 @@ class LoopFold:
 
     def _run(self, antibodies: Iterable[AntibodyInput], chunk: int = 512,
              samples: int = 0) -> Iterator[tuple[Prediction, LoopfoldError | None]]:  # fmt: skip
-        from loopfold.batch import predict_antibodies
+        from loopfold.pipeline.batch import predict_antibodies
 
         name = self.predictor.name
         for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder,

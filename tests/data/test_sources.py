@@ -157,7 +157,7 @@ def test_nanobody_mode_takes_the_vh_from_nanobody_entries():
     from loopfold.fv.assemble import FrameworkBuilder
     from loopfold.fv.library import LIBRARY_FILE, load_library
     from loopfold.numbering.anarci import number_sequence
-    from loopfold.predict import SHIPPED
+    from loopfold.pipeline.predictor import SHIPPED
 
     lib = load_library(SHIPPED / LIBRARY_FILE)
     vh_only = (lib.residues[:, 1] == 0).all(1)

@@ -12,7 +12,6 @@ import torch
 
 from loopfold.data.extract import ExtractOptions, extract_file
 from loopfold.errors import CheckpointError
-from loopfold.graft import loops_pdb
 from loopfold.io.fasta import AntibodyInput
 from loopfold.model.config import TrainConfig
 from loopfold.model.context import (
@@ -31,7 +30,8 @@ from loopfold.model.rebuild_torch import rebuild_backbone_torch
 from loopfold.model.template_input import K_TEMPLATES, retrieve
 from loopfold.model.templates import TemplateLibrary
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
-from loopfold.predict import Predictor
+from loopfold.pipeline.graft import loops_pdb
+from loopfold.pipeline.predictor import Predictor
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 from loopfold.structure.superpose import superposed_rmsd
 from loopfold.train.loop import train_model

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
+from loopfold.evaluate.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
+from loopfold.evaluate.metrics import evaluate_angles
 from loopfold.model.checkpoint import load_model
 from loopfold.model.config import TrainConfig
 from loopfold.structure.rebuild import rebuild_backbone
 from loopfold.structure.superpose import superposed_rmsd
-from loopfold.train.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
 from loopfold.train.loop import train_model
-from loopfold.train.metrics import evaluate_angles
 from tests.model.test_model import frame
 
 

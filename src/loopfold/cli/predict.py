@@ -125,7 +125,7 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
 
 def _as_format(pdb_text: str, fmt: str, name: str) -> str:
     """PDB text as is, or converted to mmCIF (data block ``name``) for ``--format cif``."""
-    from loopfold.io.fv_file import pdb_to_cif
+    from loopfold.pipeline.fv_file import pdb_to_cif
 
     return pdb_to_cif(pdb_text, name) if fmt == "cif" else pdb_text
 
@@ -133,7 +133,7 @@ def _as_format(pdb_text: str, fmt: str, name: str) -> str:
 def _structure(api, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
     """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
     from loopfold.constants import CDRS
-    from loopfold.graft import structure_output
+    from loopfold.pipeline.graft import structure_output
 
     wanted = None
     if loops is not None:
@@ -162,7 +162,7 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
     """Consume ``(result, error, prediction)`` triples: stream JSONL, collect the JSON document and the
     structure files (the whole Fv when the prediction has one, else the loops alone)."""
     from loopfold.cli import tracked
-    from loopfold.graft import loops_pdb
+    from loopfold.pipeline.graft import loops_pdb
 
     used: dict[str, str] = {}
     collected, pdbs = [], []
@@ -287,7 +287,7 @@ def predict_cmd(
     from loopfold.io.parquet_parts import WRITES as PARQUET_WRITES
     from loopfold.model.checkpoint import CONFIG, WEIGHTS
     from loopfold.model.templates import TEMPLATES
-    from loopfold.predict import MANIFEST, SHIPPED
+    from loopfold.pipeline.predictor import MANIFEST, SHIPPED
 
     given = [x is not None for x in (loop, heavy or light, fasta, table, structure)]
     batch = fasta if fasta is not None else table  # a file of many antibodies

@@ -46,8 +46,8 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
     if species:
         settings["species"] = sorted(species)
     if ray is not None:
-        from loopfold.cluster import connect
         from loopfold.io.parquet_parts import check_folder
+        from loopfold.pipeline.cluster import connect
 
         check_folder(o.parquet, {**settings, "part_size": part_size}, resume)  # before a cluster is started
         connect(ray)  # before the run folder is made: a cluster that cannot be joined leaves nothing behind
@@ -57,7 +57,7 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
     if ray is None:
         results = ((p.record, e) for p, e in api.predictions(todo, samples, chunk=part_size))
         return parquet_run(o, parts, results, on_error)
-    from loopfold.cluster import PartSettings, ray_parts, stage_shards
+    from loopfold.pipeline.cluster import PartSettings, ray_parts, stage_shards
 
     folder = Path(o.parquet).resolve()
     cfg = PartSettings(str(folder), str(model.resolve()) if model is not None else None, api.predictor.name,

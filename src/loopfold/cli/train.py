@@ -30,7 +30,8 @@ def train_cmd(
 ) -> None:
     """Train a model on a split's training part, stopping early on its validation part."""
     from loopfold.model.config import load_config
-    from loopfold.train.loop import load_part, train_model
+    from loopfold.model.dataset import load_part
+    from loopfold.train.loop import train_model
 
     overrides: dict = {}
     if epochs is not None:
@@ -91,9 +92,9 @@ def evaluate_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Score a model (and the baselines) on a split part: rmsd_loop, rmsd_stem, loop phi/psi MAE, seed_mse."""
-    from loopfold.predict import Predictor
-    from loopfold.train.evaluate import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
-    from loopfold.train.loop import load_part
+    from loopfold.evaluate.scores import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
+    from loopfold.model.dataset import load_part
+    from loopfold.pipeline.predictor import Predictor
 
     try:
         predictor = Predictor(model)
@@ -134,8 +135,8 @@ def report_cmd(
     part: Annotated[str, typer.Option(help="Split part.")] = "test",
 ) -> None:
     """Figures (Ramachandran, error by position, RMSD by length, training curve) and an HTML page."""
+    from loopfold.evaluate.report import json_report, run_report
     from loopfold.io.outputs import check_outputs
-    from loopfold.report import json_report, run_report
     from loopfold.train.loop import RUN_FILES
 
     # a run folder is read file by file (a report inside it, RUN/report, is where one expects it)

@@ -21,10 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from loopfold.constants import AMINO_ACIDS
-from loopfold.data.splits import read_split
-from loopfold.data.store import read_dataset
 from loopfold.errors import CheckpointError, InvalidFile
+from loopfold.evaluate.curves import plot_curve
 from loopfold.io.atomic import atomic_path, write_text
 from loopfold.model.checkpoint import save_model
 from loopfold.model.config import TrainConfig
@@ -50,29 +48,6 @@ def clear_run(folder: Path) -> None:
             shutil.rmtree(p)
         elif p.is_file() or p.is_symlink():
             p.unlink()
-
-
-def usable(df: pd.DataFrame, max_len: int) -> pd.DataFrame:
-    """Loops a model can train or be scored on: window <= max_len, standard residues, no break."""
-    window = df["stem_n"] + df["sequence"] + df["stem_c"]
-    ok = window.str.len().le(max_len) & window.map(lambda s: set(s) <= set(AMINO_ACIDS))
-    ok &= ~df["has_chain_break"].astype(bool)
-    return df[ok].reset_index(drop=True)
-
-
-def load_part(data: str | Path, split_dir: str | Path | None, part: str, max_len: int) -> pd.DataFrame:
-    """The usable loops of one split part (the whole dataset when ``split_dir`` is None), each with its
-    antibody's partner chain (``partner_sequence``, from the whole dataset)."""
-    from loopfold.model.context import with_partners
-
-    df = with_partners(read_dataset(data))
-    if split_dir is not None:
-        split = read_split(split_dir)
-        ids = set(split.loc[split["part"] == part, "loop_id"])
-        if not ids:
-            raise InvalidFile(f"{split_dir}: the split has no {part!r} loops")
-        df = df[df["loop_id"].isin(ids)]
-    return usable(df, max_len)
 
 
 def bin_centers(train: pd.DataFrame, cfg: TrainConfig) -> np.ndarray:
@@ -154,27 +129,6 @@ def augment(batch: Batch, strict: Batch | None, rng: np.random.Generator) -> Bat
     context = torch.where(no_ctx[:, None], torch.full_like(batch.context, GAP), batch.context)
     slots = torch.where(no_ctx[:, None], torch.full_like(batch.slots, NO_SLOT), batch.slots)
     return replace(batch, templates=templates, context=context, slots=slots, **swap)
-
-
-def plot_curve(history: list[dict], path: Path) -> None:
-    """Training and validation loss per epoch, as a PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=110)
-    ep = [h["epoch"] for h in history]
-    ax.plot(ep, [h["train_loss"] for h in history], label="train loss")
-    ax.plot(ep, [h["val_loss"] for h in history], label="validation loss")
-    ax.plot(ep, [h["val_seed_mse"] for h in history], label="validation seed_mse", ls="--")
-    ax.set_xlabel("epoch")
-    ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
 
 
 def train_model(
@@ -275,7 +229,7 @@ def train_model(
     if library.groups:
         library.save(out / TEMPLATES)
     _calibrate(out, vb, cfg)
-    from loopfold.train.error_fit import fit_run_error_model, select_output
+    from loopfold.evaluate.error_fit import fit_run_error_model, select_output
 
     if cfg.model == "fvnet":
         select_output(out, val)

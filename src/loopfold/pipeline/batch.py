@@ -23,8 +23,8 @@ from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
 from loopfold.numbering.vhh import hallmarks, is_vhh
-from loopfold.predict import LoopQuery, Predictor
-from loopfold.samples import coords_json, rounded
+from loopfold.pipeline.predictor import LoopQuery, Predictor
+from loopfold.pipeline.samples import coords_json, rounded
 from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
 

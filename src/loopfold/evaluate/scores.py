@@ -8,14 +8,14 @@ import numpy as np
 import pandas as pd
 
 from loopfold.data.identity import max_identity
+from loopfold.evaluate.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
+from loopfold.evaluate.metrics import evaluate_angles
 from loopfold.model.templates import template_ids
-from loopfold.predict import Predictor
-from loopfold.train.baselines import IdentityTemplateBaseline, ResidueMeanBaseline
-from loopfold.train.metrics import evaluate_angles
+from loopfold.pipeline.predictor import Predictor
 
 
 def evaluate_model(model: str | Path | Predictor, df: pd.DataFrame) -> dict:
-    """Metrics of a trained model, as :class:`loopfold.predict.Predictor` outputs it.
+    """Metrics of a trained model, as :class:`loopfold.pipeline.predictor.Predictor` outputs it.
 
     ``seed_mse`` scores the sin/cos head (the MSE-optimal mean); the angle errors
     and RMSDs (``rmsd_loop``, ``rmsd_stem``, ``rmsd_local``) score the conformation the predictor writes:

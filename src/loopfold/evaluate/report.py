@@ -101,8 +101,8 @@ def _loop_rows(df: pd.DataFrame, angles: np.ndarray, coords: list) -> list[dict]
 
 def run_report(run_dir: Path, data: Path, split: Path | None, part: str, out: Path) -> dict:
     """Figures and page for a trained model on one split part; returns a summary."""
-    from loopfold.predict import Predictor
-    from loopfold.train.loop import load_part
+    from loopfold.model.dataset import load_part
+    from loopfold.pipeline.predictor import Predictor
 
     predictor = Predictor(run_dir)
     df = load_part(data, split, part, predictor.cfg.max_len)
@@ -153,7 +153,7 @@ def run_report(run_dir: Path, data: Path, split: Path | None, part: str, out: Pa
     images = ["ramachandran.png", "error_by_position.png", "rmsd_by_length.png"]
     metrics = run_dir / "metrics.jsonl"
     if metrics.is_file():
-        from loopfold.train.loop import plot_curve
+        from loopfold.evaluate.curves import plot_curve
 
         plot_curve([json.loads(x) for x in metrics.read_text().splitlines() if x.strip()], out / "training_curve.png")
         images.append("training_curve.png")

@@ -18,7 +18,7 @@ from loopfold.errors import BadStructure, NumberingError
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.model_check import new_atom_contacts, read_model, structure_chains
 from loopfold.numbering.cache import ChainNumberer
-from loopfold.predict import LoopQuery, Predictor
+from loopfold.pipeline.predictor import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_windows
 from loopfold.structure.relieve import ideal_cb
@@ -83,7 +83,7 @@ def predict_structure(
 
     The chains are numbered (``numberer``: the run's cache and species) and grouped into antibodies
     (:func:`structure_records`); each antibody's loops are cut with its Fv context exactly as from
-    its sequences (:func:`loopfold.batch.record_queries`), so a crystal's own chains get the loops,
+    its sequences (:func:`loopfold.pipeline.batch.record_queries`), so a crystal's own chains get the loops,
     templates and confidences ``--heavy/--light`` give them; every loop goes through the network in
     one call, and each chosen window is placed on all its stem residues and closed onto them.
     Framework atoms are written as read; predicted residues carry their predicted error as B-factor.
@@ -95,8 +95,8 @@ def predict_structure(
         LoopfoldError: unreadable structure, no antibody chain, a requested loop
             absent, or stems with missing atoms or breaks.
     """
-    from loopfold.batch import record_queries
     from loopfold.io.pdb import read_structure, structure_with_backbones
+    from loopfold.pipeline.batch import record_queries
 
     wanted = None if loops is None else set(loops)
     sf = read_structure(path)

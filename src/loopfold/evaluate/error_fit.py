@@ -49,7 +49,7 @@ def error_table(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np
 
 def fit_run_error_model(run_dir: str | Path, val: pd.DataFrame) -> ErrorModel | None:
     """Fit the error model on ``val`` predictions and store it in the run's config (None: no usable loops)."""
-    from loopfold.predict import Predictor
+    from loopfold.pipeline.predictor import Predictor
 
     x, y, _, _ = error_table(Predictor(run_dir), val)
     if len(y) < 20:
@@ -109,8 +109,8 @@ def error_report(predictor, df: pd.DataFrame, bins: int = 4) -> dict | None:
 def select_output(run_dir: str | Path, val: pd.DataFrame) -> dict[str, float]:
     """Choose what an FvNet run writes, by mean validation ``rmsd_loop``: its own rebuilt structure or
     the template its scores rank first; stored as ``info.output``. Returns both scores."""
-    from loopfold.predict import Predictor
-    from loopfold.train.metrics import evaluate_angles
+    from loopfold.evaluate.metrics import evaluate_angles
+    from loopfold.pipeline.predictor import Predictor
 
     net, cfg, info = load_model(run_dir)
     scores = {}

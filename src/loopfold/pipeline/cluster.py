@@ -99,7 +99,8 @@ def connect(address: str) -> None:
 def start_watchdog() -> subprocess.Popen:
     """A separate process that ends the cluster this run started when the run ends, however it ends
     (SIGKILL included): see :func:`watch`."""
-    return subprocess.Popen([sys.executable, "-c", f"from loopfold.cluster import watch; watch({os.getpid()})"],
+    code = f"from loopfold.pipeline.cluster import watch; watch({os.getpid()})"
+    return subprocess.Popen([sys.executable, "-c", code],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)  # fmt: skip
 

@@ -39,13 +39,13 @@ from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
 from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
-from loopfold.samples import JsonTable, coords_json, loop_samples, rounded
+from loopfold.pipeline.samples import JsonTable, coords_json, loop_samples, rounded
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.planar import planarize
 from loopfold.structure.rebuild import rebuild_backbone
 
 SCHEMA_VERSION = "1"
-SHIPPED = Path(__file__).resolve().parent / "weights"
+SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 SEEN_IDENTITY = 0.9
 MANIFEST = "training_loops.csv"
 
