@@ -219,6 +219,7 @@ def test_progress_line_shows_rate_on_a_terminal_only_and_not_when_quiet():
         assert ("antibodies (" in buf.getvalue() and "/s)" in buf.getvalue()) == shown, buf.getvalue()
 
 
+@pytest.mark.slow
 def test_refine_adds_side_chains_keeps_numbering_and_errors_and_clears_clashes(lf, tmp_path):
     pytest.importorskip("openmm")
     from loopfold.fv.refine import closest_heavy_pair

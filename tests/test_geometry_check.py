@@ -151,6 +151,7 @@ def test_structure_output_has_cb_on_new_loops_one_b_factor_meaning_and_contacts(
     assert set(res["new_loop_contacts"]) == {"pairs_under_2.2", "closest"} and res["new_loop_contacts"]["closest"] > 0
 
 
+@pytest.mark.slow
 def test_refinement_keeps_every_residue_l_and_every_bond_planar(lf):
     pytest.importorskip("openmm")
     from loopfold.io.model_check import check_text
@@ -163,6 +164,7 @@ def test_refinement_keeps_every_residue_l_and_every_bond_planar(lf):
         assert "refined: side chains by PDBFixer" in ref.text and ref.text.count("REMARK 250 refined") == 1
 
 
+@pytest.mark.slow
 def test_a_refinement_that_inverts_a_residue_is_undone(lf, monkeypatch):
     import gemmi
 
@@ -184,6 +186,7 @@ def test_a_refinement_that_inverts_a_residue_is_undone(lf, monkeypatch):
     assert ref.geometry.passed and "CB" in ref.text  # the unrefined model, as checked
 
 
+@pytest.mark.slow
 def test_structure_refine_moves_only_the_new_loops_and_keeps_the_crystal_atoms(tmp_path, shared_data):
     pytest.importorskip("openmm")
     import gemmi

@@ -133,6 +133,7 @@ def test_devices_symlinks_and_fifos_are_written_in_place(tmp_path):
     assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[0])["id"] == "tz"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_keeps_streamed_records_and_leaves_no_temporary_files(tmp_path, sig, code):
     fa = tmp_path / "many.fasta"

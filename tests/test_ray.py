@@ -31,6 +31,8 @@ except ImportError:
         raise
     pytest.skip("Ray is not installed (pip install 'loopfold[cluster]')", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # a Ray cluster per test: `-m "not slow"` leaves them out
+
 N = 240  # antibodies
 BIN = Path(sys.executable).parent
 #: the test cluster's own token (Ray's token authentication), usage statistics off

@@ -96,3 +96,12 @@ class RefinementError(LoopfoldError):
     """A model cannot be refined (PDBFixer or OpenMM failed)."""
 
     kind = "refinement"
+
+
+def rebuilt(class_name: str, message: str) -> LoopfoldError:
+    """The error ``class_name(message)`` (one of this module's classes; LoopfoldError for another name):
+    an error sent between processes as text keeps its type."""
+    cls = globals().get(class_name)
+    if not (isinstance(cls, type) and issubclass(cls, LoopfoldError)):
+        cls = LoopfoldError
+    return cls(message)

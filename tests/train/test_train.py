@@ -99,6 +99,7 @@ def test_identity_template_uses_the_template_geometry_of_the_model():
     assert superposed_rmsd(coords[0], rebuild_backbone(tors)) > 0.1  # not an ideal-geometry rebuild
 
 
+@pytest.mark.slow
 def test_resume_after_interruption_gives_same_result(tmp_path):
     cfg = TrainConfig(hidden=16, max_len=12, n_bins=4, epochs=4, batch_size=2, patience=10)
     train, val = frame(n=6, seed=1), frame(n=3, seed=2)

@@ -33,14 +33,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopfold.errors import LoopfoldError
+from loopfold.errors import LoopfoldError, rebuilt
 from loopfold.io.fasta import AntibodyInput
 
 #: ``--ray`` without an address: start a cluster on this machine for the run.
 LOCAL = "local"
 #: Input shards, inside the run folder (removed as their parts are written).
 SHARDS = ".input"
-FIELDS = ("name", "heavy", "light", "other", "error")
+FIELDS = ("name", "heavy", "light", "other", "error", "error_type")  # a record's error as text and its class
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,9 @@ def stage_shards(records: Iterable[AntibodyInput], queue: deque, folder: Path) -
             rows = []
         if not parts or k != parts[-1]:
             parts.append(k)
-        rows.append({f: getattr(rec, f) for f in FIELDS})
+        err = rec.error
+        rows.append({"name": rec.name, "heavy": rec.heavy, "light": rec.light, "other": rec.other,
+                     "error": None if err is None else str(err), "error_type": type(err).__name__ if err else None})
     if parts:
         flush()
     return parts
@@ -211,7 +213,9 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
                 ids = set(pq.read_table(done, columns=["id"]).column("id").to_pylist())
                 errs = pq.read_table(folder / f"errors-{k:05d}.parquet").to_pylist()
                 return len(ids) + len(errs), [[e["id"], e["reason"], e.get("kind") or "other"] for e in errs], True
-            abs_ = [AntibodyInput(**row) for row in pq.read_table(shard).to_pylist()]
+            abs_ = [AntibodyInput(r["name"], r["heavy"], r["light"], r["other"],
+                                  None if r["error"] is None else rebuilt(r.get("error_type") or "", r["error"]))
+                    for r in pq.read_table(shard).to_pylist()]  # fmt: skip
             results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
             failures = [[r["id"], str(e), e.kind] for r, e in results if e is not None]
             if failures and settings.stop_on_error:
