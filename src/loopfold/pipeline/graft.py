@@ -132,6 +132,8 @@ def predict_structure(
                 raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id}: stem residues lack backbone atoms")
             queries.append(q)
             owners.append(bb)
+    order = sorted(range(len(queries)), key=lambda i: [id(c) for c in sf.chains].index(id(owners[i])))  # file order
+    queries, owners = [queries[i] for i in order], [owners[i] for i in order]
 
     def place(i: int, q: LoopQuery, xyz: np.ndarray) -> tuple[np.ndarray, dict]:
         bb = owners[i]
