@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -192,7 +192,7 @@ class LoopFold:
             InvalidSequence: an unknown CDR, a letter that is not an amino acid, or too long a loop.
         """
         p = self.predictor
-        record = {"id": name, "loops": p.predict_queries([p.loop_query(sequence, cdr, stems)], samples)}
+        record: dict[str, Any] = {"id": name, "loops": p.predict_queries([p.loop_query(sequence, cdr, stems)], samples)}
         return Prediction(name, tuple(Loop.from_json(lp) for lp in record["loops"]), None, record, p.name)
 
     def predict_many(

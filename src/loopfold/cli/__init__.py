@@ -11,7 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -68,7 +68,7 @@ def _root(
     ctx.call_on_close(release_all)  # the outputs' locks end with the command, however it ends
 
 
-def fail(message: str, code: int = 2) -> None:
+def fail(message: str, code: int = 2) -> NoReturn:
     """Print one error line and exit."""
     console.print(Text("error:", style="red"), shown(message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -108,6 +108,7 @@ def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", d
                 prog.start()
                 task = prog.add_task("predict", total=None, rate="-")
             if prog is not None:
+                assert task is not None  # added with prog
                 prog.update(task, completed=n, rate=f"{n / max(elapsed, 1e-9):.1f}")
             yield item
     finally:

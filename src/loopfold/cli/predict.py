@@ -14,9 +14,10 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -24,6 +25,9 @@ from loopfold.cli import app, console, fail, out
 from loopfold.cli.runs import EXIT_SOME_FAILED
 from loopfold.errors import BadFileName, InvalidFile, LoopfoldError
 from loopfold.io.outputs import JsonlStream
+
+if TYPE_CHECKING:
+    from loopfold.io.parquet_parts import ParquetParts
 
 STRUCTURE_SUFFIXES = (".gz", ".bz2", ".pdb", ".ent", ".cif", ".mmcif")
 #: Longest PDB file name stem (bytes, UTF-8) written for a record (longer names are cut and given a hash).
@@ -58,7 +62,7 @@ class _Outputs:
     quiet: bool = False
     refine: bool = False
     parquet: Path | None = None
-    parts: object = None  # the ParquetParts of a --parquet run
+    parts: ParquetParts | None = None  # the ParquetParts of a --parquet run
     stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
@@ -85,6 +89,7 @@ class _Outputs:
         """The record's PDB file name; refused when it would land on an input."""
         fname = _pdb_name(name, used, "." + self.fmt)
         others = {**self.inputs, "--json": self.json_out, "--jsonl": self.jsonl_out}
+        assert self.pdb_dir is not None  # called only with --pdb-dir
         for opt, path in others.items():
             if path is not None and os.path.realpath(self.pdb_dir / fname) == os.path.realpath(path):
                 raise InvalidFile(f"--pdb-dir {self.pdb_dir}: {fname} is the {opt} file; refusing to write over it")
@@ -96,6 +101,7 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
     from loopfold.io.outputs import open_output, write_file_set
 
     if pdbs:
+        assert o.pdb_dir is not None  # structure files are collected only with --pdb-dir
         write_file_set(o.pdb_dir, pdbs, done=lambda n: setattr(o, "pdb_written", n))
     if o.json_out is not None:
         with open_output(o.json_out) as fh:
@@ -369,6 +375,7 @@ def predict_cmd(
                 one = api.predict_loop(loop, cdr or "H3", stem_pair, samples, name or "query")
                 code = _stream(predictor, o, iter([(one.record, None, None)]), "fail")
             else:
+                abs_: Iterable[AntibodyInput]
                 if batch is None:
                     abs_ = [AntibodyInput(name or "query", heavy, light)]
                 elif fasta is not None:
@@ -376,6 +383,7 @@ def predict_cmd(
                 else:
                     from loopfold.io.tables import antibodies_from_table
 
+                    assert table is not None  # batch is table when fasta is None
                     abs_ = antibodies_from_table(table)
                 if parquet is not None:
                     from loopfold.cli.runs import parquet_command

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -103,7 +103,7 @@ def evaluate_cmd(
         df = unique_loops(df) if unique else df
         train_split = split if train_data is None else None
         train = load_part(train_data or data, train_split, "train", cfg.max_len) if (split or train_data) else None
-        result = {"part": part, "n_loops": len(df), "model": evaluate_model(predictor, df)}
+        result: dict[str, Any] = {"part": part, "n_loops": len(df), "model": evaluate_model(predictor, df)}
         if train is not None:
             result["max_test_train_identity"] = max_train_identity(train, df)
             if baselines:

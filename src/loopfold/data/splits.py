@@ -208,7 +208,7 @@ def leakage_report(df: pd.DataFrame, split: pd.DataFrame) -> dict:
     overall = {"test": 0.0, "validation": 0.0}
     for cdr, group in merged.groupby("cdr"):
         train = group.loc[group["part"] == "train", "sequence"].tolist()
-        entry = {p: int((group["part"] == p).sum()) for p in PARTS}
+        entry: dict[str, int | float] = {p: int((group["part"] == p).sum()) for p in PARTS}
         for part in ("test", "validation"):
             seqs = group.loc[group["part"] == part, "sequence"].tolist()
             m = float(max_identity(seqs, train).max()) if seqs and train else 0.0

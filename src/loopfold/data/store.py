@@ -7,6 +7,7 @@ flat list of ``W*12`` floats (window residues x N, CA, C, O x xyz) or null.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,7 @@ def read_dataset(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def merge_datasets(
-    paths: list[str | os.PathLike[str]], out: str | os.PathLike[str], dedupe: bool = False
+    paths: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], dedupe: bool = False
 ) -> tuple[int, DedupeReport | None]:
     """Concatenate datasets into ``out`` (atomically); returns the number of loops and, with
     ``dedupe``, what :func:`loopfold.data.dedupe.dedupe_sources` dropped (earlier inputs win).

@@ -20,6 +20,8 @@ with ideal geometry unless coordinates are given.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -93,7 +95,8 @@ def per_loop_errors(
         if row.coords is None or row.has_chain_break:
             continue
         n = lens[i]
-        xyz = coords[i] if coords is not None and coords[i] is not None else rebuild_backbone(angles[i, :n])
+        xyz = (cast(np.ndarray, coords[i]) if coords is not None and coords[i] is not None
+               else rebuild_backbone(angles[i, :n]))  # fmt: skip
         ref = np.asarray(row.coords, dtype=np.float64).reshape(n, 4, 3)
         loop = np.zeros(n, dtype=bool)
         loop[len(row.stem_n) : len(row.stem_n) + len(row.sequence)] = True

@@ -207,7 +207,7 @@ def json_report(path: Path, out: Path) -> dict:
     results = read_predictions(path)
     out.mkdir(parents=True, exist_ok=True)
     by: dict[str, list] = {}
-    loops3d = []
+    loops3d: list[dict] = []
     for res in results:
         for lp in res.get("loops", []):
             ang = np.array([[np.nan if a is None else a, np.nan if b is None else b]

@@ -188,6 +188,7 @@ class FrameworkBuilder:
                     bases["L"] = vl
         else:
             orient = int(np.argmax(next(iter(scores.values()))))
+        notes: list[str]
         coords, same, templates, identity, notes = {}, {}, {"orientation": str(lib.ids[orient])}, {}, []
         domains = {ct: d for ct, (_, d) in chains.items()}
         for ct, (seq, _) in chains.items():

@@ -44,8 +44,8 @@ def _broken(geo: GeometryCheck) -> set[str]:
         chain, pair, _ = _gap(g)
         out |= {f"{chain} {r}" for r in pair}
     out |= {b.removesuffix(" C-N") for b in (*geo.bond_outliers, *geo.angle_outliers) if b.endswith(" C-N")}
-    for pair in geo.clashes:
-        out |= set(pair.split("/"))
+    for clash in geo.clashes:
+        out |= set(clash.split("/"))
     return out
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,7 @@ class FrameworkLibrary:
 
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
+        extra: dict[str, Any]  # arrays; Any: savez_compressed's allow_pickle keyword is a bool
         extra = {} if self.error_coef is None else {"error_coef": np.asarray(self.error_coef, dtype=np.float64)}
         if self.h3 is not None:
             extra["h3"] = self.h3.astype(str)

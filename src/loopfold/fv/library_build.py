@@ -67,9 +67,9 @@ def _read_entry(job: tuple[str, dict]) -> tuple[str, dict] | tuple[str, str]:
     residues, coords = entry_from_chains(chains)
     dev = 0.0
     for c, ct in enumerate(CHAINS):
-        coords[c], d = clean_entry(coords[c], ct)
+        coords[c], dev_c = clean_entry(coords[c], ct)
         residues[c, ~np.isfinite(coords[c]).all((1, 2))] = 0
-        dev = max(dev, d)
+        dev = max(dev, dev_c)
     resolution = meta.get("resolution", sf.resolution)
     nanobody = "L" not in chains and is_vhh(chains["H"][0], chains["H"][2])
     return path, {"bond_deviation": dev, "contact": closest_contact(residues, coords), "pdb_id": sf.pdb_id,

@@ -26,6 +26,7 @@ def split_run(r0: int, r1: int, seg: np.ndarray) -> list[tuple[int, int]]:
 
 def flank(lacks: np.ndarray, start: int, step: int, size: int = 3) -> list[int]:
     """Up to ``size`` consecutive residues the template gives, from ``start`` away from a run (chain order)."""
+    out: list[int]
     out, k = [], start
     while 0 <= k < len(lacks) and not lacks[k] and len(out) < size:
         out.append(k)

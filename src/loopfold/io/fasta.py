@@ -58,6 +58,7 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
     except OSError as exc:
         raise InvalidFile(f"{p}: cannot read ({exc.strerror})") from None
     with fh:
+        parts: list[str]
         name, parts = None, []
         try:
             for lineno, line in enumerate(fh, 1):

@@ -17,6 +17,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from loopfold.errors import InvalidFile
@@ -49,7 +50,7 @@ def _stream(path: Path) -> bool:
     return False
 
 
-def lock_outputs(outputs: dict[str, Path | None]) -> None:
+def lock_outputs(outputs: Mapping[str, Path | None]) -> None:
     """Take an exclusive lock on every output (option name -> path) for the rest of this command.
 
     Raises:

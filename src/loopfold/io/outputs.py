@@ -112,6 +112,7 @@ def check_outputs(
     ins = {k: v for k, v in inputs.items() if v is not None and str(v) != STDOUT}
     outs = {k: v for k, v in {**files, **folders}.items() if v is not None}
     weights = installed_weights()
+    path: Path | None
     for name, path in outs.items():
         if str(path) == STDOUT:
             continue

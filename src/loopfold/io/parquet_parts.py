@@ -14,6 +14,7 @@ time and head/tail hash among them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -59,6 +60,10 @@ def loop_rows(record: dict) -> list[dict]:
 class ParquetParts:
     """The part files of one run folder (see the module docstring)."""
 
+    #: the part number of each record read by the todo iterator, in order (set by the caller to the
+    #: second value :meth:`skip_done` returns)
+    queue: deque[int]
+
     def __init__(self, folder: Path, settings: dict, part_size: int, resume: bool) -> None:
         self.folder, self.part_size = folder, part_size
         self.settings = {**settings, "part_size": part_size}
@@ -91,7 +96,7 @@ class ParquetParts:
 
         return todo(), parts
 
-    def write(self, k: int, results: list[tuple[dict, str | None]]) -> None:
+    def write(self, k: int, results: list[tuple[dict, LoopfoldError | None]]) -> None:
         """Write part k (see :func:`write_part`) and count it."""
         write_part(self.folder, k, results)
         self.finished(k)
@@ -163,7 +168,7 @@ def model_digest(run_dir: Path) -> str:
         if f.is_file():
             h.update(str(f.relative_to(run_dir)).encode() + b"\0")
             with open(f, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(MIB), b""):
+                for block in iter(functools.partial(fh.read, MIB), b""):
                     h.update(block)
     return h.hexdigest()
 

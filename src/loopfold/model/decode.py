@@ -65,6 +65,7 @@ def run_network(
         probs = np.exp(z - z.max(-1, keepdims=True))
         probs /= probs.sum(-1, keepdims=True)
         best = probs.argmax(-1)
+        assert centers is not None  # every network with bin_logits also outputs bin_centers
         c = centers.numpy()
         mode[..., 0] = c[best, 0]
         mode[..., 1] = c[best, 1]

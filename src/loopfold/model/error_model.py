@@ -21,6 +21,7 @@ prediction ranks and calibrates on the held-out sets.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -50,7 +51,8 @@ class ErrorModel:
             return None
         coef = block.get("coef") if isinstance(block, dict) else None
         ok = isinstance(coef, list) and len(coef) == len(FEATURES) and block.get("features") == list(FEATURES)
-        ok = ok and all(isinstance(c, int | float) and not isinstance(c, bool) and np.isfinite(c) for c in coef)
+        ok = ok and all(isinstance(c, int | float) and not isinstance(c, bool) and np.isfinite(c)
+                        for c in cast(list, coef))  # fmt: skip
         if not ok:
             raise InvalidFile(f"{where}: error_model must name the features {', '.join(FEATURES)} and hold "
                               f"{len(FEATURES)} finite coefficients")  # fmt: skip
@@ -77,7 +79,8 @@ def residue_features(
 
 
 def loops_features(
-    confidence: np.ndarray, probs: np.ndarray | None, identity: list[float | None], cdrs: list[str], sizes: list[int]
+    confidence: np.ndarray, probs: np.ndarray | None, identity: list[float | None], cdrs: list[str],
+    sizes: list[int] | np.ndarray,
 ) -> np.ndarray:
     """:func:`residue_features` of several loops at once, their residues end to end: loop k has
     ``sizes[k]`` residues, template identity ``identity[k]`` and CDR ``cdrs[k]``."""

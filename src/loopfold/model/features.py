@@ -9,6 +9,7 @@ the angle is defined, and omega cis (|omega| < 90) / trans with its own mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -44,8 +45,8 @@ class Batch:
 
     def subset(self, idx: torch.Tensor | np.ndarray) -> Batch:
         """The rows ``idx`` as a new batch."""
-        return Batch(**{k: None if getattr(self, k) is None else getattr(self, k)[idx]
-                        for k in self.__dataclass_fields__})  # fmt: skip
+        return Batch(**cast(dict[str, Any], {k: None if getattr(self, k) is None else getattr(self, k)[idx]
+                                             for k in self.__dataclass_fields__}))  # fmt: skip
 
     def inputs(
         self, idx: torch.Tensor | np.ndarray | None = None, width: int | None = None, fv: bool = True
@@ -55,6 +56,7 @@ class Batch:
         sel = slice(None) if idx is None else idx
         out = {"features": self.features[sel, :width], "lengths": self.lengths[sel]}
         if self.context is not None and fv:
+            assert self.templates is not None and self.slots is not None  # set with context (fv_inputs.with_fv)
             out.update(templates=self.templates[sel, :width], context=self.context[sel], slots=self.slots[sel, :width])
         return out
 

@@ -145,6 +145,7 @@ def kabsch_rmsd(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> t
 def structure_losses(out: dict[str, torch.Tensor], batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean loop RMSD (loop superposed on itself) and CA distance-matrix error over windows with coordinates."""
     true = batch.coords
+    assert true is not None  # fv_loss calls this only for a batch with coordinates
     known = torch.isfinite(true).all(-1).all(-1) & batch.pad_mask  # [B, L]
     rows = known.any(1)
     if not bool(rows.any()):
@@ -165,6 +166,8 @@ def expected_template_rmsd(out: dict[str, torch.Tensor], batch: Batch, identity_
     """Mean over windows of the expected true loop RMSD of the candidate templates under the softmax of
     the scores prediction uses (bin log probabilities + ``identity_weight`` x identity), at temperature
     ``RANK_TEMPERATURE`` (see :mod:`loopfold.model.template_targets`)."""
+    # fv_loss calls this only for a batch with candidates (candidate_targets sets all three)
+    assert batch.cand_bins is not None and batch.cand_ident is not None and batch.cand_rmsd is not None
     logp = torch.log_softmax(out["bin_logits"], -1)  # [B, L, K]
     bins = batch.cand_bins[..., : logp.shape[1]]  # [B, C, L]
     picked = torch.gather(logp[:, None].expand(-1, bins.shape[1], -1, -1), 3, bins.clamp(min=0)[..., None])

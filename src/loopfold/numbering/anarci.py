@@ -16,7 +16,9 @@ benchmarks (``bench/numbering.py``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import anarcism
 
@@ -102,12 +104,13 @@ def _validate(
     def accept(key: str, dom: NumberedDomain) -> str | None:
         """Put a renumbered domain in place if it passes; else the problem."""
         k, j, _ = jobs[key]
-        dom = replace(dom, indices=tuple(i + numbered[k][j].indices[0] for i in dom.indices))
+        first = cast(list[NumberedDomain], numbered[k])[j]  # jobs holds only chains that were numbered
+        dom = replace(dom, indices=tuple(i + first.indices[0] for i in dom.indices))
         problem = check_domain(items[k][1], dom.indices, dom.positions)
-        if problem is None and dom.chain_type != numbered[k][j].chain_type:
-            problem = f"chain type {dom.chain_type}, anarcism said {numbered[k][j].chain_type}"
+        if problem is None and dom.chain_type != first.chain_type:
+            problem = f"chain type {dom.chain_type}, anarcism said {first.chain_type}"
         if problem is None:
-            out[k][j] = dom
+            cast(list[NumberedDomain], out[k])[j] = dom  # not refused yet: callers skip refused chains
         return problem
 
     # a profile can misalign a whole family (rhesus shifts C23 of human kappa chains): the other species'
@@ -115,7 +118,7 @@ def _validate(
     retry: dict[str, list[tuple[str, str]]] = {}
     for key, sub in subs:
         k, j, _ = jobs[key]
-        retry.setdefault(numbered[k][j].species, []).append((key, sub))
+        retry.setdefault(cast(list[NumberedDomain], numbered[k])[j].species, []).append((key, sub))
     left = []
     for failing, group in retry.items():
         others = [x for x in (species or anarcism.species()) if x != failing]
@@ -131,6 +134,7 @@ def _validate(
             if not doms or accept(key, doms[0]) is not None:
                 left.append((key, sub))
     found = second_opinion.renumber(left)
+    r: tuple[str, tuple[int, ...], tuple[tuple[int, str], ...]] | str | None
     for key, _ in left:
         k, j, problem = jobs[key]
         if isinstance(out[k], NumberingError):
@@ -178,7 +182,8 @@ def number_sequences(
         raise ValueError(f"numbering engine {engine!r}: expected one of {', '.join(ENGINES)}")
     if engine == "anarcii":
         return _second_opinion(items)
-    opts = {"allowed_chains": ["H", "K", "L"], "allowed_species": check_species(species)}
+    opts: dict[str, Any] = {"allowed_chains": ["H", "K", "L"], "allowed_species": check_species(species)}
+    results: Sequence[anarcism.SequenceResult | NumberingError]
     try:
         results = anarcism.number_sequences(items, workers=workers, **opts)
     except anarcism.AnarcismError:  # one bad sequence fails the whole call: number them one by one

@@ -12,6 +12,7 @@ import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def predict_antibodies(
             if k in errors:
                 yield AntibodyResult({"id": ab.name, "error": str(errors[k])}, errors[k])
                 continue
-            res = {"id": ab.name, "mode": modes[k][0], "loops": [loops[i] for i in grouped.get(k, [])]}
+            res: dict[str, Any] = {"id": ab.name, "mode": modes[k][0], "loops": [loops[i] for i in grouped.get(k, [])]}
             if modes[k][1] is not None:
                 res["vhh_hallmarks"] = modes[k][1]
             if missing.get(k):
@@ -190,7 +191,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
         except LoopfoldError as exc:
             errors[k] = f"no Fv built: {exc}"
             continue
-        lws[k] = [LoopWindow(queries[i].cdr, queries[i].chain, queries[i].start, len(queries[i].stem_n),
+        lws[k] = [LoopWindow(queries[i].cdr, queries[i].chain, cast(int, queries[i].start), len(queries[i].stem_n),
                              len(queries[i].sequence), len(queries[i].stem_c), windows[i],
                              np.array(loops[i]["error"]) if "error" in loops[i] else None)
                   for i in grouped.get(k, [])]  # fmt: skip

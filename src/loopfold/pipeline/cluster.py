@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loopfold.errors import LoopfoldError, rebuilt
 from loopfold.io.fasta import AntibodyInput
@@ -84,6 +85,7 @@ def connect(address: str) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     watchdog = start_watchdog() if address == LOCAL else None  # before the cluster starts: a kill then is caught
     try:
+        local: dict[str, Any]  # more keyword arguments of ray.init (typed ones among them)
         local = {"_node_ip_address": "127.0.0.1"} if address == LOCAL else {}  # not reachable from the network
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                  **local)  # fmt: skip
@@ -254,7 +256,7 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
         n = min(workers or cpus, len(parts))
         threads = max(1, cpus // n)
         blocks = min(len(parts), 16 * n)  # enough to balance the workers, few enough to stay cheap at 10^5 parts
-        ds = ray.data.from_items([{"part": k} for k in parts], override_num_blocks=blocks)
+        ds: ray.data.Dataset = ray.data.from_items([{"part": k} for k in parts], override_num_blocks=blocks)
         ds = ds.map_batches(_worker_class(settings, threads), batch_size=1, concurrency=n, num_cpus=threads)
         try:
             for row in ds.iter_rows():

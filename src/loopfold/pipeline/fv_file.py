@@ -51,6 +51,7 @@ def cif_text(st: gemmi.Structure, name: str, remarks: list[str] | None = None) -
     st.name = name
     while len(st) > 1:
         del st[1]
+    ch: gemmi.Chain | None
     for ch in st[0]:
         for k, res in enumerate(ch):
             if _amino_acid(res.name):  # the chain's protein (modified residues too): its own asym id

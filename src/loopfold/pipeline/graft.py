@@ -9,6 +9,7 @@ loops is written as read.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from loopfold.constants import B_REMARK
 from loopfold.errors import BadStructure, NumberingError
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.model_check import new_atom_contacts, read_model, structure_chains
+from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
 from loopfold.pipeline.predictor import LoopQuery, Predictor
 from loopfold.structure.backbone import Backbone
@@ -45,6 +47,8 @@ def structure_records(sf, numbered: list) -> list[tuple[AntibodyInput, dict, dic
     variable domain is nearest (CA centroids within :data:`PAIR_DISTANCE`); a chain holding both
     (an scFv) is one on its own, the rest are alone. Each comes with its numbering (label ->
     domains) and the chain of each chain type."""
+    heavy: list[tuple[Backbone, list[NumberedDomain]]]
+    light: list[tuple[Backbone, list[NumberedDomain]]]
     heavy, light, out = [], [], []
     for bb, doms in zip(sf.chains, numbered, strict=True):
         if isinstance(doms, NumberingError):
@@ -122,6 +126,7 @@ def predict_structure(
                 found.add(q.cdr)
                 missing.append({"cdr": q.cdr, "chain_id": bb.chain_id, "reason": why})
                 continue
+            assert q.start is not None  # a loop cut from a chain (antibody_queries) has its start
             lo = q.start - len(q.stem_n)
             hi = q.start + len(q.sequence) + len(q.stem_c)
             if not q.stem_n or not q.stem_c:
@@ -137,6 +142,7 @@ def predict_structure(
 
     def place(i: int, q: LoopQuery, xyz: np.ndarray) -> tuple[np.ndarray, dict]:
         bb = owners[i]
+        assert q.start is not None  # one of queries: cut from a chain
         lo = q.start - len(q.stem_n)
         a, n = len(q.stem_n), len(q.sequence)
         true = bb.coords[lo : lo + len(xyz)]
@@ -150,6 +156,7 @@ def predict_structure(
     for q, lp, bb in zip(queries, loop_results, owners, strict=True):
         found.add(q.cdr)
         lp["chain_id"] = bb.chain_id
+        assert q.start is not None  # cut from a chain
         ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
         lp["file_residue_ids"] = list(ids)  # the loop's residues as numbered in the input file
         lp["file_flank_ids"] = [bb.residue_ids[q.start - 1], bb.residue_ids[q.start + len(q.sequence)]]
@@ -171,7 +178,7 @@ def predict_structure(
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
     remarks = [f"loopfold {__version__} model {predictor.name}",
                f"CDR loops {names} predicted, placed on their stems and closed", *(B_REMARKS if errors else ())]
-    result = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
+    result: dict[str, Any] = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
     renamed: dict[str, str] = {}
     text = structure_with_backbones(path, replacements, remarks, errors, renamed)
     if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
@@ -220,6 +227,7 @@ def remodelled(result: dict, around: bool = False) -> set[tuple[str, str]]:
 def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:
     """Why a loop window of a structure cannot be replaced (a non-standard residue, a chain break or
     missing backbone atoms in the loop or its stems), or None."""
+    assert q.start is not None  # a loop cut from the structure's chain (antibody_queries)
     lo, hi = q.start - len(q.stem_n), q.start + len(q.sequence) + len(q.stem_c)
     window = bb.slice(lo, hi)
     odd = [i for i, aa in enumerate(window.sequence) if aa == "X"]

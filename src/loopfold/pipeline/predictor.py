@@ -19,6 +19,7 @@ import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -250,7 +251,8 @@ class Predictor:
         batch = batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool))
         cdrs, seqs, names = [q.cdr for q in queries], [q.sequence for q in queries], None
         if self.reads_fv:
-            ctx = [None if q.numbered is None or q.start is None else (q.context, q.numbered, q.start, len(sn))
+            ctx = [None if q.numbered is None or q.start is None  # context: set with numbered (antibody_queries)
+                   else (cast(np.ndarray, q.context), q.numbered, q.start, len(sn))
                    for q, (sn, _, _) in zip(queries, std, strict=True)]  # fmt: skip
             batch, names = query_fv(batch, cdrs, seqs, self.templates, ctx)
         nanobody = np.array([q.nanobody for q in queries], dtype=bool)
@@ -262,14 +264,15 @@ class Predictor:
         xyzs = []
         for i, (n, q, (sn, sc, _)) in enumerate(zip(lengths, queries, std, strict=True)):
             # a template's cis bond where the query has no proline (or a twisted one) made planar
-            xyz, fixed = planarize(chosen_xyz[i] if chosen_xyz[i] is not None else rebuild_backbone(chosen[i, :n]),
-                                   sn + q.sequence + sc)  # fmt: skip
+            xyz, fixed = planarize(cast(np.ndarray, chosen_xyz[i]) if chosen_xyz[i] is not None
+                                   else rebuild_backbone(chosen[i, :n]), sn + q.sequence + sc)  # fmt: skip
             if fixed:  # the JSON's angles are those of the written coordinates
                 chosen[i, :n] = np.where(np.isfinite(t := backbone_torsions(xyz)), t, chosen[i, :n])
             xyzs.append(xyz)
         spans = [(len(sn), n - len(sc)) for (sn, sc, _), n in zip(std, lengths, strict=True)]
         table = JsonTable(chosen, confidence, xyzs, spans)  # rounded once for the whole batch
         if self.error_model is not None:  # every loop residue's predicted error at once
+            assert template_ident is not None  # computed when there is an error model
             win, res = table.rows
             probs = pred["bin_probs"][win, res] if "bin_probs" in pred else None
             err = self.error_model.predict(loops_features(confidence[win, res], probs, list(template_ident),
@@ -330,6 +333,7 @@ class Predictor:
         (predicted torsions and bond angles, rebuilt), ``template`` naming the most
         identical training loop read; other runs write the most probable template.
         """
+        xyz: list[np.ndarray | None]
         pred = run_network(self.model, batch, temperature=self.temperature)
         lengths = batch.lengths.numpy()
         if self.cfg.model == "fvnet" and self.info.get("output", "structure") == "structure":

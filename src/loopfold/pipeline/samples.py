@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from loopfold.model.templates import log_probs
@@ -38,7 +40,7 @@ class JsonTable:
         """A list over all loop residues (end to end) cut into one list per window."""
         return [values[lo:hi] for lo, hi in zip(self.start[:-1], self.start[1:], strict=True)]
 
-    def loop(self, i: int) -> dict[str, list]:
+    def loop(self, i: int) -> dict[str, Any]:
         """Window i's loop residues: ``phi``, ``psi``, ``omega``, ``confidence`` (None for NaN), ``coords``."""
         lo, hi = self.start[i], self.start[i + 1]
         phi, psi, omega = (v[lo:hi] for v in self.angles)

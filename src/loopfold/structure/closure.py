@@ -176,8 +176,8 @@ def _close_batch(
             k = int(3 * n[sel].max())
             li = np.zeros((len(sel), k), dtype=int)
             lw = np.zeros((len(sel), k))
-            for j, i in enumerate(sel):
-                at = np.nonzero(loop_atoms[i])[0]
+            for j, row in enumerate(sel):
+                at = np.nonzero(loop_atoms[row])[0]
                 li[j, : len(at)], lw[j, : len(at)] = at, FIT_WEIGHT
             mov_idx = np.concatenate([mov_idx, li], 1)
             tgt = np.concatenate([tgt, np.take_along_axis(placed[sel].reshape(len(sel), -1, 3), li[..., None], 1)], 1)

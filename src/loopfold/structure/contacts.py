@@ -40,11 +40,11 @@ def model_atoms(
     index and each atom's residue flag (``flags``: one bool array per chain; False when None), NaN
     atoms (a glycine's CB) left out."""
     xyz, res, chain, flag = [], [], [], []
-    for c, (bb, cb) in enumerate(chains):
+    for ci, (bb, cb) in enumerate(chains):
         xyz.append(np.concatenate([bb, cb[:, None]], 1).reshape(-1, 3))  # [L * 5, 3]
         res.append(np.repeat(np.arange(len(bb)), 5))
-        chain.append(np.full(5 * len(bb), c))
-        flag.append(np.repeat(np.zeros(len(bb), bool) if flags is None else np.asarray(flags[c], bool), 5))
+        chain.append(np.full(5 * len(bb), ci))
+        flag.append(np.repeat(np.zeros(len(bb), bool) if flags is None else np.asarray(flags[ci], bool), 5))
     x, r, c, f = (np.concatenate(v) for v in (xyz, res, chain, flag))
     ok = np.isfinite(x).all(1)
     return x[ok], r[ok], c[ok], f[ok]

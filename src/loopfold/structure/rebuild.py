@@ -18,9 +18,9 @@ def place_atom(
     a: np.ndarray,
     b: np.ndarray,
     c: np.ndarray,
-    bond: np.ndarray,
-    angle_deg: np.ndarray,
-    torsion_deg: np.ndarray,
+    bond: np.ndarray | float,
+    angle_deg: np.ndarray | float,
+    torsion_deg: np.ndarray | float,
 ) -> np.ndarray:
     """Position of D with |CD| = bond, angle B-C-D and dihedral A-B-C-D given.
 

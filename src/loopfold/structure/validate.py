@@ -20,7 +20,9 @@ structures and written models against them (``docs/benchmarks.md``).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -79,7 +81,7 @@ class ChainAtoms:
     extra_residue: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     extra_sg: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
-    def name(self, k: int) -> str:
+    def name(self, k: int | np.integer) -> str:
         """Residue ``k`` as text: chain, one-letter code and number (``H F104``)."""
         return f"{self.chain_id} {self.letters[k]}{self.labels[k]}"
 
@@ -229,7 +231,7 @@ def chiral_volumes(backbone: np.ndarray, cb: np.ndarray) -> np.ndarray:
 
 def check(chains: list[ChainAtoms], rama: RamaTable | None = None) -> GeometryCheck:
     """Check a whole model (see the module docstring)."""
-    d_res, cis_pro, cis_non, twisted, gaps, bonds, angles, rama_out = ([] for _ in range(8))
+    d_res, cis_pro, cis_non, twisted, gaps, bonds, angles, rama_out = cast(Iterator[list[str]], ([] for _ in range(8)))
     with np.errstate(invalid="ignore"):
         for ch in chains:
             x, bonded = ch.backbone, np.asarray(ch.bonded, dtype=bool)
@@ -262,8 +264,8 @@ def check(chains: list[ChainAtoms], rama: RamaTable | None = None) -> GeometryCh
                 flag = rama.outliers(pp, np.array(list(ch.letters)))
                 rama_out += [ch.name(k) for k in np.nonzero(flag)[0]]
     pairs, closest = _clashes(chains)
-    found = (tuple(v) for v in (d_res, cis_pro, cis_non, twisted, gaps, bonds, angles, pairs))
-    return GeometryCheck(sum(len(ch.letters) for ch in chains), *found, closest,
+    return GeometryCheck(sum(len(ch.letters) for ch in chains), tuple(d_res), tuple(cis_pro), tuple(cis_non),
+                         tuple(twisted), tuple(gaps), tuple(bonds), tuple(angles), tuple(pairs), closest,
                          tuple(rama_out) if rama is not None else None)  # fmt: skip
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,7 @@ def bin_centers(train: pd.DataFrame, cfg: TrainConfig) -> np.ndarray:
 
 def _set_bins(model: torch.nn.Module, train: pd.DataFrame, cfg: TrainConfig) -> None:
     if hasattr(model, "bin_centers"):
-        model.bin_centers.copy_(torch.from_numpy(bin_centers(train, cfg)))
+        cast(torch.Tensor, model.bin_centers).copy_(torch.from_numpy(bin_centers(train, cfg)))
 
 
 def _objective(out: dict, batch: Batch, cfg: TrainConfig, leaky: bool = False) -> torch.Tensor:
@@ -126,6 +127,7 @@ def augment(batch: Batch, strict: Batch | None, rng: np.random.Generator) -> Bat
     no_ctx = torch.from_numpy(rng.random(b) < 0.15)
     from loopfold.model.context import GAP, NO_SLOT
 
+    assert batch.context is not None and batch.slots is not None  # set with templates (fv_inputs.with_fv)
     context = torch.where(no_ctx[:, None], torch.full_like(batch.context, GAP), batch.context)
     slots = torch.where(no_ctx[:, None], torch.full_like(batch.slots, NO_SLOT), batch.slots)
     return replace(batch, templates=templates, context=context, slots=slots, **swap)
@@ -249,7 +251,7 @@ def _calibrate(out: Path, vb: Batch, cfg: TrainConfig) -> None:
     pred = run_network(model, vb)
     if "bin_probs" not in pred:
         return
-    labels, ok = assign_bins(vb.angles, model.bin_centers)
+    labels, ok = assign_bins(vb.angles, cast(torch.Tensor, model.bin_centers))
     sel = ok.numpy().astype(bool) & vb.pad_mask.numpy()
     info["bin_temperature"] = fit_temperature(pred["bin_probs"][sel], labels.numpy()[sel])
     save_model(out, model, cfg, info)
