@@ -357,6 +357,7 @@ def _same_choices(a: list[dict], b: list[dict]) -> None:
     """The same loops, templates, confidences and predicted errors, loop by loop."""
     keys = ("cdr", "chain", "sequence", "stem_n", "stem_c", "start", "template", "confidence", "error",
             "rmsd_predicted", "seen_in_training", "max_training_identity")  # fmt: skip
+    a, b = sorted(a, key=lambda lp: lp["cdr"]), sorted(b, key=lambda lp: lp["cdr"])  # a file may hold L first
     assert [lp["cdr"] for lp in a] == [lp["cdr"] for lp in b]
     for x, y in zip(a, b, strict=True):
         assert {k: x.get(k) for k in keys} == {k: y.get(k) for k in keys}, x["cdr"]
