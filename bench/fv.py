@@ -110,7 +110,7 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
             t = true[ch.chain_id][ch.index]
             ok = np.isfinite(t).all((1, 2))
             dev = np.sqrt((((ch.coords[ok] @ rot.T + tr) - t[ok]) ** 2).sum(-1).mean(-1))
-            errs += list(zip(ch.error[ok], dev, strict=True))
+            errs += list(zip(ch.error_frame[ok], dev, strict=True))
         frames.append(fv_rows)
         for lp in r.result["loops"]:
             ch = next(c for c in r.fv.chains if c.chain_id == lp["chain"])
@@ -124,7 +124,7 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
                          "rmsd_loop": superposed_rmsd(p.reshape(-1, 3), t.reshape(-1, 3)),
                          "rmsd_frame": float(np.sqrt((((p @ rot_c.T + tr_c) - t) ** 2).sum(-1).mean())),
                          "rmsd_predicted": lp.get("rmsd_predicted"),
-                         "b_rms": float(np.sqrt(np.mean(ch.error[sel] ** 2)))})  # the loop's B-factors  # fmt: skip
+                         "b_rms": float(np.sqrt(np.mean(ch.error_frame[sel] ** 2)))})  # loop B-factors  # fmt: skip
     rows = _with_true_framework(predictor, items, rows)
     e = pd.DataFrame(errs, columns=["predicted", "observed"])
     spearman = float(e["predicted"].rank().corr(e["observed"].rank())) if len(e) else float("nan")

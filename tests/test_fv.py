@@ -108,7 +108,7 @@ def test_fv_from_sequence_is_a_sane_whole_fv(trastuzumab):
     for ch in fv.chains:
         gly = np.array([a == "G" for a in ch.sequence])
         assert np.isnan(ch.cb[gly]).all() and np.isfinite(ch.cb[~gly]).all()
-        assert np.all(ch.error > 0) and set(ch.region) == {"FR", *(f"{ch.chain_id}{i}" for i in (1, 2, 3))}
+        assert np.all(ch.error_frame > 0) and set(ch.region) == {"FR", *(f"{ch.chain_id}{i}" for i in (1, 2, 3))}
     # the loops in the record are the loops of the Fv, in its frame
     h3 = next(lp for lp in trastuzumab.loops if lp.cdr == "H3")
     np.testing.assert_allclose(h3.coords, h.coords[np.array(h.region) == "H3"], atol=0.001)
@@ -124,15 +124,15 @@ def test_saved_files_read_back_with_errors_as_b_factors(trastuzumab, tmp_path):
         for model_chain, chain in zip(trastuzumab.fv.chains, st[0], strict=True):
             ids = [f"{r.seqid.num}{r.seqid.icode.strip()}" for r in chain]
             assert ids == list(model_chain.residue_ids)  # IMGT numbers with insertion codes
-            for r, err, seq in zip(chain, model_chain.error, model_chain.sequence, strict=True):
+            for r, err, seq in zip(chain, model_chain.error_frame, model_chain.sequence, strict=True):
                 assert {a.name for a in r} == ({"N", "CA", "C", "O"} if seq == "G" else {"N", "CA", "C", "O", "CB"})
                 assert all(a.b_iso == pytest.approx(err, abs=0.006) for a in r)  # every atom: its residue's error
     h = trastuzumab.fv.chains[0]
-    loop, frame = h.error[np.array(h.region) == "H3"], h.error[np.array(h.region) == "FR"]
+    loop, frame = h.error_frame[np.array(h.region) == "H3"], h.error_frame[np.array(h.region) == "FR"]
     assert loop.mean() > frame.mean()  # the H3 is predicted less certain than the framework
     record = json.loads(trastuzumab.to_json())
     assert record["id"] == "trastuzumab"
-    assert len(record["fv"]["chains"][0]["error"]) == len(trastuzumab.fv.chains[0].sequence)
+    assert len(record["fv"]["chains"][0]["error_frame"]) == len(trastuzumab.fv.chains[0].sequence)
     os.symlink(tmp_path / "t.pdb", tmp_path / "link.pdb")
     with pytest.raises(InvalidFile, match="not a regular file"):
         trastuzumab.save(tmp_path / "link.pdb")
@@ -199,7 +199,7 @@ def test_cli_writes_the_fv_and_rounded_json(tmp_path):
         assert decimals(lp["coords"]["CA"]) <= 3  # coordinates 0.001 Å
         assert max(decimals(lp[k]) for k in ("phi", "psi", "omega")) <= 1  # angles 0.1°
         assert decimals(lp["confidence"]) <= 3 and decimals(lp["error"]) <= 2  # probabilities 0.001, errors 0.01
-    assert decimals(doc["results"][0]["fv"]["chains"][0]["error"]) <= 2
+    assert decimals(doc["results"][0]["fv"]["chains"][0]["error_frame"]) <= 2
     r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--no-fv", "--pdb-dir", str(tmp_path / "lo")])
     assert r.exit_code == 0
     assert "CDR loops predicted from sequence; each loop placed" in (tmp_path / "lo" / "query.pdb").read_text()
@@ -234,7 +234,7 @@ def test_refine_adds_side_chains_keeps_numbering_and_errors_and_clears_clashes(l
     assert {"NE1", "CZ2", "CH2"} <= {a.name for a in trp}  # side chains built
     assert not any(a.is_hydrogen() for r in h for a in r)
     b = {f"{r.seqid.num}{r.seqid.icode.strip()}": r[0].b_iso for r in h}
-    for rid, err in zip(p.fv.chains[0].residue_ids, p.fv.chains[0].error, strict=True):
+    for rid, err in zip(p.fv.chains[0].residue_ids, p.fv.chains[0].error_frame, strict=True):
         assert b[rid] == pytest.approx(err, abs=0.01)
     assert closest_heavy_pair(text) >= 2.5
     assert "refined: side chains by PDBFixer" in text
@@ -356,7 +356,7 @@ def test_loop_residue_errors_use_their_cdr_pair(lf):
         ch = next(c for c in r.fv.chains if c.chain_id == lp["chain"])
         sel = np.array([g == lp["cdr"] for g in ch.region])
         k = CDRS.index(lp["cdr"])
-        np.testing.assert_allclose(ch.error[sel], 0.1 * k + (1.0 + k) * np.array(lp["error"]), atol=0.011)
+        np.testing.assert_allclose(ch.error_frame[sel], 0.1 * k + (1.0 + k) * np.array(lp["error"]), atol=0.011)
 
 
 def test_every_sample_of_a_whole_fv_record_is_placed_and_closed_like_its_loop(lf):
@@ -376,3 +376,15 @@ def test_every_sample_of_a_whole_fv_record_is_placed_and_closed_like_its_loop(lf
         if lp["samples"][0]["template"] == lp["template"]:  # the written conformation itself, placed alike
             first = xyz(lp["samples"][0]["coords"])
             assert np.sqrt(((first - loop) ** 2).sum(-1).mean()) < 1.0, lp["cdr"]
+
+
+def test_api_loops_are_the_fv_s_own_coordinates_not_the_rounded_json(lf):
+    pred = lf.predict(heavy=TRASTUZUMAB_VH, light=TRASTUZUMAB_VL)
+    chains = {ch.chain_id: ch for ch in pred.fv.chains}
+    for loop, lp in zip(pred.loops, pred.record["loops"], strict=True):
+        ch = chains[loop.chain]
+        rows = [int(np.nonzero(ch.index == loop.start + j)[0][0]) for j in range(len(loop.sequence))]
+        assert np.array_equal(loop.coords, ch.coords[rows]), loop.cdr  # exact: no JSON round trip
+        assert np.allclose(loop.coords[:, 1], np.array(lp["coords"]["CA"]), atol=5e-4)
+        assert not np.array_equal(loop.coords[:, 1], np.array(lp["coords"]["CA"]))  # the JSON is rounded
+        assert np.allclose(loop.phi[1:], np.array(lp["phi"][1:], dtype=float), atol=0.051)

@@ -65,9 +65,9 @@ def test_a_chain_gap_is_flagged_named_noted_and_raises_the_predicted_error(lf):
     assert not geo.passed and "chain gap" in geo.problems()[0]
     assert any("chain break" in n and "not closed" in n for n in broken.notes)
     d = float(geo.gaps[0].split()[2])
-    err = broken.chains[0].error
+    err = broken.chains[0].error_frame
     assert err[k] >= (d - 1.329) / 2 - 0.01 and err[k - 1] >= (d - 1.329) / 2 - 0.01
-    assert err[k] > ch.error[k] and np.allclose(err[k + 3 :], ch.error[k + 3 :])
+    assert err[k] > ch.error_frame[k] and np.allclose(err[k + 3 :], ch.error_frame[k + 3 :])
 
 
 def test_name_sets_the_id_and_file_name_of_a_single_query(tmp_path):

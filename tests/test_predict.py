@@ -27,7 +27,7 @@ def test_antibody_json_schema_and_geometry(tmp_path):
     r = runner.invoke(app, ["predict", "--heavy", TRASTUZUMAB_VH, "--light", TRASTUZUMAB_VL, "--json", str(out)])
     assert r.exit_code == 0, r.output
     doc = json.loads(out.read_text())
-    assert doc["schema_version"] == "1" and doc["model"]["name"]
+    assert doc["schema_version"] == "2" and doc["model"]["name"]
     (res,) = doc["results"]
     assert res["id"] == "query"
     assert [lp["cdr"] for lp in res["loops"]] == ["H1", "H2", "H3", "L1", "L2", "L3"]

@@ -61,7 +61,8 @@ class FvChain:
         residue_ids: IMGT number with insertion code per residue (``"111A"``).
         coords: ``[N, 4, 3]`` N, CA, C, O (Å).
         cb: ``[N, 3]`` CB (NaN for glycine).
-        error: ``[N]`` predicted backbone error (Å).
+        error_frame: ``[N]`` predicted backbone error (Å) once the Fv's framework is superposed (the
+            B-factors; a loop's own ``error`` is for the loop superposed on itself, a smaller number).
         region: per residue ``FR`` or the CDR it belongs to.
         index: ``[N]`` each residue's 0-based index in the input chain sequence.
         same: ``[N]`` the residue is its framework template's residue (False in loops and built stretches).
@@ -72,7 +73,7 @@ class FvChain:
     residue_ids: tuple[str, ...]
     coords: np.ndarray
     cb: np.ndarray
-    error: np.ndarray
+    error_frame: np.ndarray
     region: tuple[str, ...]
     index: np.ndarray
     same: np.ndarray

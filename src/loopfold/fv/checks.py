@@ -33,7 +33,7 @@ def checked(model: FvModel, rama: RamaTable | None = None) -> FvModel:
     for ch in model.chains:
         low = np.array([floor.get(f"{ch.chain_id} {a}{r}", 0.0) for a, r in zip(ch.sequence, ch.residue_ids,
                                                                                strict=True)])  # fmt: skip
-        chains.append(replace(ch, error=np.round(np.maximum(ch.error, low), 2)) if low.any() else ch)
+        chains.append(replace(ch, error_frame=np.round(np.maximum(ch.error_frame, low), 2)) if low.any() else ch)
     return replace(model, chains=tuple(chains), notes=tuple(notes), geometry=geo)
 
 

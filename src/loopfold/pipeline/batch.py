@@ -25,6 +25,7 @@ from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
 from loopfold.numbering.vhh import hallmarks, is_vhh
 from loopfold.pipeline.predictor import LoopQuery, Predictor
+from loopfold.pipeline.results import LoopArrays
 from loopfold.pipeline.samples import coords_json, rounded
 from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
@@ -39,6 +40,8 @@ class AntibodyResult:
     result: dict
     error: LoopfoldError | None = None
     fv: FvModel | None = None
+    #: the result's loops before rounding, in its ``loops`` order (those of the written Fv when built)
+    loops: tuple[LoopArrays, ...] = ()
 
 
 def predict_antibodies(
@@ -105,15 +108,17 @@ def predict_antibodies(
             return xyz, {}
 
         sample_windows: dict[int, list[np.ndarray]] = {}
+        arrays: list[LoopArrays] = []
         placing = fv is not None and bool(queries)
         loops = predictor.predict_queries(queries, samples, place=keep if placing else None,
-                                          sample_windows=sample_windows if placing else None)  # fmt: skip
+                                          sample_windows=sample_windows if placing else None,
+                                          arrays=arrays)  # fmt: skip
         grouped: dict[int, list[int]] = {}
         for i, k in enumerate(owners):
             grouped.setdefault(k, []).append(i)
         fv_errors: dict[int, str] = {}
         models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors,
-                            modes, sample_windows) if fv is not None else {}  # fmt: skip
+                            modes, sample_windows, arrays) if fv is not None else {}  # fmt: skip
         for k, ab in enumerate(batch):
             if k in errors:
                 yield AntibodyResult({"id": ab.name, "error": str(errors[k])}, errors[k])
@@ -128,7 +133,7 @@ def predict_antibodies(
                 res["fv"] = fv_json(model)
             elif k in fv_errors:
                 res["fv_error"] = fv_errors[k]
-            yield AntibodyResult(res, None, model)
+            yield AntibodyResult(res, None, model, tuple(arrays[i] for i in grouped.get(k, [])))
 
 
 def record_queries(
@@ -178,7 +183,8 @@ def _typed_domains(ab: AntibodyInput, doms: dict, read: bool = False) -> dict[st
 def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, grouped: dict[int, list[int]],
                queries: list[LoopQuery], loops: list[dict], windows: dict[int, np.ndarray],
                errors: dict[int, str], modes: dict[int, tuple[str, str | None]],
-               sample_windows: dict[int, list[np.ndarray]]) -> dict[int, FvModel]:  # fmt: skip
+               sample_windows: dict[int, list[np.ndarray]],
+               arrays: list[LoopArrays]) -> dict[int, FvModel]:  # fmt: skip
     """Frames for the chunk's antibodies, all loops closed at once, the Fv models; loop JSON updated
     to the closed coordinates, and each loop's samples placed and closed on the same stems of the
     model (:func:`_place_samples`). Antibodies whose Fv cannot be built get the reason in ``errors``."""
@@ -218,6 +224,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
         for i, lw, res in zip(grouped.get(k, []), lws[k], cl, strict=True):
             a, n = lw.n_stem, lw.n_loop
             ang = backbone_torsions(res.coords)[a : a + n]
+            arrays[i] = replace(arrays[i], coords=res.coords[a : a + n].copy(), angles=ang)
             loops[i].update(coords=coords_json(res.coords[a : a + n]), phi=rounded(ang[:, 0], 1),
                             psi=rounded(ang[:, 1], 1), omega=rounded(ang[:, 2], 1),
                             closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
@@ -254,6 +261,6 @@ def fv_json(model: FvModel) -> dict:
         "clashes": model.clashes,
         **({"geometry": model.geometry.json()} if model.geometry is not None else {}),
         "chains": [{"chain": ch.chain_id, "residue_ids": list(ch.residue_ids), "sequence": ch.sequence,
-                    "error": rounded(ch.error, 2)} for ch in model.chains],  # fmt: skip
+                    "error_frame": rounded(ch.error_frame, 2)} for ch in model.chains],  # fmt: skip
         **({"notes": list(model.notes)} if model.notes else {}),
     }

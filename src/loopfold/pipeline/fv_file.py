@@ -36,7 +36,7 @@ def fv_structure(model: FvModel, name: str = "loopfold") -> gemmi.Structure:
                 atom.element = gemmi.Element(atom_name[0])
                 atom.pos = gemmi.Position(*(round(float(v), 3) for v in atoms[i, k]))
                 atom.occ = 1.0
-                atom.b_iso = float(ch.error[i])
+                atom.b_iso = float(ch.error_frame[i])
                 res.add_atom(atom)
             chain.add_residue(res)
         gm.add_chain(chain)
@@ -105,7 +105,7 @@ def fv_pdb_atoms(model: FvModel) -> str:
             rid = ch.residue_ids[i]
             num = rid.rstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
             icode = (rid[len(num) :] or " ")[0]
-            b = float(ch.error[i])
+            b = float(ch.error_frame[i])
             for k in range(5):
                 if not finite[i, k]:
                     continue

@@ -21,6 +21,7 @@ from loopfold.io.model_check import new_atom_contacts, read_model, structure_cha
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
 from loopfold.pipeline.predictor import LoopQuery, Predictor
+from loopfold.pipeline.results import LoopArrays
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_windows
 from loopfold.structure.relieve import ideal_cb
@@ -82,7 +83,7 @@ def structure_records(sf, numbered: list) -> list[tuple[AntibodyInput, dict, dic
 def predict_structure(
     predictor: Predictor, path: str | Path, loops: list[str] | None = None, numberer: ChainNumberer | None = None,
     nanobody: bool | None = None,
-) -> tuple[dict, str]:
+) -> tuple[dict, str, list[LoopArrays]]:
     """Replace CDR loops of a structure with predictions closed onto its stems.
 
     The chains are numbered (``numberer``: the run's cache and species) and grouped into antibodies
@@ -93,7 +94,8 @@ def predict_structure(
     Framework atoms are written as read; predicted residues carry their predicted error as B-factor.
 
     Returns:
-        (the result dict with loop coordinates in the structure's frame, the PDB text).
+        (the result dict with loop coordinates in the structure's frame, the PDB text, the loops'
+        values before rounding).
 
     Raises:
         LoopfoldError: unreadable structure, no antibody chain, a requested loop
@@ -152,7 +154,8 @@ def predict_structure(
         return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
                         "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
 
-    loop_results = predictor.predict_queries(queries, place=place)  # one network call for every chain
+    arrays: list[LoopArrays] = []
+    loop_results = predictor.predict_queries(queries, place=place, arrays=arrays)  # one network call for every chain
     for q, lp, bb in zip(queries, loop_results, owners, strict=True):
         found.add(q.cdr)
         lp["chain_id"] = bb.chain_id
@@ -183,7 +186,7 @@ def predict_structure(
     text = structure_with_backbones(path, replacements, remarks, errors, renamed)
     if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
         result["pdb_chain_ids"] = renamed
-    return result, text
+    return result, text, arrays
 
 
 def structure_output(result: dict, text: str, name: str, refine: bool = False) -> tuple[str, list[str]]:

@@ -26,7 +26,6 @@ import pandas as pd
 
 from loopfold import __version__
 from loopfold.constants import CDRS
-from loopfold.data.identity import max_identity
 from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopTooLong, NumberingError
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
@@ -40,12 +39,13 @@ from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
 from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
+from loopfold.pipeline.results import LoopArrays, reference_identity
 from loopfold.pipeline.samples import JsonTable, coords_json, loop_samples, rounded
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.planar import planarize
 from loopfold.structure.rebuild import rebuild_backbone
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: fv.chains[].error became error_frame; samples placed in the Fv
 SHIPPED = Path(__file__).resolve().parents[1] / "weights"
 SEEN_IDENTITY = 0.9
 MANIFEST = "training_loops.csv"
@@ -231,6 +231,7 @@ class Predictor:
         samples: int = 0,
         place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, dict]] | None = None,
         sample_windows: dict[int, list[np.ndarray]] | None = None,
+        arrays: list[LoopArrays] | None = None,
     ) -> list[dict]:
         """JSON-ready loop results for many queries at once (one network call).
 
@@ -238,7 +239,7 @@ class Predictor:
         (returning new window coordinates and extra JSON fields); torsions are then
         measured from the placed coordinates. ``sample_windows`` receives, per query with samples,
         each sample's window over the query's own stems (as ``place`` sees the loop's), to be placed
-        like it.
+        like it. ``arrays`` receives each loop's values before rounding (:class:`LoopArrays`).
         """
         if not queries:
             return []
@@ -258,7 +259,7 @@ class Predictor:
         nanobody = np.array([q.nanobody for q in queries], dtype=bool)
         pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody)
         confidence = self.output_confidence(pred, chosen, lengths)
-        identity = self._train_identity(queries)
+        identity = reference_identity(self.training, [q.cdr for q in queries], [q.sequence for q in queries])
         template_ident = (self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
                           if self.error_model is not None else None)  # fmt: skip
         xyzs = []
@@ -287,6 +288,7 @@ class Predictor:
             a, b = len(sn), n - len(sc)
             extra: dict = {"warnings": notes} if notes else {}
             values = table.loop(i)
+            ang = chosen[i, :n]
             if place is not None:  # place sees the query's own residues only (padding cut off)
                 pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                 own = xyz[pn : n - pc].copy()
@@ -295,7 +297,7 @@ class Predictor:
                 if moved is not own:  # unchanged windows keep their torsions (the Fv path closes them later)
                     xyz = xyz.copy()
                     xyz[pn : n - pc] = moved
-                    ang = backbone_torsions(xyz)
+                    ang = backbone_torsions(xyz)  # the placed window's own
                     values.update(phi=rounded(ang[a:b, 0], 1), psi=rounded(ang[a:b, 1], 1),
                                   omega=rounded(ang[a:b, 2], 1), coords=coords_json(xyz[a:b]))  # fmt: skip
             ident = identity[i]
@@ -318,6 +320,10 @@ class Predictor:
                 if sample_windows is not None:
                     pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                     sample_windows[i] = [planarize(w, sn + q.sequence + sc)[0][pn : n - pc] for w in wins]
+            if arrays is not None:
+                lo, hi = table.start[i], table.start[i + 1]
+                arrays.append(LoopArrays(xyz[a:b].copy(), ang[a:b].copy(), confidence[i, a:b].copy(),
+                                         err[lo:hi] if self.error_model is not None else None))  # fmt: skip
             results.append(loop)
         return results
 
@@ -372,29 +378,10 @@ class Predictor:
     def template_identity(self, cdrs: list[str], sequences: list[str]) -> np.ndarray:
         """Each loop's highest identity to a template of its CDR (the training part only; 0 when none):
         the identity the error model reads (validation loops, which it is fitted on, are not templates)."""
-        out = np.zeros(len(cdrs))
-        if self.templates is None:
-            return out
         refs: dict[str, list[str]] = {}
-        for (cdr, _), group in self.templates.groups.items():
+        for (cdr, _), group in (self.templates.groups.items() if self.templates is not None else ()):
             refs.setdefault(cdr, []).extend(group[2])
-        for cdr in set(cdrs):
-            idx = [i for i, c in enumerate(cdrs) if c == cdr]
-            out[idx] = max_identity([sequences[i] for i in idx], refs.get(cdr, []))
-        return out
-
-    def _train_identity(self, queries: list[LoopQuery]) -> list[float | None]:
-        """Each query's highest identity to a training loop of its CDR (None: no training loops of it)."""
-        out: list[float | None] = [None] * len(queries)
-        by_cdr: dict[str, list[int]] = {}
-        for i, q in enumerate(queries):
-            by_cdr.setdefault(q.cdr, []).append(i)
-        for cdr, idx in by_cdr.items():
-            ref = self.training.get(cdr)
-            if ref:
-                for i, v in zip(idx, max_identity([queries[i].sequence for i in idx], ref), strict=True):
-                    out[i] = float(v)
-        return out
+        return np.array([0.0 if v is None else v for v in reference_identity(refs, cdrs, sequences)])
 
     def document(self, results: list[dict]) -> dict:
         """The JSON document around results."""
