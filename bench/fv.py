@@ -91,7 +91,7 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
     rows, frames, errs = [], [], []
     for it, r in zip(items, results, strict=True):
         if r.fv is None:
-            frames.append({"name": it["name"], "error": r.error})
+            frames.append({"name": it["name"], "error": None if r.error is None else str(r.error)})
             continue
         true = {c: it["chains"][c][0].coords for c in ("H", "L")}
         fv_rows = {"name": it["name"], "clashes": r.fv.clashes, **geometry_report(r.fv)}

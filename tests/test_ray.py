@@ -206,12 +206,17 @@ def _assert_listening_beyond_loopback_needs_the_token(cluster, gcs: str, env: di
     beyond = {ip: names for ip, names in found.items() if ip not in ("127.0.0.1", "::1")}
     if not beyond:
         return  # a Ray that binds loopback only: nothing reachable from the network
+    import psutil
+
     port = gcs.rsplit(":", 1)[1]
-    host = next(ip for ip in beyond if ip not in ("::", "0.0.0.0")) if len(beyond) > 1 else socket.gethostbyname(
-        socket.gethostname())  # fmt: skip
+    host = next(a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+                if a.family == socket.AF_INET and not a.address.startswith("127."))  # fmt: skip
     join = f"import ray; ray.init(address='{host}:{port}'); print('JOINED')"
-    outsider = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")} | {
-        "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # fmt: skip
+    plain = {k: v for k, v in env.items() if not k.startswith("RAY_AUTH")}
+    insider = plain | {"RAY_AUTH_MODE": "token"}  # the cluster's own token, from ~/.ray/auth_token
+    r = subprocess.run([sys.executable, "-c", join], env=insider, capture_output=True, text=True, timeout=120)
+    assert "JOINED" in r.stdout, f"{host}:{port} cannot be joined even with the token: {r.stderr[-300:]}"
+    outsider = plain | {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     r = subprocess.run([sys.executable, "-c", join], env=outsider, capture_output=True, text=True, timeout=120)
     assert "JOINED" not in r.stdout and r.returncode != 0, f"a client with a wrong token joined {host}:{port}"
 

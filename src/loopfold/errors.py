@@ -105,3 +105,10 @@ def rebuilt(class_name: str, message: str) -> LoopfoldError:
     if not (isinstance(cls, type) and issubclass(cls, LoopfoldError)):
         cls = LoopfoldError
     return cls(message)
+
+
+def of_kind(kind: str, message: str) -> LoopfoldError:
+    """The error of this module whose ``kind`` is ``kind`` (LoopfoldError when none), with ``message``:
+    a failure reported by a Ray worker as ``(id, message, kind)`` raised as its own type."""
+    found = [c for c in globals().values() if isinstance(c, type) and issubclass(c, LoopfoldError) and c.kind == kind]
+    return (found[0] if found else LoopfoldError)(message)

@@ -136,34 +136,6 @@ def _as_format(pdb_text: str, fmt: str, name: str) -> str:
     return pdb_to_cif(pdb_text, name) if fmt == "cif" else pdb_text
 
 
-def _structure(api, o: _Outputs, structure: Path, loops: str | None, pdb_name: str | None) -> int:  # noqa: ANN001
-    """--structure: predict, close onto the stems, write the whole structure (PDB) and/or JSON."""
-    from loopfold.constants import CDRS
-    from loopfold.pipeline.graft import structure_output
-
-    wanted = None
-    if loops is not None:
-        wanted = [x.strip().upper() for x in loops.split(",") if x.strip()]
-        bad = [x for x in wanted if x not in CDRS]
-        if bad or not wanted:
-            fail(f"--loops {loops!r}: expected CDR names from {', '.join(CDRS)}")
-    grafted = api.predict_structure(structure, wanted)
-    result, pdb_text = grafted.record, grafted.text
-    pdb_text, warnings = structure_output(result, pdb_text, str(structure), bool(o.refine and pdb_name))
-    for w in warnings:
-        console.print(f"warning: {structure}: {w}", highlight=False, soft_wrap=True)
-    pdb_text = _as_format(pdb_text, o.fmt, result["id"])
-    for m in result.get("missing", []):
-        console.print(f"warning: {structure}: chain {m['chain_id']} {m['cdr']} not replaced: {m['reason']}",
-                      highlight=False, soft_wrap=True)  # fmt: skip
-    if result.get("pdb_chain_ids") and pdb_name:
-        ids = ", ".join(f"{a} as {b}" for a, b in result["pdb_chain_ids"].items())
-        console.print(f"warning: {structure}: chain ids longer than one character written {ids} (the JSON "
-                      "has pdb_chain_ids)", highlight=False, soft_wrap=True)  # fmt: skip
-    o.done = 1
-    return _finish(o, api.document([result]), [(pdb_name, pdb_text)] if pdb_name else [])
-
-
 def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN001
     """Consume ``(result, error, prediction)`` triples: stream JSONL, collect the JSON document and the
     structure files (the whole Fv when the prediction has one, else the loops alone)."""
@@ -370,7 +342,9 @@ def predict_cmd(
                            nanobody=nanobody)  # fmt: skip
             predictor = api.predictor
             if structure is not None:
-                code = _structure(api, o, structure, loops, pdb_name)
+                from loopfold.cli.structure import structure_command
+
+                code = structure_command(api, o, structure, loops, pdb_name)
             elif loop is not None:
                 one = api.predict_loop(loop, cdr or "H3", stem_pair, samples, name or "query")
                 code = _stream(predictor, o, iter([(one.record, None, None)]), "fail")

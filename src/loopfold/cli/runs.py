@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loopfold.cli import console, tracked
-from loopfold.errors import LoopfoldError
+from loopfold.errors import of_kind
 
 #: Exit status when some records failed and the others were written.
 EXIT_SOME_FAILED = 3
@@ -69,7 +69,8 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
                 parts.finished(done.part)
             o.failures.extend(done.failures)
             if done.failures and on_error == "fail":
-                raise LoopfoldError(done.failures[0][1])
+                _, message, kind = done.failures[0]
+                raise of_kind(kind, message)
             yield from (None for _ in range(done.records))
 
     for _ in tracked(finished(), o.quiet):

@@ -3,7 +3,7 @@
 Input records are taken ``part_size`` at a time, in input order; part k holds
 records ``k * part_size`` to ``(k + 1) * part_size - 1``. Its loops go to
 ``loops-0000k.parquet`` (one row per loop) and its failed records to
-``errors-0000k.parquet`` (id, reason). Each file is written atomically, the
+``errors-0000k.parquet`` (id, reason, kind). Each file is written atomically, the
 errors file first, so a part is finished exactly when its loops file exists:
 a killed run keeps every finished part, and ``--resume`` skips them (the input
 is read again; records of finished parts are not predicted; a kept part that
