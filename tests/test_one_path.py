@@ -65,7 +65,8 @@ def test_a_crystal_gives_the_loops_its_sequences_give(shared_data, tmp_path):
 def test_failures_keep_their_type_in_readers_parquet_parts_and_across_processes(tmp_path):
     import pyarrow.parquet as pq
 
-    from loopfold.errors import EmptyRecord, NotALocus, NumberingError, UnknownResidue, of_kind, rebuilt
+    from loopfold import errors
+    from loopfold.errors import EmptyRecord, NotALocus, NumberingError, UnknownResidue, of_kind
     from loopfold.io.tables import antibodies_from_table
     from tests.conftest import TRASTUZUMAB_VH
 
@@ -80,8 +81,11 @@ def test_failures_keep_their_type_in_readers_parquet_parts_and_across_processes(
     fa.write_text(f">ok|H\n{TRASTUZUMAB_VH}\n>bad|H\n{TRASTUZUMAB_VH[:30]}B{TRASTUZUMAB_VH[31:]}\n")
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--parquet", str(tmp_path / "run"), "--no-fv", "-q"])
     assert r.exit_code == 3, r.output
-    errors = pq.read_table(tmp_path / "run" / "errors-00000.parquet").to_pylist()
-    assert [(e["id"], e["kind"]) for e in errors] == [("bad", "letter not an amino acid")]
-    assert type(rebuilt("UnknownResidue", "m")) is UnknownResidue and type(rebuilt("print", "m")).__name__ == (
+    failed = pq.read_table(tmp_path / "run" / "errors-00000.parquet").to_pylist()
+    assert [(e["id"], e["kind"]) for e in failed] == [("bad", "letter not an amino acid")]
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.LoopfoldError)]
+    assert len({c.kind for c in classes}) == len(classes)  # a kind names one class
+    assert all(type(of_kind(c.kind, "m")) is c for c in classes)
+    assert type(of_kind(UnknownResidue.kind, "m")) is UnknownResidue and type(of_kind("print", "m")).__name__ == (
         "LoopfoldError")
     assert type(of_kind("not an antibody", "m")) is NumberingError and str(of_kind("nothing", "m")) == "m"

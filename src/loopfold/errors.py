@@ -98,17 +98,9 @@ class RefinementError(LoopfoldError):
     kind = "refinement"
 
 
-def rebuilt(class_name: str, message: str) -> LoopfoldError:
-    """The error ``class_name(message)`` (one of this module's classes; LoopfoldError for another name):
-    an error sent between processes as text keeps its type."""
-    cls = globals().get(class_name)
-    if not (isinstance(cls, type) and issubclass(cls, LoopfoldError)):
-        cls = LoopfoldError
-    return cls(message)
-
-
 def of_kind(kind: str, message: str) -> LoopfoldError:
     """The error of this module whose ``kind`` is ``kind`` (LoopfoldError when none), with ``message``:
-    a failure reported by a Ray worker as ``(id, message, kind)`` raised as its own type."""
+    an error sent between processes as its message and kind (a Ray shard's record, a worker's
+    ``(id, message, kind)`` failure) keeps its type. Kinds are unique per class."""
     found = [c for c in globals().values() if isinstance(c, type) and issubclass(c, LoopfoldError) and c.kind == kind]
     return (found[0] if found else LoopfoldError)(message)

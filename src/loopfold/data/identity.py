@@ -62,3 +62,14 @@ def single_linkage_clusters(seqs: list[str], threshold: float, workers: int = -1
     roots = np.array([ufind(i) for i in range(m)])
     _, labels = np.unique(roots, return_inverse=True)
     return labels[inverse]
+
+
+def reference_identity(refs: dict[str, list[str]], cdrs: list[str], sequences: list[str]) -> list[float | None]:
+    """Each loop's highest identity to the reference loops of its CDR (None: no references for it)."""
+    out: list[float | None] = [None] * len(cdrs)
+    for cdr in set(cdrs):
+        idx = [i for i, c in enumerate(cdrs) if c == cdr]
+        if refs.get(cdr):
+            for i, v in zip(idx, max_identity([sequences[i] for i in idx], refs[cdr]), strict=True):
+                out[i] = float(v)
+    return out

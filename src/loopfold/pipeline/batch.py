@@ -238,14 +238,14 @@ def _place_samples(placed: list[tuple[int, LoopWindow, np.ndarray]], loops: list
     """Each sample of a loop in a built Fv placed and closed like the loop: onto the stems the written
     loop has in the model, all samples of the chunk in one batch; their JSON coordinates and
     torsions become the placed ones, with their ``closure_rmsd``."""
-    jobs = [(i, s, win) for i, _, _ in placed for s, win in enumerate(sample_windows.get(i, []))]
+    jobs = [(i, s, win, lw) for i, lw, _ in placed for s, win in enumerate(sample_windows.get(i, []))]
     if not jobs:
         return
-    stem_n = [model[: lw.n_stem] for i, lw, model in placed for _ in sample_windows.get(i, [])]
-    stem_c = [model[lw.n_stem + lw.n_loop :] for i, lw, model in placed for _ in sample_windows.get(i, [])]
-    closed = close_windows([win for _, _, win in jobs], stem_n, stem_c)
-    for (i, s, _), res, sn in zip(jobs, closed, stem_n, strict=True):
-        a, n = len(sn), len(loops[i]["sequence"])
+    model = {i: xyz for i, _, xyz in placed}
+    closed = close_windows([win for _, _, win, _ in jobs], [model[i][: lw.n_stem] for i, _, _, lw in jobs],
+                           [model[i][lw.n_stem + lw.n_loop :] for i, _, _, lw in jobs])  # fmt: skip
+    for (i, s, _, lw), res in zip(jobs, closed, strict=True):
+        a, n = lw.n_stem, lw.n_loop
         ang = backbone_torsions(res.coords)[a : a + n]
         loops[i]["samples"][s].update(phi=rounded(ang[:, 0], 1), psi=rounded(ang[:, 1], 1),
                                       omega=rounded(ang[:, 2], 1), coords=coords_json(res.coords[a : a + n]),

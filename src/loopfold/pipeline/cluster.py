@@ -34,14 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopfold.errors import LoopfoldError, rebuilt
+from loopfold.errors import LoopfoldError, of_kind
 from loopfold.io.fasta import AntibodyInput
 
 #: ``--ray`` without an address: start a cluster on this machine for the run.
 LOCAL = "local"
 #: Input shards, inside the run folder (removed as their parts are written).
 SHARDS = ".input"
-FIELDS = ("name", "heavy", "light", "other", "error", "error_type")  # a record's error as text and its class
+FIELDS = ("name", "heavy", "light", "other", "error", "error_kind")  # a record's error as its message and kind
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def stage_shards(records: Iterable[AntibodyInput], queue: deque, folder: Path) -
             parts.append(k)
         err = rec.error
         rows.append({"name": rec.name, "heavy": rec.heavy, "light": rec.light, "other": rec.other,
-                     "error": None if err is None else str(err), "error_type": type(err).__name__ if err else None})
+                     "error": None if err is None else str(err), "error_kind": err.kind if err else None})
     if parts:
         flush()
     return parts
@@ -216,7 +216,7 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
                 errs = pq.read_table(folder / f"errors-{k:05d}.parquet").to_pylist()
                 return len(ids) + len(errs), [[e["id"], e["reason"], e.get("kind") or "other"] for e in errs], True
             abs_ = [AntibodyInput(r["name"], r["heavy"], r["light"], r["other"],
-                                  None if r["error"] is None else rebuilt(r.get("error_type") or "", r["error"]))
+                                  None if r["error"] is None else of_kind(r.get("error_kind") or "", r["error"]))
                     for r in pq.read_table(shard).to_pylist()]  # fmt: skip
             results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
             failures = [[r["id"], str(e), e.kind] for r, e in results if e is not None]

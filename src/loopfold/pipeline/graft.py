@@ -63,8 +63,8 @@ def structure_records(sf, numbered: list) -> list[tuple[AntibodyInput, dict, dic
     pairs = sorted((float(np.linalg.norm(centre[id(h)] - centre[id(lc)])), i, j)
                    for i, (h, _) in enumerate(heavy) for j, (lc, _) in enumerate(light))  # fmt: skip
     partner: dict[int, int] = {}
+    one_fv = len(heavy) == len(light) == 1
     for dist, i, j in pairs:
-        one_fv = len(heavy) == len(light) == 1
         if (one_fv or dist <= PAIR_DISTANCE) and i not in partner and j not in partner.values():
             partner[i] = j
     for i, (h, hd) in enumerate(heavy):
@@ -139,7 +139,8 @@ def predict_structure(
                 raise BadStructure(f"{path}: {q.cdr} of chain {bb.chain_id}: stem residues lack backbone atoms")
             queries.append(q)
             owners.append(bb)
-    order = sorted(range(len(queries)), key=lambda i: [id(c) for c in sf.chains].index(id(owners[i])))  # file order
+    position = {id(c): k for k, c in enumerate(sf.chains)}
+    order = sorted(range(len(queries)), key=lambda i: position[id(owners[i])])  # the file's chain order
     queries, owners = [queries[i] for i in order], [owners[i] for i in order]
 
     def place(i: int, q: LoopQuery, xyz: np.ndarray) -> tuple[np.ndarray, dict]:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from loopfold import __version__
 from loopfold.constants import CDRS
+from loopfold.data.identity import reference_identity
 from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopTooLong, NumberingError
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
@@ -39,7 +40,7 @@ from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
 from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
-from loopfold.pipeline.results import LoopArrays, reference_identity
+from loopfold.pipeline.results import LoopArrays
 from loopfold.pipeline.samples import JsonTable, coords_json, loop_samples, rounded
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.planar import planarize

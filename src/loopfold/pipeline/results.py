@@ -20,15 +20,3 @@ class LoopArrays:
     confidence: np.ndarray
     error: np.ndarray | None
 
-
-def reference_identity(refs: dict[str, list[str]], cdrs: list[str], sequences: list[str]) -> list[float | None]:
-    """Each loop's highest identity to the reference loops of its CDR (None: no references for it)."""
-    from loopfold.data.identity import max_identity
-
-    out: list[float | None] = [None] * len(cdrs)
-    for cdr in set(cdrs):
-        idx = [i for i, c in enumerate(cdrs) if c == cdr]
-        if refs.get(cdr):
-            for i, v in zip(idx, max_identity([sequences[i] for i in idx], refs[cdr]), strict=True):
-                out[i] = float(v)
-    return out
