@@ -171,7 +171,7 @@ def _validation(run: Path, val: pd.DataFrame) -> str:
     p = Predictor(run)
     pred, angles, coords, _ = p.predict_frame(val)
     r = evaluate_angles(val.reset_index(drop=True), angles, pred["sincos"], coords)["rmsd_loop"]
-    return f"{r:.3f} ({p.info.get('output', 'template')})"
+    return f"{r:.3f} ({p.info.output or 'template'})"
 
 
 def _logged_seconds(run: Path) -> float:

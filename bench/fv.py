@@ -141,12 +141,12 @@ def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dic
         doms = {"heavy": [it["chains"]["H"][1]], "light": [it["chains"]["L"][1]]}
         qs = predictor.antibody_queries(ab, doms)
         windows: dict[int, np.ndarray] = {}
-        loops = predictor.predict_queries(qs, place=lambda i, q, x, w=windows: (w.__setitem__(i, x), (x, {}))[1])
+        loops = predictor.predict_queries(qs, place=lambda i, q, x, w=windows: (w.__setitem__(i, x), (x, None))[1])
         coords = {c: it["chains"][c][0].coords.copy() for c in ("H", "L")}
         lws = []
         for i, (q, lp) in enumerate(zip(qs, loops, strict=True)):
             lws.append(LoopWindow(q.cdr, q.chain, q.start, len(q.stem_n), len(q.sequence), len(q.stem_c),
-                                  windows[i], np.array(lp["error"]) if "error" in lp else None))  # fmt: skip
+                                  windows[i], lp.values.error))  # fmt: skip
         frame = Frame(coords, {c: np.ones(len(coords[c]), bool) for c in coords},
                       {c: it["chains"][c][1] for c in coords}, {c: it["chains"][c][0].sequence for c in coords},
                       {}, {}, ())  # fmt: skip

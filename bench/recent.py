@@ -72,13 +72,14 @@ class RankingPredictor(Predictor):
         pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names, nanobody)
         preds = [run_network(self.model, batch, temperature=self.temperature)]
         preds += [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
-        w = member_weights(self.info, cdrs, len(preds)) if self.members else None
+        w = member_weights(self.info.ensemble_weights, cdrs, len(preds)) if self.members else None
         lengths = batch.lengths.numpy()
         ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(cdrs)
         alt = nanobody_choice(self.nanobody_templates, self.nanobody_cdrs, cdrs, nanobody)
         for (cdr, n), part, sc, lib in candidate_scores(preds, cdrs, sequences, lengths, self.templates,
                                                         self.cfg.identity_weight, w, alt):  # fmt: skip
-            tors, txyz, tseqs, ids = lib.groups[(cdr, n)]
+            g = lib.groups[(cdr, n)]
+            tors, txyz, tseqs, ids = g.torsions, g.coords, g.sequences, g.ids
             ident = identity_matrix([sequences[i] for i in part], tseqs)
             for row, i in enumerate(part):
                 ranked[i] = (np.argsort(-sc[row], kind="stable"), txyz)

@@ -60,7 +60,7 @@ def tune(run, data, split) -> dict:  # noqa: ANN001
     preds = [run_network(p.model, batch, temperature=p.temperature)]
     preds += [run_network(m.model, batch, temperature=m.temperature) for m in p.members]
     cdrs, seqs, lengths = val["cdr"].tolist(), val["sequence"].tolist(), batch.lengths.numpy()
-    w = member_weights(p.info, cdrs, len(preds)) if p.members else None
+    w = member_weights(p.info.ensemble_weights, cdrs, len(preds)) if p.members else None
     table = {}
     for label, alt in (("all templates", None), ("nanobody templates", (nb_lib, np.ones(len(val), bool)))):
         ang, xyz, _ = choose_conformations(preds, cdrs, seqs, lengths, p.templates, p.cfg.identity_weight, w, alt)

@@ -175,25 +175,42 @@ def test_options_that_would_be_ignored_are_refused(args, message):
 
 
 def test_batch_rounding_gives_the_per_loop_json_values():
-    """JsonTable (one NumPy call per batch) must give what rounded()/coords_json() give loop by loop,
-    NaN as None; loops_features must give residue_features loop by loop."""
+    """loops_json (one NumPy call per kind of value for many loops and their samples) must give what
+    rounded()/coords_json() give loop by loop, NaN as None; loops_features must give residue_features
+    loop by loop."""
     import numpy as np
 
     from loopfold.model.error_model import loops_features, residue_features
-    from loopfold.pipeline.samples import JsonTable, coords_json, rounded
+    from loopfold.pipeline.results import LoopArrays, LoopResult, Sample, coords_json, loops_json, rounded
 
     rng = np.random.default_rng(3)
-    angles, conf = rng.uniform(-180, 180, (3, 12, 3)), rng.random((3, 12)).astype(np.float32)
-    angles[1, 4, 0] = np.nan
-    xyz = [rng.normal(size=(n, 4, 3)).astype(np.float32) for n in (12, 9, 11)]
-    spans = [(3, 9), (2, 7), (3, 8)]
-    table = JsonTable(angles, conf, xyz, spans)
-    for i, (a, b) in enumerate(spans):
-        got = table.loop(i)
-        assert got["coords"] == coords_json(xyz[i][a:b])
-        assert [got[k] for k in ("phi", "psi", "omega")] == [rounded(angles[i, a:b, j], 1) for j in range(3)]
-        assert got["confidence"] == rounded(conf[i, a:b], 3)
-    assert table.loop(1)["phi"][2] is None
+    conf = rng.random((3, 12))
+    sizes = (6, 5, 5)
+    found = []
+    for k, n in enumerate(sizes):
+        ang = rng.uniform(-180, 180, (n, 3))
+        if k == 1:
+            ang[2, 0] = np.nan
+        err = rng.random(n) * 3 if k != 2 else None
+        samples = tuple(Sample(rng.random(), f"t{j}", rng.uniform(-180, 180, (n, 3)), rng.normal(size=(n, 4, 3)) * 9,
+                               None if j else 0.12345) for j in range(k))  # fmt: skip
+        found.append(LoopResult("H3", "H", "north", "A" * n, "ARC", "WGQ", None, None,
+                                LoopArrays(rng.normal(size=(n, 4, 3)) * 9, ang, conf[k, :n], err), False, 0.51234,
+                                "t", rmsd_predicted=1.23456, samples=samples or None))  # fmt: skip
+    entries = loops_json(found)
+    for lp, r in zip(entries, found, strict=True):
+        v = r.values
+        assert lp["coords"] == coords_json(v.coords) and lp["confidence"] == rounded(v.confidence, 3)
+        assert [lp[k] for k in ("phi", "psi", "omega")] == [rounded(v.angles[:, j], 1) for j in range(3)]
+        assert ("error" in lp) == (v.error is not None) and lp["max_training_identity"] == 0.512
+        if v.error is not None:
+            assert lp["error"] == rounded(v.error, 2) and lp["rmsd_predicted"] == 1.23
+        assert len(lp.get("samples", [])) == len(r.samples or ())
+        for got, s in zip(lp.get("samples", []), r.samples or (), strict=True):
+            assert got["coords"] == coords_json(s.coords) and got["phi"] == rounded(s.angles[:, 0], 1)
+            assert got["probability"] == round(s.probability, 3) and got.get("closure_rmsd") == (
+                None if s.closure_rmsd is None else 0.123)
+    assert entries[1]["phi"][2] is None and "samples" not in entries[0]
     probs = rng.dirichlet(np.ones(5), 16)
     sizes, cdrs, ident = [6, 5, 5], ["H3", "L1", "XX"], [0.9, None, 0.4]
     cut = np.cumsum([0, *sizes])
@@ -204,4 +221,3 @@ def test_batch_rounding_gives_the_per_loop_json_values():
     assert np.allclose(x[:6, 5], [0.1, 0.2, 0.3, 0.3, 0.2, 0.1]) and np.allclose(x[6:11, 5], [0.1, 0.2, 0.3, 0.2, 0.1])
     assert np.allclose(x[:, 4], [0.6] * 6 + [0.5] * 10) and np.allclose(x[:, 3], [0.7] * 6 + [0.0] * 5 + [0.4] * 5)
     assert x[:6, 6:].sum(1).tolist() == [1.0] * 6 and x[11:, 6:].sum() == 0  # one-hot CDR; unknown: none
-    assert table.split(list(range(16))) == [list(range(6)), list(range(6, 11)), list(range(11, 16))]

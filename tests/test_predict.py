@@ -49,9 +49,9 @@ def test_antibody_json_schema_and_geometry(tmp_path):
 def test_loop_alone_and_samples(predictor):
     q = predictor.loop_query("ARDYYGSSYFDY", "H3")
     (lp,) = predictor.predict_queries([q], samples=3)
-    assert lp["start"] is None and len(lp["samples"]) == 3
-    assert sum(s["probability"] for s in lp["samples"]) == pytest.approx(1.0, abs=1e-3)
-    assert len({tuple(s["phi"]) + tuple(s["psi"]) for s in lp["samples"]}) == 3
+    assert lp.start is None and lp.samples is not None and len(lp.samples) == 3
+    assert sum(s.probability for s in lp.samples) == pytest.approx(1.0, abs=1e-3)
+    assert len({tuple(s.angles[:, :2].ravel().round(1)) for s in lp.samples}) == 3
 
 
 def test_fasta_jsonl_and_pdb_dir(tmp_path):
@@ -264,9 +264,9 @@ def test_identity_weight_comes_from_the_run_config(tmp_path):
     picked = {}
     for seq in ("ARDYYGSSYFDY", "ARGGYYGSSPFAY", "AKDRGYSSGWYFDV"):
         for name, p in runs.items():
-            picked[name, seq] = p.predict_queries([p.loop_query(seq, "H3")])[0]["template"]
+            picked[name, seq] = p.predict_queries([p.loop_query(seq, "H3")])[0].template
         # identity alone picks a training loop at least as identical as any other of that length
-        tors, xyz, seqs, ids = lib.groups[("H3", len(seq) + 6)]
+        seqs, ids = lib.groups[("H3", len(seq) + 6)].sequences, lib.groups[("H3", len(seq) + 6)].ids
         best = max(identity_matrix([seq], seqs)[0])
         assert identity_matrix([seq], [seqs[ids.index(picked["identity_only", seq])]])[0, 0] == pytest.approx(best)
     assert any(picked["identity_only", s] != picked["probability_only", s] for _, s in picked)
@@ -277,17 +277,17 @@ def test_templates_match_the_loop_length_whatever_the_stems(predictor):
     loop = "ARDYYGSSYFDY"
     for stems in (("", ""), ("C", "WGQGT"), ("AVYYC", "W")):
         (lp,) = predictor.predict_queries([predictor.loop_query(loop, "H3", stems)])
-        assert lp["template"] in lib.groups[("H3", len(loop) + 6)][3], stems  # a 12-residue H3 template
-        assert len(lp["phi"]) == len(loop) and lp["stem_n"] == stems[0] and lp["stem_c"] == stems[1]
-        assert lp["warnings"], stems
+        assert lp.template in lib.groups[("H3", len(loop) + 6)].ids, stems  # a 12-residue H3 template
+        assert len(lp.values.angles) == len(loop) and lp.stem_n == stems[0] and lp.stem_c == stems[1]
+        assert lp.warnings, stems
     (lp,) = predictor.predict_queries([predictor.loop_query(loop, "H3", ("YYC", "WGQ"))])
-    assert "warnings" not in lp
+    assert not lp.warnings
     # a heavy chain that starts two residues before H1: the N-stem is padded, the loop keeps its length
     vh = TRASTUZUMAB_VH[20:]
     h1 = next(q for q in predictor.antibody_queries(AntibodyInput("short", vh, None)) if q.cdr == "H1")
     (lp,) = predictor.predict_queries([h1])
-    assert len(h1.stem_n) < 3 and lp["template"] in lib.groups[("H1", len(h1.sequence) + 6)][3]
-    assert "N-stem has" in lp["warnings"][0]
+    assert len(h1.stem_n) < 3 and lp.template in lib.groups[("H1", len(h1.sequence) + 6)].ids
+    assert "N-stem has" in lp.warnings[0]
 
 
 def test_records_and_loops_never_vanish_silently(tmp_path):

@@ -26,7 +26,7 @@ from loopfold.errors import InvalidFile, InvalidInput, LoopfoldError
 from loopfold.fv.assemble import FrameworkBuilder, FvModel
 from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
-from loopfold.pipeline.results import LoopArrays
+from loopfold.pipeline.results import LoopResult
 
 if TYPE_CHECKING:
     from loopfold.fv.refine import Refinement
@@ -50,11 +50,11 @@ class Loop:
     template: str | None
 
     @classmethod
-    def from_arrays(cls, lp: dict, values: LoopArrays) -> Loop:
-        """From one entry of a result's ``loops`` list and its values before rounding."""
-        return cls(lp["cdr"], lp["chain"], lp["sequence"], lp["start"], values.coords, values.angles[:, 0],
-                   values.angles[:, 1], values.angles[:, 2], values.confidence, values.error,
-                   lp.get("rmsd_predicted"), lp.get("template"))  # fmt: skip
+    def from_result(cls, r: LoopResult) -> Loop:
+        """From the pipeline's typed loop (its values before rounding; the record holds them rounded)."""
+        v = r.values
+        return cls(r.cdr, r.chain, r.sequence, r.start, v.coords, v.angles[:, 0], v.angles[:, 1], v.angles[:, 2],
+                   v.confidence, v.error, r.rmsd_predicted, r.template)  # fmt: skip
 
     @classmethod
     def from_json(cls, lp: dict) -> Loop:
@@ -188,9 +188,8 @@ class LoopFold:
         """
         from loopfold.pipeline.graft import predict_structure
 
-        record, text, arrays = predict_structure(self.predictor, path, loops, self.numberer, self.nanobody)
-        values = tuple(Loop.from_arrays(lp, v) for lp, v in zip(record["loops"], arrays, strict=True))
-        return GraftedStructure(record["id"], values, record, text)
+        record, text, placed = predict_structure(self.predictor, path, loops, self.numberer, self.nanobody)
+        return GraftedStructure(record["id"], tuple(Loop.from_result(r) for r in placed), record, text)
 
     def predict_loop(self, sequence: str, cdr: str = "H3", stems: tuple[str, str] | None = None,
                      samples: int = 0, name: str = "query") -> Prediction:  # fmt: skip
@@ -200,11 +199,12 @@ class LoopFold:
         Raises:
             InvalidSequence: an unknown CDR, a letter that is not an amino acid, or too long a loop.
         """
-        p, arrays = self.predictor, list[LoopArrays]()
-        record: dict[str, Any] = {"id": name, "loops": p.predict_queries([p.loop_query(sequence, cdr, stems)], samples,
-                                                                         arrays=arrays)}  # fmt: skip
-        loops = tuple(Loop.from_arrays(lp, v) for lp, v in zip(record["loops"], arrays, strict=True))
-        return Prediction(name, loops, None, record, p.name)
+        from loopfold.pipeline.results import loops_json
+
+        p = self.predictor
+        found = p.predict_queries([p.loop_query(sequence, cdr, stems)], samples)
+        record: dict[str, Any] = {"id": name, "loops": loops_json(found)}
+        return Prediction(name, tuple(Loop.from_result(r) for r in found), None, record, p.name)
 
     def predict_many(
         self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512
@@ -252,7 +252,7 @@ class LoopFold:
         name = self.predictor.name
         for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder,
                                     workers=self.workers, numberer=self.numberer, nanobody=self.nanobody):
-            loops = tuple(Loop.from_arrays(lp, v) for lp, v in zip(r.result.get("loops", []), r.loops, strict=True))
+            loops = tuple(Loop.from_result(lp) for lp in r.loops)
             yield Prediction(r.result["id"], loops, r.fv, r.result, name), r.error
 
     def document(self, records: list[dict]) -> dict:

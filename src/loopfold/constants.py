@@ -80,3 +80,8 @@ DEFAULT_STEMS = 3
 
 #: REMARK line of files whose B-factor column holds loopfold's predicted error (Å)
 B_REMARK = "B-factor: predicted backbone error in A (every residue)"
+#: REMARK lines of a ``--structure`` file: what its B-factor column holds (one meaning, Å²)
+STRUCTURE_B_REMARKS = ("B-factor (A^2): the input's for kept atoms, and for predicted",
+                       "loop residues 8 pi^2/3 x (predicted error in A)^2 (error: the JSON)")  # fmt: skip
+#: REMARK line of a refined model (``--refine``)
+REFINED_REMARK = "refined: side chains by PDBFixer, restrained minimisation by OpenMM"

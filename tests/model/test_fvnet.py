@@ -32,12 +32,14 @@ from loopfold.model.templates import TemplateLibrary
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.pipeline.graft import loops_pdb
 from loopfold.pipeline.predictor import Predictor
+from loopfold.pipeline.results import loops_json
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 from loopfold.structure.superpose import superposed_rmsd
 from loopfold.train.loop import train_model
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, make_backbone, write_pdb
 
 CFG = TrainConfig(model="fvnet", hidden=16, max_len=24, n_bins=4, epochs=2, batch_size=4, patience=5)
+TARGETS = ("target", "target_mask", "angles", "cis", "cis_mask", "loop_mask")  # Batch's training targets
 
 
 def test_torch_nerf_with_bond_angles_matches_numpy():
@@ -140,15 +142,16 @@ def test_fvnet_trains_predicts_with_context_error_and_b_factors(fab_rows, tmp_pa
     ab = AntibodyInput("tz", TRASTUZUMAB_VH, TRASTUZUMAB_VL)
     queries = p.antibody_queries(ab)
     loops = p.predict_queries(queries)
-    h3 = next(lp for lp in loops if lp["cdr"] == "H3")
-    assert len(h3["error"]) == len(h3["sequence"]) and h3["rmsd_predicted"] > 0
-    assert h3["rmsd_predicted"] == pytest.approx(np.sqrt(np.mean(np.square(h3["error"]))), abs=0.01)
+    h3 = next(lp for lp in loops if lp.cdr == "H3")
+    assert h3.values.error is not None and len(h3.values.error) == len(h3.sequence) and h3.rmsd_predicted > 0
+    assert h3.rmsd_predicted == pytest.approx(np.sqrt(np.mean(np.square(h3.values.error))))
     blank = np.full_like(queries[0].context, GAP)
     other = p.predict_queries([replace(q, context=blank) for q in queries])  # same slots, no Fv residues
-    assert any(a["phi"] != b["phi"] for a, b in zip(loops, other, strict=True))  # the Fv context is read
-    pdb = loops_pdb({"id": "tz", "loops": loops}, p)
+    assert any(not np.array_equal(a.values.angles, b.values.angles)
+               for a, b in zip(loops, other, strict=True))  # the Fv context is read  # fmt: skip
+    pdb = loops_pdb({"id": "tz", "loops": loops_json(loops)}, p)
     first_ca = next(line for line in pdb.splitlines() if line.startswith("ATOM") and line[12:16] == " CA ")
-    assert float(first_ca[60:66]) == pytest.approx(loops[0]["error"][0], abs=0.01)
+    assert float(first_ca[60:66]) == pytest.approx(loops[0].values.error[0], abs=0.01)
     # evaluation rows get the same Fv context and slots as queries of the same antibody
     rows = with_partners(val).reset_index(drop=True)
     batch, _ = frame_batch(rows, CFG.max_len, p.templates)
@@ -186,7 +189,7 @@ def test_candidates_exclude_the_loop_itself_and_carry_true_rmsds():
     from loopfold.model.template_targets import candidate_targets
 
     lib = _library()
-    tors, xyz, _, _ = lib.groups[("H3", 9)]
+    xyz = lib.groups[("H3", 9)].coords
     rows = pd.DataFrame([{"loop_id": "t0", "cdr": "H3", "sequence": "ARDYW", "stem_n": "AA", "stem_c": "AA",
                           "coords": xyz[1], "has_missing_atoms": False},
                          {"loop_id": "q", "cdr": "H3", "sequence": "ARDYF", "stem_n": "AA", "stem_c": "AA",
@@ -206,7 +209,7 @@ def test_expected_template_rmsd_rewards_scoring_the_closest_template_highest():
     from loopfold.model.fvnet import expected_template_rmsd
 
     bins = torch.tensor([[[0, 0, 0], [1, 1, 1]]])  # two candidates, 3 residues, bins 0 and 1
-    batch = Batch(*(None,) * 9, cand_bins=bins, cand_ident=torch.zeros(1, 2),
+    batch = Batch(*(None,) * 3, **dict.fromkeys(TARGETS), cand_bins=bins, cand_ident=torch.zeros(1, 2),
                   cand_rmsd=torch.tensor([[0.5, 3.0]]))  # fmt: skip
     good = {"bin_logits": torch.tensor([[[4.0, 0.0]] * 3])}
     bad = {"bin_logits": torch.tensor([[[0.0, 4.0]] * 3])}
@@ -236,8 +239,8 @@ def test_ensemble_members_load_and_are_checked(fab_rows, tmp_path):
     (tmp_path / "ens" / "config.json").write_text(json.dumps(main))
     loops = Predictor(tmp_path / "ens").predict_queries(queries)  # heavy CDRs from the run, light from the member
     for k, lp in enumerate(loops):
-        want = alone["ln" if lp["cdr"][0] == "H" else "fv"][k]
-        assert lp["template"] == want["template"] and lp["phi"] == want["phi"], lp["cdr"]
+        want = alone["ln" if lp.cdr[0] == "H" else "fv"][k]
+        assert lp.template == want.template and np.array_equal(lp.values.angles, want.values.angles), lp.cdr
     main = json.loads((tmp_path / "ens" / "config.json").read_text())
     main["info"]["output"] = "structure"  # members only vote on templates
     (tmp_path / "ens" / "config.json").write_text(json.dumps(main))
@@ -257,8 +260,8 @@ def test_partners_come_from_the_whole_dataset_and_insertions_do_not_take_a_slot(
     with_l = with_partners(fab_rows)
     part = with_l[(with_l["pdb_id"] == "fab0") & (with_l["chain_type"] == "H")]
     assert set(part["partner_sequence"]) == {TRASTUZUMAB_VL}
-    alone, _ = frame_context(heavy_only, CFG.max_len)  # light rows absent, no column: no partner
-    paired, _ = frame_context(part, CFG.max_len)  # the column carries the partner into a split part
+    alone = np.stack([c.tokens for c in frame_context(heavy_only)])  # light rows absent, no column: no partner
+    paired = np.stack([c.tokens for c in frame_context(part)])  # the column carries the partner into a split part
     assert (alone[:, IMGT_POSITIONS:] == GAP).all() and (paired[:, IMGT_POSITIONS + 22] != GAP).all()
     dom = NumberedDomain("H", "imgt", (0, 1, 2), ((111, ""), (111, "A"), (112, "")))
     tokens = context_tokens([numbered_chain("CDE", dom)])
@@ -270,7 +273,8 @@ def test_augment_swaps_template_inputs_and_candidates_together():
     from loopfold.train.loop import augment
 
     b, L, C = 64, 5, 3
-    base = Batch(torch.zeros(b, L, 2), torch.full((b,), L), torch.ones(b, L, dtype=torch.bool), *(None,) * 6,
+    base = Batch(torch.zeros(b, L, 2), torch.full((b,), L), torch.ones(b, L, dtype=torch.bool),
+                 **dict.fromkeys(TARGETS),
                  templates=torch.zeros(b, L, 4), context=torch.zeros(b, 8, dtype=torch.long),
                  slots=torch.zeros(b, L, dtype=torch.long), cand_bins=torch.zeros(b, C, L, dtype=torch.long),
                  cand_ident=torch.zeros(b, C), cand_rmsd=torch.zeros(b, C))  # fmt: skip

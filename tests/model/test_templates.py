@@ -24,20 +24,21 @@ def library_frame(n=5, length=10):
 def test_library_rebuild_is_faithful_and_round_trips(tmp_path):
     df = library_frame()
     lib = TemplateLibrary.from_frame(df)
-    tors, xyz, seqs, ids = lib.groups[("H3", 10)]
+    g = lib.groups[("H3", 10)]
+    tors, xyz, ids = g.torsions, g.coords, g.ids
     assert ids == [f"t{i}" for i in range(5)] and xyz.shape == (5, 10, 4, 3)
     for k in range(5):  # ideal bond lengths, own angles: the same loop within a few hundredths of an Å
         assert superposed_rmsd(xyz[k], df["coords"][k]) < 0.05
     lib.save(tmp_path / "t.safetensors")
     back = TemplateLibrary.load(tmp_path / "t.safetensors")
-    np.testing.assert_allclose(back.groups[("H3", 10)][0], tors, atol=1e-4)
-    assert back.groups[("H3", 10)][3] == ids
+    np.testing.assert_allclose(back.groups[("H3", 10)].torsions, tors, atol=1e-4)
+    assert back.groups[("H3", 10)].ids == ids
 
 
 def test_model_probabilities_pick_the_matching_template():
     df = library_frame()
     lib = TemplateLibrary.from_frame(df)
-    tors = lib.groups[("H3", 10)][0]
+    tors = lib.groups[("H3", 10)].torsions
     centers = np.stack(np.meshgrid(np.arange(-165, 180, 30.0), np.arange(-165, 180, 30.0)), -1).reshape(-1, 2)
     target = tors[3]
     d = ((target[:, None, :2] - centers[None] + 180) % 360 - 180) ** 2
@@ -57,7 +58,7 @@ def test_model_probabilities_pick_the_matching_template():
 
 def _favouring(lib, k, strength, centers):
     """Bin probabilities that favour template k (``strength``: probability of its bins)."""
-    tors = lib.groups[("H3", 10)][0]
+    tors = lib.groups[("H3", 10)].torsions
     d = ((tors[k][:, None, :2] - centers[None] + 180) % 360 - 180) ** 2
     probs = np.full((1, 10, len(centers)), (1 - strength) / (len(centers) - 1))
     probs[0, np.arange(10), np.nan_to_num(d.sum(-1), nan=0).argmin(-1)] = strength
@@ -83,12 +84,12 @@ def test_ensemble_weights_are_checked():
     from loopfold.errors import CheckpointError
     from loopfold.model.ensemble import check_weights, member_weights
 
-    info = {"ensemble_weights": {"H3": [0.0, 1.0]}}
-    check_weights(info, 2, "run")
-    assert member_weights(info, ["H1", "H3"], 2).tolist() == [[1.0, 1.0], [0.0, 1.0]]
+    table = {"H3": [0.0, 1.0]}
+    check_weights(table, 2, "run")
+    assert member_weights(table, ["H1", "H3"], 2).tolist() == [[1.0, 1.0], [0.0, 1.0]]
     for bad in ({"H3": [0.0, 0.0]}, {"H3": [1.0]}, {"H9": [1.0, 1.0]}, {"H3": [-1.0, 2.0]}, [1, 2]):
         with pytest.raises(CheckpointError, match="ensemble_weights"):
-            check_weights({"ensemble_weights": bad}, 2, "run")
+            check_weights(bad, 2, "run")
 
 
 def test_nanobody_windows_choose_among_the_nanobody_templates():
@@ -100,12 +101,12 @@ def test_nanobody_windows_choose_among_the_nanobody_templates():
     fav = _favouring(lib, 3, 0.9, centers)  # the network prefers t3, not a nanobody template
     pred = {k: (np.concatenate([v, v]) if k != "bin_centers" else v) for k, v in fav.items()}
     nb = lib.subset({"t0", "t2"})
-    assert nb.groups[("H3", 10)][3] == ["t0", "t2"] and lib.subset(set()).groups == {}
+    assert nb.groups[("H3", 10)].ids == ["t0", "t2"] and lib.subset(set()).groups == {}
     seqs, n = [df["sequence"][0]] * 2, np.array([10, 10])
     alt = nanobody_choice(nb, {"H3"}, ["H3", "H3"], np.array([True, False]))
     _, coords, sources = choose_conformations(pred, ["H3", "H3"], seqs, n, lib, 0.0, None, alt)
     assert sources[0] in {"t0", "t2"} and sources[1] == "t3"  # only the marked window is restricted
-    np.testing.assert_allclose(coords[0], nb.groups[("H3", 10)][1][["t0", "t2"].index(sources[0])])
+    np.testing.assert_allclose(coords[0], nb.groups[("H3", 10)].coords[["t0", "t2"].index(sources[0])])
     assert nanobody_choice(nb, {"H1"}, ["H3", "H3"], np.array([True, True])) is None  # CDR not tuned for it
     assert nanobody_choice(None, {"H3"}, ["H3"], np.array([True])) is None
 

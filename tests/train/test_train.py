@@ -93,7 +93,8 @@ def test_identity_template_uses_the_template_geometry_of_the_model():
     query.at[0, "sequence"] = "W" + query["sequence"][0][1:]  # not identical, still closest to loop 1
     base = IdentityTemplateBaseline().fit(train)
     _, _, coords = base.predict(query, 12)
-    _, xyz, _, ids = base.library.groups[("H3", len(query["phi"][0]))]
+    group = base.library.groups[("H3", len(query["phi"][0]))]
+    xyz, ids = group.coords, group.ids
     np.testing.assert_allclose(coords[0], xyz[ids.index("t1")])  # the library's copy of loop 1
     assert np.allclose(internal_geometry(coords[0]).n_ca_c, geom.n_ca_c, atol=1e-6)  # with its own tau
     assert superposed_rmsd(coords[0], rebuild_backbone(tors)) > 0.1  # not an ideal-geometry rebuild

@@ -80,7 +80,8 @@ class IdentityTemplateBaseline:
         keys = list(zip(df["cdr"], df["phi"].map(len), strict=True))
         for key in set(keys):
             if key in self.library.groups:
-                tors, xyz, seqs, _ = self.library.groups[key]
+                g = self.library.groups[key]
+                tors, xyz, seqs = g.torsions, g.coords, g.sequences
             elif key in self.torsions:
                 (tors, seqs), xyz = self.torsions[key], None
             else:

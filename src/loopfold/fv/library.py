@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from loopfold.constants import CDR_BOUNDS_IMGT, CDRS
+from loopfold.constants import BOND_C_N, BOND_C_O, BOND_CA_C, BOND_N_CA, CDR_BOUNDS_IMGT, CDRS, CHAIN_BREAK_DISTANCE
 from loopfold.errors import CheckpointError
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.structure.validate import RamaTable, phi_psi
@@ -162,9 +162,7 @@ def entry_from_chains(
     return residues, coords
 
 
-IDEAL = ((0, 1, 1.458), (1, 2, 1.525), (2, 3, 1.231))  # N-CA, CA-C, C-O (Å)
-PEPTIDE = 1.329
-BREAK = 2.0  # a C-N longer than this is a chain break
+IDEAL = ((0, 1, BOND_N_CA), (1, 2, BOND_CA_C), (2, 3, BOND_C_O))  # atom pairs of the residue and ideal length (Å)
 
 
 def clean_entry(coords: np.ndarray, chain_type: str) -> tuple[np.ndarray, float]:
@@ -176,7 +174,7 @@ def clean_entry(coords: np.ndarray, chain_type: str) -> tuple[np.ndarray, float]
     present = np.isfinite(xyz).all((1, 2))
     pos = np.nonzero(present)[0]
     for p, q in zip(pos[:-1], pos[1:], strict=True):
-        if fw[p : q + 1].all() and np.linalg.norm(xyz[q, 0] - xyz[p, 2]) > BREAK:
+        if fw[p : q + 1].all() and np.linalg.norm(xyz[q, 0] - xyz[p, 2]) > CHAIN_BREAK_DISTANCE:
             xyz[q] = np.nan
     present = np.isfinite(xyz).all((1, 2))
     dev = 0.0
@@ -186,8 +184,8 @@ def clean_entry(coords: np.ndarray, chain_type: str) -> tuple[np.ndarray, float]
     pos = np.nonzero(present)[0]
     for p, q in zip(pos[:-1], pos[1:], strict=True):
         cn = float(np.linalg.norm(xyz[q, 0] - xyz[p, 2]))
-        if cn <= BREAK:
-            dev = max(dev, abs(cn - PEPTIDE))
+        if cn <= CHAIN_BREAK_DISTANCE:
+            dev = max(dev, abs(cn - BOND_C_N))
     return xyz, dev
 
 

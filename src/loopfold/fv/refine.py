@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import gemmi
 import numpy as np
 
+from loopfold.constants import REFINED_REMARK
 from loopfold.errors import LoopfoldError, RefinementError
 from loopfold.io.model_check import check_text
 from loopfold.io.pdb import remark_250
@@ -232,8 +233,7 @@ def _with_b_factors(refined: str, original: str) -> str:
     opts.minimal_file = True
     opts.cryst1_record = False
     head = "".join(line + "\n" for line in original.splitlines() if line.startswith("REMARK"))
-    return head + "REMARK 250 refined: side chains by PDBFixer, restrained minimisation by OpenMM\n" + \
-        st.make_pdb_string(opts)  # fmt: skip
+    return head + remark_250([REFINED_REMARK]) + st.make_pdb_string(opts)
 
 
 def closest_heavy_pair(pdb_text: str) -> float:

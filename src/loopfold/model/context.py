@@ -95,10 +95,21 @@ def with_partners(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@dataclass(frozen=True)
+class WindowContext:
+    """A window's Fv: the Fv's context ``tokens`` ``[N_SLOTS]``, the window's own numbered ``chain``,
+    the loop's ``start`` in it (None: unknown) and the window's N-stem length."""
+
+    tokens: np.ndarray
+    chain: NumberedChain
+    start: int | None
+    stem_n: int
+
+
 def frame_context(
-    df: pd.DataFrame, max_len: int, numbered: dict[str, NumberedChain | None] | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Context tokens ``[B, N_SLOTS]`` and window slots ``[B, max_len]`` for dataset rows.
+    df: pd.DataFrame, numbered: dict[str, NumberedChain | None] | None = None
+) -> list[WindowContext | None]:
+    """Each dataset row's :class:`WindowContext` (None where its chain has no numbering).
 
     A row's Fv is its own chain plus its ``partner_sequence`` (:func:`with_partners`, added
     here from ``df`` itself when the column is absent).
@@ -108,16 +119,11 @@ def frame_context(
     seqs = df["chain_sequence"].tolist()
     if numbered is None:
         numbered = number_chains(seqs + [s for s in df["partner_sequence"] if isinstance(s, str)])
-    tokens = np.full((len(df), N_SLOTS), GAP, dtype=np.int64)
-    slots = np.full((len(df), max_len), NO_SLOT, dtype=np.int64)
-    rows = zip(df["partner_sequence"], seqs, df["loop_start"], df["stem_n"], df["sequence"], df["stem_c"],
-               strict=True)  # fmt: skip
-    for i, (partner_seq, seq, start, sn, loop, sc) in enumerate(rows):
+    out: list[WindowContext | None] = []
+    for partner_seq, seq, start, sn in zip(df["partner_sequence"], seqs, df["loop_start"], df["stem_n"], strict=True):
         own = numbered.get(seq) if isinstance(seq, str) else None
-        if own is None:
-            continue
         partner = numbered.get(partner_seq) if isinstance(partner_seq, str) else None
-        tokens[i] = context_tokens([c for c in (own, partner) if c is not None])
-        width = len(sn) + len(loop) + len(sc)
-        slots[i, :width] = window_slots(own, None if pd.isna(start) else int(start), len(sn), width)
-    return tokens, slots
+        out.append(None if own is None else WindowContext(
+            context_tokens([c for c in (own, partner) if c is not None]), own,
+            None if pd.isna(start) else int(start), len(sn)))  # fmt: skip
+    return out

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from loopfold.model.features import Batch
+from loopfold.model.features import Inputs
 from loopfold.model.losses import nearest_bins
 
 
 @torch.no_grad()
 def run_network(
-    model: torch.nn.Module, batch: Batch, chunk: int = 2048, temperature: float = 1.0
+    model: torch.nn.Module, batch: Inputs, chunk: int = 2048, temperature: float = 1.0
 ) -> dict[str, np.ndarray]:
     """Predictions for a batch (bin probabilities tempered by ``temperature``).
 

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from torch import nn
 
-from loopfold.errors import CheckpointError
+from loopfold.errors import CheckpointError, InvalidFile
 from loopfold.model.checkpoint import load_model
 from loopfold.model.config import TrainConfig
+from loopfold.model.run_info import RunInfo
 
 MEMBERS = "members"
 
@@ -35,7 +37,7 @@ class Member:
     temperature: float
 
 
-def load_members(run_dir: Path, cfg: TrainConfig, info: dict) -> list[Member]:
+def load_members(run_dir: Path, cfg: TrainConfig, info: RunInfo) -> list[Member]:
     """The networks under ``run_dir/members/`` (none when the folder is absent).
 
     Raises:
@@ -47,25 +49,30 @@ def load_members(run_dir: Path, cfg: TrainConfig, info: dict) -> list[Member]:
         return []
     out = []
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-        model, mcfg, minfo = load_model(sub)
-        for key, default in (("definition", "north"), ("stems", 3)):
-            if minfo.get(key, default) != info.get(key, default):
-                raise CheckpointError(f"{sub}: ensemble member {key} {minfo.get(key, default)!r} differs from the "
-                                      f"run's {info.get(key, default)!r}")  # fmt: skip
+        model, mcfg, raw = load_model(sub)
+        try:
+            minfo = RunInfo.parse(raw, mcfg, str(sub / "config.json"))
+        except InvalidFile as exc:
+            raise CheckpointError(f"ensemble member: {exc}") from None
+        for key in ("definition", "stems"):
+            if getattr(minfo, key) != getattr(info, key):
+                raise CheckpointError(f"{sub}: ensemble member {key} {getattr(minfo, key)!r} differs from the "
+                                      f"run's {getattr(info, key)!r}")  # fmt: skip
         if mcfg.max_len != cfg.max_len or not hasattr(model, "bin_centers"):
             raise CheckpointError(f"{sub}: ensemble member must have Ramachandran bins and window limit {cfg.max_len}")
-        out.append(Member(sub.name, model, mcfg, float(minfo.get("bin_temperature", 1.0))))
-    check_weights(info, 1 + len(out), str(run_dir / "config.json"))
-    if out and info.get("output", "template") == "structure":
+        out.append(Member(sub.name, model, mcfg, minfo.bin_temperature))
+    check_weights(info.ensemble_weights, 1 + len(out), str(run_dir / "config.json"))
+    if out and info.output == "structure":
         raise CheckpointError(f"{run_dir}: ensemble members need a run that writes templates, but its "
                               "info.output is structure")  # fmt: skip
     return out
 
 
-def member_weights(info: dict, cdrs: list[str], n_members: int) -> np.ndarray:
-    """``[B, n_members]`` weights per window: ``info.ensemble_weights[cdr]`` (the run's own network
-    first, then ``members/`` in name order; tuned on validation loops), equal where not given."""
-    table = info.get("ensemble_weights") or {}
+def member_weights(table: object, cdrs: list[str], n_members: int) -> np.ndarray:
+    """``[B, n_members]`` weights per window: ``table[cdr]`` (``info.ensemble_weights``, checked by
+    :func:`check_weights`: the run's own network first, then ``members/`` in name order; tuned on
+    validation loops), equal where not given."""
+    table = cast(dict, table or {})
     out = np.ones((len(cdrs), n_members))
     for i, cdr in enumerate(cdrs):
         if cdr in table:
@@ -73,12 +80,11 @@ def member_weights(info: dict, cdrs: list[str], n_members: int) -> np.ndarray:
     return out
 
 
-def check_weights(info: dict, n_members: int, where: str) -> None:
-    """Raises CheckpointError unless ``info.ensemble_weights`` maps CDRs to ``n_members`` non-negative
-    numbers with a positive sum."""
+def check_weights(table: object, n_members: int, where: str) -> None:
+    """Raises CheckpointError unless ``table`` (``info.ensemble_weights``; None: none given) maps CDRs
+    to ``n_members`` non-negative numbers with a positive sum."""
     from loopfold.constants import CDRS
 
-    table = info.get("ensemble_weights")
     if table is None:
         return
     if not isinstance(table, dict):

@@ -9,7 +9,7 @@ the angle is defined, and omega cis (|omega| < 90) / trans with its own mask.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Self, cast
 
 import numpy as np
 import pandas as pd
@@ -22,31 +22,21 @@ N_FEATURES = len(AMINO_ACIDS) + 3 + len(CDRS) + 2
 
 
 @dataclass
-class Batch:
-    """Padded tensors for B windows of at most L residues."""
+class Inputs:
+    """What a network reads for B windows of at most L residues (no targets: inference builds these)."""
 
     features: torch.Tensor  # [B, L, F]
     lengths: torch.Tensor  # [B]
     pad_mask: torch.Tensor  # [B, L] True at real residues
-    target: torch.Tensor  # [B, L, 4] sin/cos phi, sin/cos psi (0 where undefined)
-    target_mask: torch.Tensor  # [B, L, 4] 1 where defined
-    angles: torch.Tensor  # [B, L, 3] phi, psi, omega in degrees, NaN where undefined
-    cis: torch.Tensor  # [B, L] 1 cis, 0 trans
-    cis_mask: torch.Tensor  # [B, L]
-    loop_mask: torch.Tensor  # [B, L] True inside the loop (not the stems)
     #: whole-Fv inputs (``fvnet`` only, see :mod:`loopfold.model.fv_inputs`); None otherwise
     templates: torch.Tensor | None = None  # [B, L, T] retrieved-template features
     context: torch.Tensor | None = None  # [B, N_SLOTS] Fv residue per IMGT slot
     slots: torch.Tensor | None = None  # [B, L] IMGT slot of each window residue
-    coords: torch.Tensor | None = None  # [B, L, 4, 3] true backbone (structure loss), NaN where unknown
-    cand_bins: torch.Tensor | None = None  # [B, C, L] candidate templates' bins (-1 undefined)
-    cand_ident: torch.Tensor | None = None  # [B, C] their identity to the loop
-    cand_rmsd: torch.Tensor | None = None  # [B, C] their true loop RMSD (NaN: unknown or no candidate)
 
-    def subset(self, idx: torch.Tensor | np.ndarray) -> Batch:
-        """The rows ``idx`` as a new batch."""
-        return Batch(**cast(dict[str, Any], {k: None if getattr(self, k) is None else getattr(self, k)[idx]
-                                             for k in self.__dataclass_fields__}))  # fmt: skip
+    def subset(self, idx: torch.Tensor | np.ndarray) -> Self:
+        """The rows ``idx`` as a new batch of the same type."""
+        return type(self)(**cast(dict[str, Any], {k: None if getattr(self, k) is None else getattr(self, k)[idx]
+                                                  for k in self.__dataclass_fields__}))  # fmt: skip
 
     def inputs(
         self, idx: torch.Tensor | np.ndarray | None = None, width: int | None = None, fv: bool = True
@@ -59,6 +49,28 @@ class Batch:
             assert self.templates is not None and self.slots is not None  # set with context (fv_inputs.with_fv)
             out.update(templates=self.templates[sel, :width], context=self.context[sel], slots=self.slots[sel, :width])
         return out
+
+
+@dataclass(kw_only=True)
+class Batch(Inputs):
+    """:class:`Inputs` with the training targets of dataset rows."""
+
+    target: torch.Tensor  # [B, L, 4] sin/cos phi, sin/cos psi (0 where undefined)
+    target_mask: torch.Tensor  # [B, L, 4] 1 where defined
+    angles: torch.Tensor  # [B, L, 3] phi, psi, omega in degrees, NaN where undefined
+    cis: torch.Tensor  # [B, L] 1 cis, 0 trans
+    cis_mask: torch.Tensor  # [B, L]
+    loop_mask: torch.Tensor  # [B, L] True inside the loop (not the stems)
+    coords: torch.Tensor | None = None  # [B, L, 4, 3] true backbone (structure loss), NaN where unknown
+    cand_bins: torch.Tensor | None = None  # [B, C, L] candidate templates' bins (-1 undefined)
+    cand_ident: torch.Tensor | None = None  # [B, C] their identity to the loop
+    cand_rmsd: torch.Tensor | None = None  # [B, C] their true loop RMSD (NaN: unknown or no candidate)
+
+
+def query_inputs(feats: np.ndarray, lengths: np.ndarray) -> Inputs:
+    """Network inputs for encoded query windows (:func:`encode_window`) of ``lengths`` residues."""
+    pad = np.arange(feats.shape[1])[None, :] < lengths[:, None]
+    return Inputs(torch.from_numpy(feats), torch.from_numpy(lengths), torch.from_numpy(pad))
 
 
 def sincos(phi_psi: np.ndarray) -> np.ndarray:

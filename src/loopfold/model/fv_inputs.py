@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 import torch
 
-from loopfold.model.context import GAP, N_SLOTS, NO_SLOT, NumberedChain, frame_context, window_slots
-from loopfold.model.features import Batch, batch_from_frame
+from loopfold.model.context import GAP, N_SLOTS, NO_SLOT, NumberedChain, WindowContext, frame_context, window_slots
+from loopfold.model.features import Batch, Inputs, batch_from_frame
 from loopfold.model.template_input import STRICT_CAP, template_features
 from loopfold.model.templates import TemplateLibrary
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
+
+B = TypeVar("B", bound=Inputs)
 
 
 def frame_coords(df: pd.DataFrame, max_len: int) -> np.ndarray:
@@ -27,12 +30,27 @@ def frame_coords(df: pd.DataFrame, max_len: int) -> np.ndarray:
 
 
 def with_fv(
-    batch: Batch, templates: np.ndarray, tokens: np.ndarray, slots: np.ndarray, coords: np.ndarray | None = None
-) -> Batch:
-    """``batch`` with FvNet's inputs attached."""
-    xyz = None if coords is None else torch.from_numpy(coords)
-    return replace(batch, templates=torch.from_numpy(templates), context=torch.from_numpy(tokens),
-                   slots=torch.from_numpy(slots), coords=xyz)  # fmt: skip
+    batch: B,
+    cdrs: list[str],
+    sequences: list[str],
+    library: TemplateLibrary | None,
+    contexts: list[WindowContext | None],
+    exclude: list[set[str]] | None = None,
+) -> tuple[B, list[list[str]]]:
+    """``batch`` with FvNet's inputs attached (what dataset rows and queries both go through): each
+    window's retrieved templates (none in ``exclude``; their names returned) and, from ``contexts``
+    (None: no Fv, a loop alone), its Fv context tokens and the IMGT slot of each residue."""
+    max_len = batch.features.shape[1]
+    widths = batch.lengths.numpy()
+    feats, names = template_features(library, cdrs, sequences, widths, max_len, exclude)
+    tokens = np.full((len(cdrs), N_SLOTS), GAP, dtype=np.int64)
+    slots = np.full((len(cdrs), max_len), NO_SLOT, dtype=np.int64)
+    for i, ctx in enumerate(contexts):
+        if ctx is not None:
+            tokens[i] = ctx.tokens
+            slots[i, : widths[i]] = window_slots(ctx.chain, ctx.start, ctx.stem_n, int(widths[i]))
+    return replace(batch, templates=torch.from_numpy(feats), context=torch.from_numpy(tokens),
+                   slots=torch.from_numpy(slots)), names  # fmt: skip
 
 
 def frame_batch(
@@ -43,12 +61,9 @@ def frame_batch(
     coords: bool = False,
 ) -> tuple[Batch, list[list[str]]]:
     """An FvNet batch for dataset rows (templates from ``library``; a row never sees its own loop)."""
-    batch = batch_from_frame(df, max_len)
-    widths = batch.lengths.numpy()
-    exclude = [{i} for i in df["loop_id"]]
-    feats, names = template_features(library, df["cdr"].tolist(), df["sequence"].tolist(), widths, max_len, exclude)
-    tokens, slots = frame_context(df, max_len, numbered)
-    return with_fv(batch, feats, tokens, slots, frame_coords(df, max_len) if coords else None), names
+    batch, names = with_fv(batch_from_frame(df, max_len), df["cdr"].tolist(), df["sequence"].tolist(), library,
+                           frame_context(df, numbered), [{i} for i in df["loop_id"]])  # fmt: skip
+    return (replace(batch, coords=torch.from_numpy(frame_coords(df, max_len))) if coords else batch), names
 
 
 def strict_templates(df: pd.DataFrame, max_len: int, library: TemplateLibrary) -> np.ndarray:
@@ -57,27 +72,6 @@ def strict_templates(df: pd.DataFrame, max_len: int, library: TemplateLibrary) -
     caps = np.full(len(df), STRICT_CAP, dtype=np.float32)
     exclude = [{i} for i in df["loop_id"]]
     return template_features(library, df["cdr"].tolist(), df["sequence"].tolist(), widths, max_len, exclude, caps)[0]
-
-
-def query_fv(
-    batch: Batch,
-    cdrs: list[str],
-    sequences: list[str],
-    library: TemplateLibrary | None,
-    contexts: list[tuple[np.ndarray, NumberedChain, int, int] | None],
-) -> tuple[Batch, list[list[str]]]:
-    """``batch`` of query windows with FvNet's inputs; ``contexts`` per window: (context tokens, own
-    numbered chain, loop start in it, N-stem length) or None (a loop given alone)."""
-    max_len = batch.features.shape[1]
-    feats, names = template_features(library, cdrs, sequences, batch.lengths.numpy(), max_len)
-    tokens = np.full((len(cdrs), N_SLOTS), GAP, dtype=np.int64)
-    slots = np.full((len(cdrs), max_len), NO_SLOT, dtype=np.int64)
-    for i, ctx in enumerate(contexts):
-        if ctx is not None:
-            tokens[i] = ctx[0]
-            width = int(batch.lengths[i])
-            slots[i, :width] = window_slots(ctx[1], ctx[2], ctx[3], width)
-    return with_fv(batch, feats, tokens, slots), names
 
 
 def rebuild_predicted(pred: dict[str, np.ndarray]) -> np.ndarray:

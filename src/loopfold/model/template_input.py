@@ -30,7 +30,7 @@ def _group_arrays(library: TemplateLibrary, key: tuple[str, int]) -> np.ndarray:
     """``[N, W, N_GEOMETRY]`` per-template residue features of one group (computed once)."""
     ck = ("input", key)
     if ck not in library._cache:
-        tors, xyz, _, _ = library.groups[key]
+        tors, xyz = library.groups[key].torsions, library.groups[key].coords
         rad = np.radians(np.nan_to_num(tors, nan=180.0))
         g = internal_geometry(xyz)
         bond = [(np.nan_to_num(v, nan=ideal) - ideal) / 10.0 for v, ideal in
@@ -63,8 +63,8 @@ def retrieve(
     group = library.groups.get((cdr, width))
     if group is None or q == 0:
         return idx, ident, names
-    ids = group[3]
-    sim = identity_matrix(sequences, group[2])
+    ids = group.ids
+    sim = identity_matrix(sequences, group.sequences)
     if caps is not None:
         sim = np.where(sim >= caps[:, None], -1.0, sim)
     if exclude is not None:

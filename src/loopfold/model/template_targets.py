@@ -52,7 +52,7 @@ def candidate_targets(
         key = (str(cdr), int(w))
         if key not in library.groups:
             continue
-        xyz = library.groups[key][1]
+        xyz = library.groups[key].coords
         tbins, defined, _, _ = library._features(key, centers)
         caps = None if cap is None else np.full(len(g), cap, dtype=np.float32)
         top, sims, _ = retrieve(library, key[0], key[1], g["sequence"].tolist(), [{x} for x in g["loop_id"]], caps,

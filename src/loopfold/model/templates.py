@@ -32,15 +32,22 @@ from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 TEMPLATES = "templates.safetensors"
 
 
+@dataclass(frozen=True)
+class TemplateGroup:
+    """The templates of one (CDR, window length): ``torsions`` ``[N, W, 3]`` degrees, ``coords``
+    ``[N, W, 4, 3]`` Å, the loop ``sequences`` (no stems) and loop ``ids``, in one order."""
+
+    torsions: np.ndarray
+    coords: np.ndarray
+    sequences: list[str]
+    ids: list[str]
+
+
 @dataclass
 class TemplateLibrary:
-    """Real loop windows grouped by (CDR, window length).
+    """Real loop windows grouped by (CDR, window length) (:class:`TemplateGroup`)."""
 
-    ``torsions`` ``[N, W, 3]`` degrees; ``coords`` ``[N, W, 4, 3]`` Å; ``sequences``
-    the loop sequences (no stems), in the same order as ``loop_ids``.
-    """
-
-    groups: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, list[str], list[str]]]
+    groups: dict[tuple[str, int], TemplateGroup]
     #: the CDR definition the loops were cut under (None when unknown)
     definition: str | None = None
     #: per (group, bin centres): template bins and masks, computed once (see ``_features``)
@@ -60,18 +67,18 @@ class TemplateLibrary:
             g[2].append(row.sequence)
             g[3].append(row.loop_id)
         defs = df["definition"].unique().tolist() if "definition" in df and len(df) else []
-        return cls({k: (np.stack(v[0]), np.stack(v[1]), v[2], v[3]) for k, v in groups.items()},
+        return cls({k: TemplateGroup(np.stack(v[0]), np.stack(v[1]), v[2], v[3]) for k, v in groups.items()},
                    str(defs[0]) if len(defs) == 1 else None)  # fmt: skip
 
     def save(self, path: str | Path) -> None:
         """Write all groups to one safetensors file (atomically); sequences and ids in its metadata."""
         tensors, meta = {}, {}
-        for (cdr, w), (tors, xyz, seqs, ids) in self.groups.items():
+        for (cdr, w), g in self.groups.items():
             key = f"{cdr}_{w}"
-            tensors[f"{key}.torsions"] = tors.astype(np.float32)
-            tensors[f"{key}.coords"] = xyz.astype(np.float32)
-            meta[f"{key}.sequences"] = ",".join(seqs)
-            meta[f"{key}.ids"] = ",".join(ids)
+            tensors[f"{key}.torsions"] = g.torsions.astype(np.float32)
+            tensors[f"{key}.coords"] = g.coords.astype(np.float32)
+            meta[f"{key}.sequences"] = ",".join(g.sequences)
+            meta[f"{key}.ids"] = ",".join(g.ids)
         if self.definition is not None:
             meta["definition"] = self.definition
         with atomic_path(path) as tmp:
@@ -98,7 +105,7 @@ class TemplateLibrary:
                 continue
             key = name[: -len(".torsions")]
             cdr, w = key.rsplit("_", 1)
-            groups[(cdr, int(w))] = (
+            groups[(cdr, int(w))] = TemplateGroup(
                 tensors[name].astype(np.float64),
                 tensors[f"{key}.coords"].astype(np.float64),
                 meta.get(f"{key}.sequences", "").split(","),
@@ -109,10 +116,11 @@ class TemplateLibrary:
     def subset(self, ids: set[str]) -> TemplateLibrary:
         """The templates whose loop id is in ``ids`` (groups left empty are dropped)."""
         groups = {}
-        for key, (tors, xyz, seqs, lids) in self.groups.items():
-            keep = [k for k, i in enumerate(lids) if i in ids]
+        for key, g in self.groups.items():
+            keep = [k for k, i in enumerate(g.ids) if i in ids]
             if keep:
-                groups[key] = (tors[keep], xyz[keep], [seqs[k] for k in keep], [lids[k] for k in keep])
+                groups[key] = TemplateGroup(g.torsions[keep], g.coords[keep], [g.sequences[k] for k in keep],
+                                            [g.ids[k] for k in keep])  # fmt: skip
         return TemplateLibrary(groups, self.definition)
 
     def _features(self, key: tuple[str, int], centers: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -120,7 +128,7 @@ class TemplateLibrary:
         cache = self._cache
         ck = (key, centers.tobytes())
         if ck not in cache:
-            tors = self.groups[key][0]
+            tors = self.groups[key].torsions
             phi, psi, om = tors[..., 0], tors[..., 1], tors[..., 2]
             bins = nearest_bins(phi, psi, centers)
             cis = (np.abs(np.nan_to_num(om, nan=180.0)) < 90).astype(int)
@@ -150,7 +158,7 @@ class TemplateLibrary:
             if cis_logp is not None:
                 score += np.where(om_defined[:, k], cis_logp[:, k, cis[:, k]], 0.0)
         if identity_weight:
-            score += identity_weight * identity_matrix(sequences, self.groups[(cdr, w)][2])
+            score += identity_weight * identity_matrix(sequences, self.groups[(cdr, w)].sequences)
         return score
 
     def rank(
@@ -173,7 +181,7 @@ class TemplateLibrary:
         group = self.groups.get((cdr, w))
         if group is None:
             return []
-        tors, xyz, seqs, ids = group
+        tors, xyz, ids = group.torsions, group.coords, group.ids
         score = self.scores(cdr, w, [sequence], bin_logp[None], centers,
                             None if cis_logp is None else cis_logp[None], identity_weight)[0]  # fmt: skip
         order = np.argsort(-score, kind="stable")
@@ -236,8 +244,8 @@ def candidate_scores(
                                                  None if cp is None else cp[part, :n])
                      for m, ((lp, cp), centers) in enumerate(members) if wp[:, m].any())  # fmt: skip
             if identity_weight:
-                sc = sc + identity_weight * identity_matrix(seqs, lib.groups[(cdr, n)][2])
-            sc = sc - CIS_PENALTY * _cis_before_non_proline(lib.groups[(cdr, n)][0], seqs)
+                sc = sc + identity_weight * identity_matrix(seqs, lib.groups[(cdr, n)].sequences)
+            sc = sc - CIS_PENALTY * _cis_before_non_proline(lib.groups[(cdr, n)].torsions, seqs)
             yield (cdr, n), part, sc, lib
 
 
@@ -269,7 +277,8 @@ def choose_conformations(
         return angles, coords, sources
     for (cdr, n), part, sc, lib in candidate_scores(preds, cdrs, sequences, lengths, library, identity_weight, w,
                                                     alt):  # fmt: skip
-        tors, xyz, _, ids = lib.groups[(cdr, n)]
+        g = lib.groups[(cdr, n)]
+        tors, xyz, ids = g.torsions, g.coords, g.ids
         for i, best in zip(part, sc.argmax(1), strict=True):
             angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
             coords[i], sources[i] = xyz[best], ids[best]
@@ -308,7 +317,7 @@ def nanobody_choice(
 
 def template_ids(library: TemplateLibrary | None) -> set[str]:
     """Loop ids of every template in a library."""
-    return set() if library is None else {i for g in library.groups.values() for i in g[3]}
+    return set() if library is None else {i for g in library.groups.values() for i in g.ids}
 
 
 def load_templates(run_dir: str | Path) -> TemplateLibrary | None:

@@ -25,8 +25,7 @@ from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
 from loopfold.numbering.vhh import hallmarks, is_vhh
 from loopfold.pipeline.predictor import LoopQuery, Predictor
-from loopfold.pipeline.results import LoopArrays
-from loopfold.pipeline.samples import coords_json, rounded
+from loopfold.pipeline.results import LoopResult, Sample, loops_json, rounded
 from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
 
@@ -40,8 +39,8 @@ class AntibodyResult:
     result: dict
     error: LoopfoldError | None = None
     fv: FvModel | None = None
-    #: the result's loops before rounding, in its ``loops`` order (those of the written Fv when built)
-    loops: tuple[LoopArrays, ...] = ()
+    #: the typed loops (values before rounding) in the record's ``loops`` order: those of the Fv when built
+    loops: tuple[LoopResult, ...] = ()
 
 
 def predict_antibodies(
@@ -103,27 +102,27 @@ def predict_antibodies(
             owners += [k] * len(qs)
         windows: dict[int, np.ndarray] = {}
 
-        def keep(i: int, q: LoopQuery, xyz: np.ndarray, windows: dict = windows) -> tuple[np.ndarray, dict]:
+        def keep(i: int, q: LoopQuery, xyz: np.ndarray, windows: dict = windows) -> tuple[np.ndarray, None]:
             windows[i] = xyz
-            return xyz, {}
+            return xyz, None
 
         sample_windows: dict[int, list[np.ndarray]] = {}
-        arrays: list[LoopArrays] = []
         placing = fv is not None and bool(queries)
         loops = predictor.predict_queries(queries, samples, place=keep if placing else None,
-                                          sample_windows=sample_windows if placing else None,
-                                          arrays=arrays)  # fmt: skip
+                                          sample_windows=sample_windows if placing else None)  # fmt: skip
         grouped: dict[int, list[int]] = {}
         for i, k in enumerate(owners):
             grouped.setdefault(k, []).append(i)
         fv_errors: dict[int, str] = {}
         models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors,
-                            modes, sample_windows, arrays) if fv is not None else {}  # fmt: skip
+                            modes, sample_windows) if fv is not None else {}  # fmt: skip
+        entries = loops_json(loops)  # rounded once for the chunk
         for k, ab in enumerate(batch):
             if k in errors:
                 yield AntibodyResult({"id": ab.name, "error": str(errors[k])}, errors[k])
                 continue
-            res: dict[str, Any] = {"id": ab.name, "mode": modes[k][0], "loops": [loops[i] for i in grouped.get(k, [])]}
+            mine = grouped.get(k, [])
+            res: dict[str, Any] = {"id": ab.name, "mode": modes[k][0], "loops": [entries[i] for i in mine]}
             if modes[k][1] is not None:
                 res["vhh_hallmarks"] = modes[k][1]
             if missing.get(k):
@@ -133,7 +132,7 @@ def predict_antibodies(
                 res["fv"] = fv_json(model)
             elif k in fv_errors:
                 res["fv_error"] = fv_errors[k]
-            yield AntibodyResult(res, None, model, tuple(arrays[i] for i in grouped.get(k, [])))
+            yield AntibodyResult(res, None, model, tuple(loops[i] for i in mine))
 
 
 def record_queries(
@@ -181,13 +180,13 @@ def _typed_domains(ab: AntibodyInput, doms: dict, read: bool = False) -> dict[st
 
 
 def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, grouped: dict[int, list[int]],
-               queries: list[LoopQuery], loops: list[dict], windows: dict[int, np.ndarray],
+               queries: list[LoopQuery], loops: list[LoopResult], windows: dict[int, np.ndarray],
                errors: dict[int, str], modes: dict[int, tuple[str, str | None]],
-               sample_windows: dict[int, list[np.ndarray]],
-               arrays: list[LoopArrays]) -> dict[int, FvModel]:  # fmt: skip
-    """Frames for the chunk's antibodies, all loops closed at once, the Fv models; loop JSON updated
-    to the closed coordinates, and each loop's samples placed and closed on the same stems of the
-    model (:func:`_place_samples`). Antibodies whose Fv cannot be built get the reason in ``errors``."""
+               sample_windows: dict[int, list[np.ndarray]]) -> dict[int, FvModel]:  # fmt: skip
+    """Frames for the chunk's antibodies, all loops closed at once, the Fv models; each loop in
+    ``loops`` replaced by its closed coordinates and torsions, and its samples placed and closed on the
+    same stems of the model (:func:`_place_samples`). Antibodies whose Fv cannot be built get the
+    reason in ``errors``."""
     frames: dict[int, Frame] = {}
     lws: dict[int, list[LoopWindow]] = {}
     for k in domains:
@@ -199,7 +198,7 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             continue
         lws[k] = [LoopWindow(queries[i].cdr, queries[i].chain, cast(int, queries[i].start), len(queries[i].stem_n),
                              len(queries[i].sequence), len(queries[i].stem_c), windows[i],
-                             np.array(loops[i]["error"]) if "error" in loops[i] else None)
+                             _written_error(loops[i]))
                   for i in grouped.get(k, [])]  # fmt: skip
     keys = list(lws)
     try:
@@ -224,32 +223,38 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
         for i, lw, res in zip(grouped.get(k, []), lws[k], cl, strict=True):
             a, n = lw.n_stem, lw.n_loop
             ang = backbone_torsions(res.coords)[a : a + n]
-            arrays[i] = replace(arrays[i], coords=res.coords[a : a + n].copy(), angles=ang)
-            loops[i].update(coords=coords_json(res.coords[a : a + n]), phi=rounded(ang[:, 0], 1),
-                            psi=rounded(ang[:, 1], 1), omega=rounded(ang[:, 2], 1),
-                            closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
+            values = replace(loops[i].values, coords=res.coords[a : a + n].copy(), angles=ang)
+            loops[i] = replace(loops[i], values=values, closure_rmsd=res.anchor_rmsd)
             placed.append((i, lw, res.coords))
     _place_samples(placed, loops, sample_windows)
     return models
 
 
-def _place_samples(placed: list[tuple[int, LoopWindow, np.ndarray]], loops: list[dict],
+def _place_samples(placed: list[tuple[int, LoopWindow, np.ndarray]], loops: list[LoopResult],
                    sample_windows: dict[int, list[np.ndarray]]) -> None:  # fmt: skip
     """Each sample of a loop in a built Fv placed and closed like the loop: onto the stems the written
-    loop has in the model, all samples of the chunk in one batch; their JSON coordinates and
-    torsions become the placed ones, with their ``closure_rmsd``."""
+    loop has in the model, all samples of the chunk in one batch; their coordinates and torsions
+    become the placed ones, with their ``closure_rmsd``."""
     jobs = [(i, s, win, lw) for i, lw, _ in placed for s, win in enumerate(sample_windows.get(i, []))]
     if not jobs:
         return
     model = {i: xyz for i, _, xyz in placed}
     closed = close_windows([win for _, _, win, _ in jobs], [model[i][: lw.n_stem] for i, _, _, lw in jobs],
                            [model[i][lw.n_stem + lw.n_loop :] for i, _, _, lw in jobs])  # fmt: skip
+    new: dict[int, list[Sample]] = {}
     for (i, s, _, lw), res in zip(jobs, closed, strict=True):
         a, n = lw.n_stem, lw.n_loop
-        ang = backbone_torsions(res.coords)[a : a + n]
-        loops[i]["samples"][s].update(phi=rounded(ang[:, 0], 1), psi=rounded(ang[:, 1], 1),
-                                      omega=rounded(ang[:, 2], 1), coords=coords_json(res.coords[a : a + n]),
-                                      closure_rmsd=round(res.anchor_rmsd, 3))  # fmt: skip
+        old = new.setdefault(i, list(loops[i].samples or ()))
+        old[s] = replace(old[s], angles=backbone_torsions(res.coords)[a : a + n], coords=res.coords[a : a + n].copy(),
+                         closure_rmsd=res.anchor_rmsd)  # fmt: skip
+    for i, done in new.items():
+        loops[i] = replace(loops[i], samples=tuple(done))
+
+
+def _written_error(loop: LoopResult) -> np.ndarray | None:
+    """A loop's predicted error per residue as the JSON writes it (0.01 Å): what the Fv's B-factors
+    and ``error_frame`` are made from, so they agree with the record."""
+    return None if loop.values.error is None else np.round(loop.values.error, 2)
 
 
 def fv_json(model: FvModel) -> dict:

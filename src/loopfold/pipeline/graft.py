@@ -8,20 +8,21 @@ loops is written as read.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from loopfold import __version__
-from loopfold.constants import B_REMARK
+from loopfold.constants import B_REMARK, STRUCTURE_B_REMARKS
 from loopfold.errors import BadStructure, NumberingError
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.model_check import new_atom_contacts, read_model, structure_chains
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
 from loopfold.pipeline.predictor import LoopQuery, Predictor
-from loopfold.pipeline.results import LoopArrays
+from loopfold.pipeline.results import LoopResult, StructureSite, loops_json
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.closure import close_windows
 from loopfold.structure.relieve import ideal_cb
@@ -31,9 +32,6 @@ from loopfold.structure.validate import check
 #: the farthest apart (Å) the CA centroids of a VH and a VL domain may be to be one Fv (about 25 in an Fv)
 PAIR_DISTANCE = 40.0
 
-#: REMARK lines of a ``--structure`` file: what its B-factor column holds (one meaning, Å²)
-B_REMARKS = ("B-factor (A^2): the input's for kept atoms, and for predicted",
-             "loop residues 8 pi^2/3 x (predicted error in A)^2 (error: the JSON)")
 
 
 def error_b_factor(error: float) -> float:
@@ -83,7 +81,7 @@ def structure_records(sf, numbered: list) -> list[tuple[AntibodyInput, dict, dic
 def predict_structure(
     predictor: Predictor, path: str | Path, loops: list[str] | None = None, numberer: ChainNumberer | None = None,
     nanobody: bool | None = None,
-) -> tuple[dict, str, list[LoopArrays]]:
+) -> tuple[dict, str, list[LoopResult]]:
     """Replace CDR loops of a structure with predictions closed onto its stems.
 
     The chains are numbered (``numberer``: the run's cache and species) and grouped into antibodies
@@ -94,8 +92,8 @@ def predict_structure(
     Framework atoms are written as read; predicted residues carry their predicted error as B-factor.
 
     Returns:
-        (the result dict with loop coordinates in the structure's frame, the PDB text, the loops'
-        values before rounding).
+        (the result dict with loop coordinates in the structure's frame, the PDB text, the typed
+        loops in the result's order).
 
     Raises:
         LoopfoldError: unreadable structure, no antibody chain, a requested loop
@@ -110,7 +108,6 @@ def predict_structure(
     numbered = numberer.number([(f"{path}:{bb.chain_id}", bb.sequence) for bb in sf.chains])
     replacements: dict[str, dict[str, np.ndarray]] = {}
     errors: dict[str, dict[str, float]] = {}  # predicted error (Å) per replaced residue: the B-factor
-    results: list[dict] = []
     found: set[str] = set()
     missing: list[dict] = []
     chain_types = {d.chain_type for doms in numbered if not isinstance(doms, NumberingError) for d in doms}
@@ -143,35 +140,35 @@ def predict_structure(
     order = sorted(range(len(queries)), key=lambda i: position[id(owners[i])])  # the file's chain order
     queries, owners = [queries[i] for i in order], [owners[i] for i in order]
 
-    def place(i: int, q: LoopQuery, xyz: np.ndarray) -> tuple[np.ndarray, dict]:
+    def place(i: int, q: LoopQuery, xyz: np.ndarray) -> tuple[np.ndarray, float]:
         bb = owners[i]
         assert q.start is not None  # one of queries: cut from a chain
         lo = q.start - len(q.stem_n)
         a, n = len(q.stem_n), len(q.sequence)
         true = bb.coords[lo : lo + len(xyz)]
         (closed,) = close_windows([xyz], [true[:a]], [true[a + n :]])
-        placed = closed.coords.copy()  # the stems keep their own atoms
-        gap = float(np.linalg.norm(placed[a + n - 1, 2] - true[a + n, 0]))
-        return placed, {"closure_rmsd": round(closed.anchor_rmsd, 3), "c_n_gap": round(gap, 3),
-                        "rmsd_to_input": round(rmsd(placed[a : a + n], true[a : a + n]), 3)}  # fmt: skip
+        return closed.coords.copy(), closed.anchor_rmsd  # the stems keep their own atoms
 
-    arrays: list[LoopArrays] = []
-    loop_results = predictor.predict_queries(queries, place=place, arrays=arrays)  # one network call for every chain
-    for q, lp, bb in zip(queries, loop_results, owners, strict=True):
+    placed = predictor.predict_queries(queries, place=place)  # one network call for every chain
+    for i, (q, lp, bb) in enumerate(zip(queries, placed, owners, strict=True)):
         found.add(q.cdr)
-        lp["chain_id"] = bb.chain_id
         assert q.start is not None  # cut from a chain
-        ids = bb.residue_ids[q.start : q.start + len(q.sequence)]
-        lp["file_residue_ids"] = list(ids)  # the loop's residues as numbered in the input file
-        lp["file_flank_ids"] = [bb.residue_ids[q.start - 1], bb.residue_ids[q.start + len(q.sequence)]]
-        if "error" in lp:
+        end = q.start + len(q.sequence)
+        ids = bb.residue_ids[q.start : end]
+        xyz = lp.values.coords
+        placed[i] = lp = replace(lp, site=StructureSite(
+            bb.chain_id, tuple(ids), (bb.residue_ids[q.start - 1], bb.residue_ids[end]),
+            c_n_gap=float(np.linalg.norm(xyz[-1, 2] - bb.coords[end, 0])),
+            rmsd_to_input=rmsd(xyz, bb.coords[q.start : end])))  # fmt: skip
+        if lp.values.error is not None:  # B-factors from the error as the JSON gives it (0.01 Å)
+            shown = np.round(lp.values.error, 2).tolist()
             errors.setdefault(bb.chain_id, {}).update(
-                (rid, round(error_b_factor(e), 2)) for rid, e in zip(ids, lp["error"], strict=True))
-        xyz = np.stack([np.array(lp["coords"][k], dtype=float) for k in ("N", "CA", "C", "O")], 1)
+                (rid, round(error_b_factor(e), 2)) for rid, e in zip(ids, shown, strict=True))
+        xyz = np.round(xyz, 3)  # the file's loop atoms are the JSON's
         cb = ideal_cb(xyz, np.array([a == "G" for a in q.sequence]))
         replacements.setdefault(bb.chain_id, {}).update(
             {rid: np.concatenate([xyz[j], cb[j][None]]) for j, rid in enumerate(ids)})
-        results.append(lp)
+    results = loops_json(placed)
     absent = sorted((wanted or set()) - found)
     if absent:
         kinds = sorted({m["cdr"][0] for m in missing} | {r["cdr"][0] for r in results} | chain_types)
@@ -181,13 +178,14 @@ def predict_structure(
         raise NumberingError(f"{path}: no antibody CDR loops found")
     names = " ".join(f"{r['chain_id']}:{r['cdr']}" for r in results)
     remarks = [f"loopfold {__version__} model {predictor.name}",
-               f"CDR loops {names} predicted, placed on their stems and closed", *(B_REMARKS if errors else ())]
+               f"CDR loops {names} predicted, placed on their stems and closed",
+               *(STRUCTURE_B_REMARKS if errors else ())]
     result: dict[str, Any] = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
     renamed: dict[str, str] = {}
     text = structure_with_backbones(path, replacements, remarks, errors, renamed)
     if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
         result["pdb_chain_ids"] = renamed
-    return result, text, arrays
+    return result, text, placed
 
 
 def structure_output(result: dict, text: str, name: str, refine: bool = False) -> tuple[str, list[str]]:

@@ -30,18 +30,18 @@ from loopfold.data.identity import reference_identity
 from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopTooLong, NumberingError
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
-from loopfold.model.config import check_run_info
-from loopfold.model.context import NumberedChain, context_tokens, numbered_chain
+from loopfold.model.context import NumberedChain, WindowContext, context_tokens, numbered_chain
 from loopfold.model.decode import bin_confidence, run_network
 from loopfold.model.ensemble import load_members, member_weights
 from loopfold.model.error_model import ErrorModel, loops_features
-from loopfold.model.features import Batch, batch_from_arrays, batch_from_frame, encode_window
-from loopfold.model.fv_inputs import frame_batch, query_fv, rebuild_predicted
+from loopfold.model.features import Inputs, batch_from_frame, encode_window, query_inputs
+from loopfold.model.fv_inputs import frame_batch, rebuild_predicted, with_fv
+from loopfold.model.run_info import RunInfo
 from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
-from loopfold.pipeline.results import LoopArrays
-from loopfold.pipeline.samples import JsonTable, coords_json, loop_samples, rounded
+from loopfold.pipeline.results import LoopArrays, LoopResult, Sample
+from loopfold.pipeline.samples import loop_samples
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.planar import planarize
 from loopfold.structure.rebuild import rebuild_backbone
@@ -76,24 +76,22 @@ class Predictor:
 
     def __init__(self, run_dir: str | Path | None = None) -> None:
         self.run_dir = Path(run_dir) if run_dir is not None else SHIPPED
-        self.model, self.cfg, self.info = load_model(self.run_dir)
+        self.model, self.cfg, raw = load_model(self.run_dir)
         self.templates = load_templates(self.run_dir)
         try:
-            check_run_info(self.info, self.cfg, str(self.run_dir / CONFIG),
-                           self.templates.definition if self.templates is not None else None)  # fmt: skip
-            self.error_model = ErrorModel.from_info(self.info, str(self.run_dir / CONFIG))
+            self.info = RunInfo.parse(raw, self.cfg, str(self.run_dir / CONFIG),
+                                      self.templates.definition if self.templates is not None else None)  # fmt: skip
         except InvalidFile as exc:
             raise CheckpointError(str(exc)) from None
+        self.error_model: ErrorModel | None = self.info.error_model
         self.members = load_members(self.run_dir, self.cfg, self.info)
         self.reads_fv = any(getattr(m, "reads_fv", False) for m in [self.model, *(x.model for x in self.members)])
-        self.definition = self.info.get("definition", "north")
-        self.stems = int(self.info.get("stems", 3))
-        self.default_stems: dict[str, list[str]] = self.info.get("default_stems", {})
-        self.name = self.info.get("name", f"loopfold-{self.cfg.model}")
-        self.temperature = float(self.info.get("bin_temperature", 1.0))
+        self.definition, self.stems, self.name = self.info.definition, self.info.stems, self.info.name
+        self.default_stems = self.info.default_stems
+        self.temperature = self.info.bin_temperature
         #: CDRs whose nanobody loops choose among nanobody templates only (tuned on validation loops)
-        self.nanobody_cdrs = set(self.info.get("nanobody_cdrs", []))
-        nb_ids = set(self.info.get("nanobody_templates", []))
+        self.nanobody_cdrs = set(self.info.nanobody_cdrs)
+        nb_ids = set(self.info.nanobody_templates)
         self.nanobody_templates = self.templates.subset(nb_ids) if self.templates is not None and nb_ids else None
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
@@ -230,17 +228,17 @@ class Predictor:
         self,
         queries: list[LoopQuery],
         samples: int = 0,
-        place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, dict]] | None = None,
+        place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, float | None]] | None = None,
         sample_windows: dict[int, list[np.ndarray]] | None = None,
-        arrays: list[LoopArrays] | None = None,
-    ) -> list[dict]:
-        """JSON-ready loop results for many queries at once (one network call).
+    ) -> list[LoopResult]:
+        """Typed loop results for many queries at once (one network call), values before rounding
+        (:func:`~loopfold.pipeline.results.loops_json` writes them).
 
         ``place(i, query, window_xyz)`` may move a predicted window into a structure
-        (returning new window coordinates and extra JSON fields); torsions are then
+        (returning new window coordinates and the closure's anchor RMSD, or None); torsions are then
         measured from the placed coordinates. ``sample_windows`` receives, per query with samples,
         each sample's window over the query's own stems (as ``place`` sees the loop's), to be placed
-        like it. ``arrays`` receives each loop's values before rounding (:class:`LoopArrays`).
+        like it.
         """
         if not queries:
             return []
@@ -249,87 +247,69 @@ class Predictor:
         feats = np.stack([encode_window(sn + q.sequence + sc, len(sn), len(sc), q.cdr, L)
                           for q, (sn, sc, _) in zip(queries, std, strict=True)])  # fmt: skip
         lengths = np.array([len(sn) + len(q.sequence) + len(sc) for q, (sn, sc, _) in zip(queries, std, strict=True)])
-        nan = np.full((len(queries), L, 3), np.nan, dtype=np.float32)
-        batch = batch_from_arrays(feats, lengths, nan, np.zeros((len(queries), L), bool))
+        batch = query_inputs(feats, lengths)
         cdrs, seqs, names = [q.cdr for q in queries], [q.sequence for q in queries], None
         if self.reads_fv:
             ctx = [None if q.numbered is None or q.start is None  # context: set with numbered (antibody_queries)
-                   else (cast(np.ndarray, q.context), q.numbered, q.start, len(sn))
+                   else WindowContext(cast(np.ndarray, q.context), q.numbered, q.start, len(sn))
                    for q, (sn, _, _) in zip(queries, std, strict=True)]  # fmt: skip
-            batch, names = query_fv(batch, cdrs, seqs, self.templates, ctx)
+            batch, names = with_fv(batch, cdrs, seqs, self.templates, ctx)
         nanobody = np.array([q.nanobody for q in queries], dtype=bool)
         pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody)
         confidence = self.output_confidence(pred, chosen, lengths)
-        identity = reference_identity(self.training, [q.cdr for q in queries], [q.sequence for q in queries])
-        template_ident = (self.template_identity([q.cdr for q in queries], [q.sequence for q in queries])
-                          if self.error_model is not None else None)  # fmt: skip
+        identity = reference_identity(self.training, cdrs, seqs)
         xyzs = []
         for i, (n, q, (sn, sc, _)) in enumerate(zip(lengths, queries, std, strict=True)):
             # a template's cis bond where the query has no proline (or a twisted one) made planar
             xyz, fixed = planarize(cast(np.ndarray, chosen_xyz[i]) if chosen_xyz[i] is not None
                                    else rebuild_backbone(chosen[i, :n]), sn + q.sequence + sc)  # fmt: skip
-            if fixed:  # the JSON's angles are those of the written coordinates
+            if fixed:  # the angles written are those of the written coordinates
                 chosen[i, :n] = np.where(np.isfinite(t := backbone_torsions(xyz)), t, chosen[i, :n])
             xyzs.append(xyz)
         spans = [(len(sn), n - len(sc)) for (sn, sc, _), n in zip(std, lengths, strict=True)]
-        table = JsonTable(chosen, confidence, xyzs, spans)  # rounded once for the whole batch
+        errors: list[np.ndarray | None] = [None] * len(queries)
+        err_rmsd: list[float | None] = [None] * len(queries)
         if self.error_model is not None:  # every loop residue's predicted error at once
-            assert template_ident is not None  # computed when there is an error model
-            win, res = table.rows
+            sizes = np.array([b - a for a, b in spans], dtype=int)
+            win = np.repeat(np.arange(len(spans)), sizes)
+            res = np.concatenate([np.arange(a, b) for a, b in spans])
             probs = pred["bin_probs"][win, res] if "bin_probs" in pred else None
-            err = self.error_model.predict(loops_features(confidence[win, res], probs, list(template_ident),
-                                                          [q.cdr for q in queries], table.sizes))  # fmt: skip
-            errors = table.split(rounded(err, 2))
-            err_rmsd = np.sqrt(np.bincount(win, err**2, len(queries)) / np.maximum(table.sizes, 1)).tolist()
+            err = self.error_model.predict(loops_features(confidence[win, res], probs,
+                                                          list(self.template_identity(cdrs, seqs)), cdrs, sizes))
+            cut = np.concatenate([[0], np.cumsum(sizes)])
+            errors = [err[lo:hi] for lo, hi in zip(cut[:-1], cut[1:], strict=True)]
+            err_rmsd = np.sqrt(np.bincount(win, err**2, len(queries)) / np.maximum(sizes, 1)).tolist()
         results = []
         for i, q in enumerate(queries):
-            n = lengths[i]
-            xyz = xyzs[i]
-            sn, sc, notes = std[i]
-            a, b = len(sn), n - len(sc)
-            extra: dict = {"warnings": notes} if notes else {}
-            values = table.loop(i)
-            ang = chosen[i, :n]
+            n, xyz, (sn, sc, notes), (a, b) = lengths[i], xyzs[i], std[i], spans[i]
+            ang, closure = chosen[i, :n], None
             if place is not None:  # place sees the query's own residues only (padding cut off)
                 pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                 own = xyz[pn : n - pc].copy()
-                moved, placed = place(i, q, own)
-                extra.update(placed)
+                moved, closure = place(i, q, own)
                 if moved is not own:  # unchanged windows keep their torsions (the Fv path closes them later)
                     xyz = xyz.copy()
                     xyz[pn : n - pc] = moved
                     ang = backbone_torsions(xyz)  # the placed window's own
-                    values.update(phi=rounded(ang[a:b, 0], 1), psi=rounded(ang[a:b, 1], 1),
-                                  omega=rounded(ang[a:b, 2], 1), coords=coords_json(xyz[a:b]))  # fmt: skip
-            ident = identity[i]
-            loop = {
-                "cdr": q.cdr, "chain": q.chain, "definition": self.definition, "sequence": q.sequence,
-                "stem_n": q.stem_n, "stem_c": q.stem_c, "start": q.start,
-                **({"residue_ids": list(q.residue_ids)} if q.residue_ids else {}),
-                "phi": values["phi"], "psi": values["psi"], "omega": values["omega"],
-                "confidence": values["confidence"], "coords": values["coords"],
-                "seen_in_training": bool(ident is not None and ident >= SEEN_IDENTITY),
-                "max_training_identity": None if ident is None else round(ident, 3),
-                "template": sources[i],
-                **extra,
-            }  # fmt: skip
-            if self.error_model is not None:
-                loop["error"] = errors[i]
-                loop["rmsd_predicted"] = round(err_rmsd[i], 2)
+            loop_samples_: tuple[Sample, ...] | None = None
             if samples > 0 and "bin_probs" in pred:
-                loop["samples"], wins = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
+                found, wins = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
+                loop_samples_ = tuple(found)
                 if sample_windows is not None:
                     pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                     sample_windows[i] = [planarize(w, sn + q.sequence + sc)[0][pn : n - pc] for w in wins]
-            if arrays is not None:
-                lo, hi = table.start[i], table.start[i + 1]
-                arrays.append(LoopArrays(xyz[a:b].copy(), ang[a:b].copy(), confidence[i, a:b].copy(),
-                                         err[lo:hi] if self.error_model is not None else None))  # fmt: skip
-            results.append(loop)
+            ident = identity[i]
+            results.append(LoopResult(
+                q.cdr, q.chain, self.definition, q.sequence, q.stem_n, q.stem_c, q.start, q.residue_ids,
+                LoopArrays(xyz[a:b].copy(), ang[a:b].copy(), confidence[i, a:b].copy(), errors[i]),
+                seen_in_training=bool(ident is not None and ident >= SEEN_IDENTITY), max_training_identity=ident,
+                template=sources[i], rmsd_predicted=err_rmsd[i], warnings=tuple(notes), samples=loop_samples_,
+                closure_rmsd=closure,
+            ))  # fmt: skip
         return results
 
     def conformations(
-        self, batch: Batch, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None,
+        self, batch: Inputs, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None,
         nanobody: np.ndarray | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
         """Network outputs, and per window the chosen torsions ``[B, L, 3]``, coordinates (None
@@ -343,7 +323,7 @@ class Predictor:
         xyz: list[np.ndarray | None]
         pred = run_network(self.model, batch, temperature=self.temperature)
         lengths = batch.lengths.numpy()
-        if self.cfg.model == "fvnet" and self.info.get("output", "structure") == "structure":
+        if self.cfg.model == "fvnet" and self.info.output in (None, "structure"):
             xyz_all = rebuild_predicted(pred)
             xyz = [xyz_all[i, :n] for i, n in enumerate(lengths)]
             sources = [names[0] if names else None for names in (template_names or [[]] * len(cdrs))]
@@ -354,7 +334,7 @@ class Predictor:
                                                         self.cfg.identity_weight, alt=alt)  # fmt: skip
             return pred, chosen, xyz, sources
         preds = [pred] + [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
-        w = member_weights(self.info, cdrs, len(preds))
+        w = member_weights(self.info.ensemble_weights, cdrs, len(preds))
         chosen, xyz, sources = choose_conformations(preds, cdrs, sequences, lengths, self.templates,
                                                     self.cfg.identity_weight, w, alt)  # fmt: skip
         conf = [bin_confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
@@ -381,7 +361,7 @@ class Predictor:
         the identity the error model reads (validation loops, which it is fitted on, are not templates)."""
         refs: dict[str, list[str]] = {}
         for (cdr, _), group in (self.templates.groups.items() if self.templates is not None else ()):
-            refs.setdefault(cdr, []).extend(group[2])
+            refs.setdefault(cdr, []).extend(group.sequences)
         return np.array([0.0 if v is None else v for v in reference_identity(refs, cdrs, sequences)])
 
     def document(self, results: list[dict]) -> dict:
