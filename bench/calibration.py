@@ -15,9 +15,9 @@ import argparse
 import json
 
 import numpy as np
+from measures import reliability
 
 from loopfold.evaluate.scores import unique_loops
-from loopfold.model.calibration import reliability
 from loopfold.model.dataset import load_part
 from loopfold.model.decode import bin_confidence
 from loopfold.model.features import batch_from_frame

@@ -37,12 +37,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from measures import closest_heavy_pair, geometry_report, library_subset, min_nonbonded
 from tables import write_outputs
 
 from loopfold.constants import CDRS
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder
-from loopfold.fv.build import LoopWindow, close_all, geometry_report, min_nonbonded
+from loopfold.fv.build import LoopWindow, close_all
 from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.pdb import read_structure
@@ -170,7 +171,7 @@ def refine_rows(results: list, n: int, clashing: bool = False) -> list[dict]:
     how far the backbone moved (RMSD over N, CA, C, O, Å)."""
     import gemmi
 
-    from loopfold.fv.refine import closest_heavy_pair, refine_pdb
+    from loopfold.fv.refine import refine_pdb
     from loopfold.pipeline.fv_file import fv_text
 
     rows = []
@@ -246,7 +247,7 @@ def without_relatives(lib, items: list[dict], ids: list[str]):  # noqa: ANN001, 
         raise SystemExit("the framework library has no H3 sequences: rebuild it with loopfold data frameworks")
     if h3s:
         keep &= np.asarray(max_identity(list(lib.h3), h3s)) < 0.7
-    return lib.subset(keep)
+    return library_subset(lib, keep)
 
 
 def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model: Path | None = None) -> list[float]:

@@ -29,11 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 from accuracy import build_data
+from measures import error_report
 from tables import write_outputs
 
 from loopfold.data.splits import Exclusions, similar_to_exclusions
 from loopfold.data.store import read_dataset
-from loopfold.evaluate.error_fit import error_report
 from loopfold.evaluate.scores import evaluate_baselines, evaluate_model, max_train_identity, unique_loops
 from loopfold.model.dataset import usable
 from loopfold.model.templates import template_ids

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loopfold.io.pdb import backbones_to_pdb
+from loopfold.constants import BACKBONE_ATOMS
+from loopfold.io.model_file import ModelChain, pdb_text
 from loopfold.structure.backbone import Backbone
 from loopfold.structure.rebuild import rebuild_backbone
 
@@ -62,3 +63,9 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is absent")
     return SHARED_DATA
+
+
+def backbones_to_pdb(chains: list[Backbone], remarks: list[str] | None = None) -> str:
+    """PDB text of test backbones (N, CA, C, O; NaN atoms left out) through loopfold's model writer."""
+    return pdb_text([ModelChain(bb.chain_id or "A", bb.sequence, tuple(bb.residue_ids), bb.coords, BACKBONE_ATOMS)
+                     for bb in chains], remarks)  # fmt: skip

@@ -11,9 +11,8 @@ import numpy as np
 from typer.testing import CliRunner
 
 from loopfold.cli import app
-from loopfold.io.pdb import backbones_to_pdb
 from loopfold.pipeline.predictor import SHIPPED
-from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, make_backbone, write_pdb
+from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, backbones_to_pdb, make_backbone, write_pdb
 from tests.data.test_extract_split import rec
 
 runner = CliRunner()

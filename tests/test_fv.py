@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bench.measures import geometry_report
 from loopfold import LoopFold
 from loopfold.cli import app
 from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, NumberingError
-from loopfold.fv.build import geometry_report
 from loopfold.fv.library import FrameworkLibrary, framework_positions, load_library
 from loopfold.io.fasta import AntibodyInput
 from loopfold.structure.closure import close_windows
@@ -222,7 +222,7 @@ def test_progress_line_shows_rate_on_a_terminal_only_and_not_when_quiet():
 @pytest.mark.slow
 def test_refine_adds_side_chains_keeps_numbering_and_errors_and_clears_clashes(lf, tmp_path):
     pytest.importorskip("openmm")
-    from loopfold.fv.refine import closest_heavy_pair
+    from bench.measures import closest_heavy_pair
 
     p = lf.predict(heavy=VHH, name="vhh")
     p.save(tmp_path / "r.pdb", refine=True)

@@ -181,7 +181,10 @@ def test_batch_rounding_gives_the_per_loop_json_values():
     import numpy as np
 
     from loopfold.model.error_model import loops_features, residue_features
-    from loopfold.pipeline.results import LoopArrays, LoopResult, Sample, coords_json, loops_json, rounded
+    from loopfold.pipeline.results import LoopArrays, LoopResult, Sample, loops_json, rounded
+
+    def coords_json(xyz: np.ndarray) -> dict:
+        return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
 
     rng = np.random.default_rng(3)
     conf = rng.random((3, 12))

@@ -48,13 +48,15 @@ class Loop:
     error: np.ndarray | None  # predicted error per residue (Å), None without an error model
     rmsd_predicted: float | None
     template: str | None
+    #: the loop residues' IMGT numbers with insertion code (``"111A"``; None for a loop given alone)
+    residue_ids: tuple[str, ...] | None = None
 
     @classmethod
     def from_result(cls, r: LoopResult) -> Loop:
         """From the pipeline's typed loop (its values before rounding; the record holds them rounded)."""
         v = r.values
         return cls(r.cdr, r.chain, r.sequence, r.start, v.coords, v.angles[:, 0], v.angles[:, 1], v.angles[:, 2],
-                   v.confidence, v.error, r.rmsd_predicted, r.template)  # fmt: skip
+                   v.confidence, v.error, r.rmsd_predicted, r.template, r.residue_ids)  # fmt: skip
 
     @classmethod
     def from_json(cls, lp: dict) -> Loop:
@@ -94,10 +96,35 @@ class Prediction:
         """The Fv refined, checked: a refinement that makes a D-residue or a non-planar peptide bond the
         model did not have is undone (``refined`` False, ``reason`` why, the unrefined text)."""
         from loopfold.fv.refine import refine_checked
-        from loopfold.pipeline.fv_file import fv_text, pdb_to_cif
+        from loopfold.io.model_file import pdb_to_cif
+        from loopfold.pipeline.fv_file import fv_text
 
         out = refine_checked(fv_text(self._fv(), "pdb", self._remarks()), self.id)
         return out if fmt == "pdb" else replace(out, text=pdb_to_cif(out.text, self.id))
+
+    def loops_text(self, fmt: str = "pdb") -> str:
+        """The loops alone as PDB or mmCIF text (what ``--pdb-dir`` writes without an Fv): chains H and L,
+        residues by their IMGT numbers (a loop given alone: 1, 2, ...), each loop centred 20 Å from the
+        previous (they are predicted apart), its predicted error (Å) as B-factor."""
+        from loopfold.io.model_file import ModelChain, model_text
+
+        chains, offset = [], 0.0
+        for lp in self.loops:
+            xyz = lp.coords - lp.coords[:, 1].mean(0) + [offset, 0.0, 0.0]
+            offset += 20.0
+            first = (lp.start or 0) + 1
+            ids = lp.residue_ids or tuple(str(first + i) for i in range(len(lp.sequence)))
+            chains.append(ModelChain(lp.chain, lp.sequence, ids, xyz, b_factors=lp.error))
+        fv_error = self.record.get("fv_error")
+        remarks = [
+            f"loopfold {__version__} model {self.model}",
+            "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
+            *([B_REMARK] if any(lp.error is not None for lp in self.loops) else []),
+            *(["residues numbered by IMGT"] if any(lp.residue_ids for lp in self.loops) else []),
+            *[f"{lp.cdr} {lp.sequence}" for lp in self.loops],
+            *([f"no Fv: {fv_error}"] if fv_error else []),
+        ]
+        return model_text(chains, fmt, remarks, name=self.id)
 
     def _fv(self) -> FvModel:
         if self.fv is None:

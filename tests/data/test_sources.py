@@ -11,8 +11,8 @@ import pytest
 
 from loopfold.data.dedupe import dedupe_sources
 from loopfold.data.splits import make_split
-from loopfold.io.pdb import backbones_to_pdb, read_structure
-from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, make_backbone
+from loopfold.io.pdb import read_structure
+from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL, backbones_to_pdb, make_backbone
 
 VHH = ("QVQLQESGGGLVQAGGSLRLSCAASGRTFSSYAMGWFRQAPGKEREFVAAINWSGGSTYYADSVKGRFTISRDNAKNTVYLQMNSLKPEDTAVYYC"
        "AAGRYGSSWYPDSYDYWGQGTQVTVSS")  # fmt: skip

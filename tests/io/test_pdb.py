@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from loopfold.errors import BadStructure, InvalidFile
-from loopfold.io.pdb import read_structure, write_backbones_pdb
-from tests.conftest import make_backbone, write_pdb
+from loopfold.io.atomic import write_text
+from loopfold.io.pdb import read_structure
+from tests.conftest import backbones_to_pdb, make_backbone, write_pdb
 
 ATOM = "ATOM  {serial:5d} {name:<4}{alt}{res:>3} {chain}{num:>4}{icode}   {x:8.3f}{y:8.3f}{z:8.3f}{occ:6.2f}{b:6.2f}          {el:>2}\n"  # noqa: E501
 
@@ -115,7 +116,7 @@ def test_truncated_bz2(tmp_path):
 def test_writer_is_atomic_and_has_remarks(tmp_path):
     bb = make_backbone("ACDE", "H")
     out = tmp_path / "sub" / "o.pdb"
-    write_backbones_pdb(out, [bb], remarks=["loopfold 0.1.0 model test"])
+    write_text(out, backbones_to_pdb([bb], remarks=["loopfold 0.1.0 model test"]))
     text = out.read_text()
     assert text.startswith("REMARK 250 loopfold 0.1.0 model test")
     assert text.count(" CA ") == 4

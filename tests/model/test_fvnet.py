@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from loopfold.api import Loop, Prediction
 from loopfold.data.extract import ExtractOptions, extract_file
 from loopfold.errors import CheckpointError
 from loopfold.io.fasta import AntibodyInput
@@ -30,9 +31,7 @@ from loopfold.model.rebuild_torch import rebuild_backbone_torch
 from loopfold.model.template_input import K_TEMPLATES, retrieve
 from loopfold.model.templates import TemplateLibrary
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
-from loopfold.pipeline.graft import loops_pdb
 from loopfold.pipeline.predictor import Predictor
-from loopfold.pipeline.results import loops_json
 from loopfold.structure.rebuild import ideal_geometry, rebuild_backbone
 from loopfold.structure.superpose import superposed_rmsd
 from loopfold.train.loop import train_model
@@ -149,7 +148,7 @@ def test_fvnet_trains_predicts_with_context_error_and_b_factors(fab_rows, tmp_pa
     other = p.predict_queries([replace(q, context=blank) for q in queries])  # same slots, no Fv residues
     assert any(not np.array_equal(a.values.angles, b.values.angles)
                for a, b in zip(loops, other, strict=True))  # the Fv context is read  # fmt: skip
-    pdb = loops_pdb({"id": "tz", "loops": loops_json(loops)}, p)
+    pdb = Prediction("tz", tuple(Loop.from_result(r) for r in loops), None, {}, p.name).loops_text()
     first_ca = next(line for line in pdb.splitlines() if line.startswith("ATOM") and line[12:16] == " CA ")
     assert float(first_ca[60:66]) == pytest.approx(loops[0].values.error[0], abs=0.01)
     # evaluation rows get the same Fv context and slots as queries of the same antibody

@@ -131,7 +131,7 @@ def _finish(o: _Outputs, doc: dict, pdbs: list[tuple[str, str]]) -> int:
 
 def _as_format(pdb_text: str, fmt: str, name: str) -> str:
     """PDB text as is, or converted to mmCIF (data block ``name``) for ``--format cif``."""
-    from loopfold.pipeline.fv_file import pdb_to_cif
+    from loopfold.io.model_file import pdb_to_cif
 
     return pdb_to_cif(pdb_text, name) if fmt == "cif" else pdb_text
 
@@ -140,7 +140,6 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
     """Consume ``(result, error, prediction)`` triples: stream JSONL, collect the JSON document and the
     structure files (the whole Fv when the prediction has one, else the loops alone)."""
     from loopfold.cli import tracked
-    from loopfold.pipeline.graft import loops_pdb
 
     used: dict[str, str] = {}
     collected, pdbs = [], []
@@ -151,17 +150,17 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
             o.done += 1
             if err is None and o.pdb_dir is not None:
                 try:
-                    if pred is not None and pred.fv is not None and o.refine:
+                    if pred.fv is not None and o.refine:
                         ref = pred.refined(o.fmt)
                         text = ref.text
                         if ref.reason:
                             console.print(f"warning: {res['id']}: {ref.reason}", highlight=False, soft_wrap=True)
                         elif "fv" in res:  # the file is the refined model: its own check
                             res["fv"]["geometry_refined"] = ref.geometry.json()
-                    elif pred is not None and pred.fv is not None:
+                    elif pred.fv is not None:
                         text = pred.text(o.fmt)
                     else:
-                        text = _as_format(loops_pdb(res, predictor), o.fmt, res["id"])
+                        text = pred.loops_text(o.fmt)
                     pdbs.append((o.pdb_path(res["id"], used), text))
                 except LoopfoldError as exc:  # a name that cannot become a file, a refinement that failed
                     res, err = {"id": res["id"], "error": str(exc)}, exc
@@ -347,7 +346,7 @@ def predict_cmd(
                 code = structure_command(api, o, structure, loops, pdb_name)
             elif loop is not None:
                 one = api.predict_loop(loop, cdr or "H3", stem_pair, samples, name or "query")
-                code = _stream(predictor, o, iter([(one.record, None, None)]), "fail")
+                code = _stream(predictor, o, iter([(one.record, None, one)]), "fail")
             else:
                 abs_: Iterable[AntibodyInput]
                 if batch is None:

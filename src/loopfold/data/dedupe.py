@@ -23,11 +23,6 @@ class DedupeReport:
     dropped_structures: dict[str, int] = field(default_factory=lambda: {"same_pdb_id": 0, "same_chain_sequence": 0})
     dropped_loops: int = 0
 
-    def to_dict(self) -> dict:
-        """JSON-ready summary."""
-        return {"kept_loops": self.kept_loops, "dropped_loops": self.dropped_loops,
-                "dropped_structures": dict(self.dropped_structures)}  # fmt: skip
-
 
 def dedupe_sources(df: pd.DataFrame, rank: list[int]) -> tuple[np.ndarray, DedupeReport]:
     """Mask of rows to keep; ``rank[i]`` is the position of row i's input (lower wins)."""

@@ -61,51 +61,6 @@ def fit_run_error_model(run_dir: str | Path, val: pd.DataFrame) -> ErrorModel | 
     return model
 
 
-def predicted_rmsd(predictor, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per loop: predicted ``rmsd_predicted`` and true ``rmsd_loop`` (NaN where unknown)."""
-    x, _, loops, true = error_table(predictor, df)
-    out = np.full(len(true), np.nan)
-    if predictor.error_model is None or len(loops) == 0:
-        return out, true
-    err = predictor.error_model.predict(x)
-    for i in np.unique(loops):
-        out[i] = float(np.sqrt(np.mean(err[loops == i] ** 2)))
-    return out, true
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman rank correlation over the pairs where both are finite (None for fewer than 3)."""
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return None
-    ra, rb = pd.Series(a[ok]).rank().to_numpy(), pd.Series(b[ok]).rank().to_numpy()
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def error_report(predictor, df: pd.DataFrame, bins: int = 4) -> dict | None:
-    """How well ``rmsd_predicted`` tracks the true ``rmsd_loop``: Spearman overall, for H3 and per CDR,
-    and observed vs predicted mean per quartile of the prediction. None when the model has no error model."""
-    if predictor.error_model is None:
-        return None
-    df = df.reset_index(drop=True)
-    pred, true = predicted_rmsd(predictor, df)
-    ok = np.isfinite(pred) & np.isfinite(true)
-    out: dict = {"n": int(ok.sum()), "spearman": spearman(pred, true), "by_cdr": {}}
-    for cdr in sorted(df["cdr"].unique()):
-        sel = (df["cdr"] == cdr).to_numpy()
-        both = sel & ok
-        out["by_cdr"][str(cdr)] = {"n": int(both.sum()), "spearman": spearman(pred[sel], true[sel]),
-                                   "predicted": float(pred[both].mean()) if both.any() else None,
-                                   "observed": float(true[both].mean()) if both.any() else None}  # fmt: skip
-    edges = np.quantile(pred[ok], np.linspace(0, 1, bins + 1)) if ok.any() else []
-    out["bins"] = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = ok & (pred >= lo) & (pred <= hi)
-        out["bins"].append({"range": [round(float(lo), 2), round(float(hi), 2)], "n": int(sel.sum()),
-                            "predicted": float(pred[sel].mean()), "observed": float(true[sel].mean())})  # fmt: skip
-    return out
-
-
 def select_output(run_dir: str | Path, val: pd.DataFrame) -> dict[str, float]:
     """Choose what an FvNet run writes, by mean validation ``rmsd_loop``: its own rebuilt structure or
     the template its scores rank first; stored as ``info.output``. Returns both scores."""

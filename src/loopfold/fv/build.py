@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loopfold.constants import CDRS
+from loopfold.constants import BOND_C_N, CDRS
 from loopfold.errors import BadStructure
 from loopfold.fv.assemble import Frame, FvChain, FvModel
 from loopfold.fv.library import FRAME_ERROR
 from loopfold.structure.closure import ClosureResult, close_windows
-from loopfold.structure.contacts import close_pairs, model_atoms, nonbonded_d2
+from loopfold.structure.contacts import close_pairs, model_atoms
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
 
 #: Non-bonded heavy atoms closer than this (Å) count as a clash (the issue's bar without refinement).
@@ -133,7 +133,7 @@ def relieve_clashes(frame: Frame, loops: list[LoopWindow], closed: list[ClosureR
 
 def peptide_deviation(window: np.ndarray) -> float:
     """Largest deviation (Å) of a window's peptide C-N bonds from ideal."""
-    return float(np.abs(np.linalg.norm(window[1:, 0] - window[:-1, 2], axis=-1) - IDEAL_BONDS["C-N"]).max())
+    return float(np.abs(np.linalg.norm(window[1:, 0] - window[:-1, 2], axis=-1) - BOND_C_N).max())
 
 
 def _obstacles(model: FvModel, lw: LoopWindow, window: np.ndarray) -> np.ndarray:
@@ -176,27 +176,3 @@ def count_clashes(chains: list[FvChain] | tuple[FvChain, ...]) -> int:
         return 0
     i, j = close_pairs(x, r, c, q, CLASH_DISTANCE)
     return int((~(loop[j] & (j <= i))).sum())  # loop-loop pairs once
-
-
-IDEAL_BONDS = {"N-CA": 1.458, "CA-C": 1.525, "C-O": 1.231, "C-N": 1.329}
-
-
-def geometry_report(model: FvModel) -> dict[str, float]:
-    """Largest backbone bond-length deviation from ideal (Å, over N-CA, CA-C, C-O and the peptide C-N),
-    the longest peptide C-N (a chain gap shows as > 2 Å) and the closest non-bonded heavy-atom pair."""
-    dev, gap = 0.0, 0.0
-    for ch in model.chains:
-        x = ch.coords
-        for (i, j), ideal in zip(((0, 1), (1, 2), (2, 3)), (1.458, 1.525, 1.231), strict=True):
-            dev = max(dev, float(np.abs(np.linalg.norm(x[:, i] - x[:, j], axis=-1) - ideal).max()))
-        cn = np.linalg.norm(x[1:, 0] - x[:-1, 2], axis=-1)
-        if len(cn):
-            dev, gap = max(dev, float(np.abs(cn - 1.329).max())), max(gap, float(cn.max()))
-    return {"max_bond_deviation": round(dev, 3), "max_peptide_bond": round(gap, 3),
-            "min_nonbonded": round(min_nonbonded(model.chains), 3)}  # fmt: skip
-
-
-def min_nonbonded(chains: list[FvChain] | tuple[FvChain, ...]) -> float:
-    """Closest pair of heavy atoms (N, CA, C, O, CB) not in the same or neighbouring residues of a chain."""
-    x, r, c, _ = model_atoms([(ch.coords, ch.cb) for ch in chains])
-    return float(np.sqrt(nonbonded_d2(x, r, c).min()))

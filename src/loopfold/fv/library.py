@@ -81,12 +81,6 @@ class FrameworkLibrary:
         """``[T, 2, 128]`` bool: the residue and all four backbone atoms are there."""
         return (self.residues > 0) & np.isfinite(self.coords).all(axis=(-1, -2))
 
-    def subset(self, keep: np.ndarray) -> FrameworkLibrary:
-        """The entries where ``keep`` is True."""
-        return FrameworkLibrary(self.ids[keep], self.residues[keep], self.coords[keep], self.resolution[keep],
-                                self.error_coef, None if self.h3 is None else self.h3[keep],
-                                None if self.nanobody is None else self.nanobody[keep])  # fmt: skip
-
     def save(self, path: str | Path) -> None:
         """Write the library as compressed ``.npz`` (see the module docstring)."""
         extra: dict[str, Any]  # arrays; Any: savez_compressed's allow_pickle keyword is a bool

@@ -30,7 +30,7 @@ import numpy as np
 from loopfold.constants import REFINED_REMARK
 from loopfold.errors import LoopfoldError, RefinementError
 from loopfold.io.model_check import check_text
-from loopfold.io.pdb import remark_250
+from loopfold.io.model_file import remark_250
 from loopfold.structure.geometry import dihedral
 from loopfold.structure.validate import GeometryCheck
 
@@ -234,24 +234,3 @@ def _with_b_factors(refined: str, original: str) -> str:
     opts.cryst1_record = False
     head = "".join(line + "\n" for line in original.splitlines() if line.startswith("REMARK"))
     return head + remark_250([REFINED_REMARK]) + st.make_pdb_string(opts)
-
-
-def closest_heavy_pair(pdb_text: str) -> float:
-    """Closest pair of heavy atoms in different residues that are not bonded neighbours (Å); a
-    disulfide's two SG atoms are bonded and not counted."""
-    from loopfold.structure.contacts import nonbonded_d2
-
-    st = gemmi.read_pdb_string(pdb_text)
-    st.remove_hydrogens()
-    xyz, res, chain, sg = [], [], [], []
-    for c, ch in enumerate(st[0]):
-        for i, r in enumerate(ch):
-            for atom in r:
-                xyz.append(atom.pos.tolist())
-                res.append(i)
-                chain.append(c)
-                sg.append(atom.name == "SG")
-    s = np.array(sg)
-    d2 = nonbonded_d2(np.array(xyz), np.array(res), np.array(chain))
-    d2[s[:, None] & s[None]] = np.inf
-    return float(np.sqrt(d2.min()))

@@ -1,4 +1,4 @@
-"""Read PDB/mmCIF (plain, .gz, .bz2) into backbones; write backbones as PDB.
+"""Read PDB/mmCIF (plain, .gz, .bz2) into backbones; put new backbones into a structure read.
 
 gemmi parses the files; this module is the narrow adapter around it.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import gemmi
 import numpy as np
 
-from loopfold.constants import AMINO_ACIDS, BACKBONE_ATOMS, ONE_TO_THREE
+from loopfold.constants import AMINO_ACIDS, BACKBONE_ATOMS
 from loopfold.errors import BadStructure, InvalidFile
-from loopfold.io.atomic import write_text
+from loopfold.io.model_file import remark_250
 from loopfold.structure.backbone import Backbone
 
 
@@ -257,21 +257,6 @@ def structure_with_backbones(
     return remark_250(remarks) + st.make_pdb_string(opts)
 
 
-def remark_250(remarks: list[str]) -> str:
-    """``REMARK 250`` records of free text, each remark wrapped at word boundaries into lines of at
-    most 69 characters (the PDB line width)."""
-    out = []
-    for remark in remarks:
-        line = ""
-        for word in remark.split():
-            if line and len(line) + 1 + len(word) > 69:
-                out.append(line)
-                line = ""
-            line = f"{line} {word}".strip()[:69]
-        out.append(line)
-    return "".join(f"REMARK 250 {line}\n" for line in out)
-
-
 def pdb_chain_ids(names: list[str]) -> dict[str, str]:
     """For chain ids a PDB file cannot hold (longer than one character): old id -> a free one-letter
     id (A-Z, a-z, 0-9, in order), distinct from every id kept. Empty when all ids fit.
@@ -317,48 +302,3 @@ def _keep_one_residue_per_number(chain: gemmi.Chain) -> None:
             best[rid] = (occ, i)
     for i in sorted(drop, reverse=True):
         del chain[i]
-
-
-def backbones_to_pdb(
-    chains: list[Backbone], remarks: list[str] | None = None, b_factors: list[np.ndarray | None] | None = None
-) -> str:
-    """PDB text with the N, CA, C, O atoms of each backbone (NaN atoms left out); ``b_factors`` per
-    chain per residue (the predicted error in Å) fill the B-factor column (0 when not given)."""
-    st = gemmi.Structure()
-    model = gemmi.Model(1)
-    for c, bb in enumerate(chains):
-        bs = b_factors[c] if b_factors is not None else None
-        ch = gemmi.Chain(bb.chain_id or "A")
-        for i, letter in enumerate(bb.sequence):
-            res = gemmi.Residue()
-            res.name = ONE_TO_THREE.get(letter, "UNK")
-            rid = bb.residue_ids[i] if bb.residue_ids[i] else str(i + 1)
-            num = "".join(ch_ for ch_ in rid if ch_.isdigit() or ch_ == "-")
-            icode = rid[len(num) :] or " "
-            res.seqid = gemmi.SeqId(int(num), icode[0])
-            res.het_flag = "A"
-            for k, name in enumerate(BACKBONE_ATOMS):
-                if not np.isfinite(bb.coords[i, k]).all():
-                    continue
-                atom = gemmi.Atom()
-                atom.name = name
-                atom.element = gemmi.Element(name[0])
-                atom.pos = gemmi.Position(*map(float, bb.coords[i, k]))
-                atom.occ = 1.0
-                atom.b_iso = 0.0 if bs is None else float(bs[i])
-                res.add_atom(atom)
-            ch.add_residue(res)
-        model.add_chain(ch)
-    st.add_model(model)
-    st.setup_entities()
-    opts = gemmi.PdbWriteOptions()
-    opts.minimal_file = True
-    opts.cryst1_record = False
-    body = st.make_pdb_string(opts)
-    head = remark_250(remarks or [])
-    return head + body
-
-
-def write_backbones_pdb(path: str | os.PathLike[str], chains: list[Backbone], remarks: list[str] | None = None) -> None:
-    """Write backbones to a PDB file atomically."""
-    write_text(path, backbones_to_pdb(chains, remarks))

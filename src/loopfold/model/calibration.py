@@ -2,8 +2,8 @@
 
 The temperature T is the one (searched on a log grid) that minimises the
 negative log likelihood of the true bins of validation residues under
-``softmax(log p / T)`` (Guo et al. 2017). ``reliability`` bins residues by
-confidence and compares mean confidence with the observed frequency.
+``softmax(log p / T)`` (Guo et al. 2017). ``bench/calibration.py`` bins
+residues by confidence and compares mean confidence with the observed frequency.
 """
 
 from __future__ import annotations
@@ -27,17 +27,3 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
     rows = np.arange(len(labels))
     nll = [-np.log(rescale(probs, t)[rows, labels] + 1e-12).mean() for t in grid]
     return float(grid[int(np.argmin(nll))])
-
-
-def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> dict:
-    """Mean confidence and observed accuracy per confidence decile, and the expected calibration error."""
-    edges = np.linspace(0, 1, n_bins + 1)
-    table, ece = [], 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        sel = (confidence >= lo) & (confidence < hi if hi < 1 else confidence <= hi)
-        if sel.any():
-            c, a = float(confidence[sel].mean()), float(correct[sel].mean())
-            table.append({"range": [round(lo, 2), round(hi, 2)], "n": int(sel.sum()),
-                          "confidence": round(c, 3), "accuracy": round(a, 3)})  # fmt: skip
-            ece += sel.sum() / len(confidence) * abs(c - a)
-    return {"ece": round(float(ece), 4), "table": table}

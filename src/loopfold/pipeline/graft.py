@@ -1,5 +1,4 @@
-"""Predicted loops into structures: grafted onto a structure's stems (``--structure``), or written
-as a loops-only PDB.
+"""Predicted loops grafted into a structure, onto its own stems (``--structure``).
 
 Each predicted window is placed on all its stem residues (both sides) and
 closed onto them (:mod:`loopfold.structure.closure`); every atom outside the
@@ -15,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from loopfold import __version__
-from loopfold.constants import B_REMARK, STRUCTURE_B_REMARKS
+from loopfold.constants import STRUCTURE_B_REMARKS
 from loopfold.errors import BadStructure, NumberingError
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.model_check import new_atom_contacts, read_model, structure_chains
@@ -242,28 +241,3 @@ def _unusable_window(bb: Backbone, q: LoopQuery) -> str | None:
         return (f"chain break between residues {window.residue_ids[i]} and {window.residue_ids[i + 1]} "
                 f"(residues or atoms missing from the structure): the loop is left as it is")  # fmt: skip
     return None
-
-
-def loops_pdb(result: dict, predictor: Predictor) -> str:
-    """PDB text of one result's predicted loops: chain H/L, residues by their IMGT numbers (a lone
-    ``--loop``: 1, 2, ...), each loop centred 20 Å from the previous (they are predicted apart)."""
-    from loopfold.io.pdb import backbones_to_pdb
-
-    chains, offset, bs = [], 0.0, []
-    for lp in result["loops"]:
-        bs.append(np.array(lp["error"], dtype=float) if "error" in lp else None)
-        xyz = np.stack([np.array(lp["coords"][k]) for k in ("N", "CA", "C", "O")], 1)
-        xyz = xyz - xyz[:, 1].mean(0) + [offset, 0.0, 0.0]
-        offset += 20.0
-        first = (lp["start"] or 0) + 1  # a lone loop (--loop) has no numbering: 1, 2, ...
-        ids = tuple(lp.get("residue_ids") or (str(first + i) for i in range(len(lp["sequence"]))))
-        chains.append(Backbone(lp["sequence"], xyz, ids, lp["chain"]))
-    remarks = [
-        f"loopfold {__version__} model {predictor.name}",
-        "CDR loops predicted from sequence; each loop placed on its own, 20 A apart",
-        *([B_REMARK] if any(b is not None for b in bs) else []),
-        *(["residues numbered by IMGT"] if any(lp.get("residue_ids") for lp in result["loops"]) else []),
-        *[f"{lp['cdr']} {lp['sequence']}" for lp in result["loops"]],
-        *([f"no Fv: {result['fv_error']}"] if "fv_error" in result else []),
-    ]
-    return backbones_to_pdb(chains, remarks, bs)

@@ -78,11 +78,6 @@ class LoopResult:
     site: StructureSite | None = field(default=None, repr=False)
 
 
-def coords_json(xyz: np.ndarray) -> dict[str, list]:
-    """``{"N": [[x, y, z], ...], "CA": ..., "C": ..., "O": ...}`` rounded to 0.001 Å."""
-    return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
-
-
 def rounded(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
     """Rounded values as a list, None where a value is NaN (undefined)."""
     return [None if v != v else v for v in np.round(values, ndigits).tolist()]
