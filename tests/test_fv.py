@@ -388,3 +388,32 @@ def test_api_loops_are_the_fv_s_own_coordinates_not_the_rounded_json(lf):
         assert np.allclose(loop.coords[:, 1], np.array(lp["coords"]["CA"]), atol=5e-4)
         assert not np.array_equal(loop.coords[:, 1], np.array(lp["coords"]["CA"]))  # the JSON is rounded
         assert np.allclose(loop.phi[1:], np.array(lp["phi"][1:], dtype=float), atol=0.051)
+
+
+def test_data_frameworks_builds_a_library_and_leaves_excluded_antibodies_out(tmp_path, shared_data):
+    """``loopfold data frameworks`` on six real Fvs: every file is an entry or counted as left out, an
+    id on the exclusion list is left out, and the library loads and builds an Fv."""
+    db = shared_data / "rosetta_antibody_db/antibody/antibody_database"
+    files = sorted(db.glob("pdb*_chothia.pdb.bz2"))[:6]
+    if len(files) < 6:
+        pytest.skip(f"{db}: fewer than 6 structures")
+    src = tmp_path / "structures"
+    src.mkdir()
+    for f in files:  # a temporary copy of six structures: the command reads a whole folder
+        (src / f.name).write_bytes(f.read_bytes())
+    gone = files[0].name[3:7]
+    (tmp_path / "exclude.txt").write_text(f"{gone}\n")
+    r = runner.invoke(app, ["data", "frameworks", str(src), "--out", str(tmp_path / "lib.npz"), "--json",
+                            "--exclude-ids", str(tmp_path / "exclude.txt"), "--workers", "1"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    lib = load_library(tmp_path / "lib.npz")
+    left_out = sum(v for k, v in report.items() if k not in ("files", "entries", "nanobody_entries"))
+    assert report["files"] == 6 and report["excluded_id"] == 1 and report["entries"] + left_out == 6
+    assert len(lib.ids) == report["entries"] >= 3 and gone not in {i[:4] for i in lib.ids}
+    from loopfold.fv.assemble import FrameworkBuilder
+    from loopfold.numbering.anarci import number_sequence
+
+    doms = {c: (s, number_sequence(s, name=f"tz {c}")[0]) for c, s in (("H", TRASTUZUMAB_VH), ("L", TRASTUZUMAB_VL))}
+    frame = FrameworkBuilder(lib).frame("tz", doms)  # the new library frames trastuzumab from its entries
+    assert {"H", "L"} <= set(frame.templates) and set(frame.templates.values()) <= {str(i) for i in lib.ids}

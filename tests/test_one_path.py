@@ -33,9 +33,12 @@ def test_structure_sequences_and_api_give_the_same_loops(tmp_path, fab_pdb):
     r = runner.invoke(app, ["predict", "--heavy", seqs["A"], "--light", seqs["B"], "--json", str(tmp_path / "q.json"),
                             "-q"])  # fmt: skip
     assert r.exit_code == 0, r.output
-    from_structure = json.loads((tmp_path / "s.json").read_text())["results"][0]["loops"]
-    from_sequence = json.loads((tmp_path / "q.json").read_text())["results"][0]["loops"]
+    structure_record = json.loads((tmp_path / "s.json").read_text())["results"][0]
+    sequence_record = json.loads((tmp_path / "q.json").read_text())["results"][0]
+    from_structure, from_sequence = structure_record["loops"], sequence_record["loops"]
     _same_choices(from_structure, from_sequence)
+    assert structure_record["antibodies"] == [{"chains": ["A", "B"], "mode": sequence_record["mode"]}] and \
+        sequence_record["mode"] == "paired"  # fmt: skip
     lf = LoopFold()
     grafted, pred = lf.predict_structure(fab_pdb), lf.predict(heavy=seqs["A"], light=seqs["B"])
     _same_choices(grafted.record["loops"], pred.record["loops"])

@@ -112,9 +112,12 @@ def predict_structure(
     chain_types = {d.chain_type for doms in numbered if not isinstance(doms, NumberingError) for d in doms}
     queries: list[LoopQuery] = []
     owners: list[Backbone] = []
+    antibodies: list[dict[str, Any]] = []  # each Fv of the file: its chains and what it was predicted as
     for ab, doms, chains in structure_records(sf, numbered):
         uncut: list[dict] = []
-        qs, _, _ = record_queries(predictor, ab, doms, uncut, nanobody, read=True)
+        qs, _, (mode, hallmarks) = record_queries(predictor, ab, doms, uncut, nanobody, read=True)
+        antibodies.append({"chains": [chains[t].chain_id for t in ("H", "L") if t in chains], "mode": mode}
+                          | ({"vhh_hallmarks": hallmarks} if hallmarks is not None else {}))  # fmt: skip
         missing += [m | {"chain_id": chains[m["cdr"][0]].chain_id} for m in uncut
                     if wanted is not None and m["cdr"] in wanted and m["cdr"][0] in chains]  # fmt: skip
         for q in (q for q in qs if wanted is None or q.cdr in wanted):
@@ -179,7 +182,9 @@ def predict_structure(
     remarks = [f"loopfold {__version__} model {predictor.name}",
                f"CDR loops {names} predicted, placed on their stems and closed",
                *(STRUCTURE_B_REMARKS if errors else ())]
-    result: dict[str, Any] = {"id": Path(path).name, "loops": results} | ({"missing": missing} if missing else {})
+    result: dict[str, Any] = {"id": Path(path).name, "antibodies": antibodies, "loops": results}
+    if missing:
+        result["missing"] = missing
     renamed: dict[str, str] = {}
     text = structure_with_backbones(path, replacements, remarks, errors, renamed)
     if renamed:  # the file's chain ids that PDB cannot hold, and what they became there
