@@ -33,8 +33,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     import pyarrow.parquet as pq
 
-    from loopfold.io.parquet_parts import read_loops
-
     res: dict = {"n": args.n, "small": args.small}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -48,30 +46,30 @@ def main(argv: list[str] | None = None) -> dict:
                          "peak_rss_mb": r["peak_rss_mb"], "rss_trace": r["rss_trace"],
                          "summary": r["stderr"].strip().splitlines()[-1] if r["stderr"].strip() else ""}  # fmt: skip
             print(name, res[name]["per_s"], "/s, peak", r["peak_rss_mb"], "MB", flush=True)
-        total = math.ceil(args.n / json.loads((d / "big" / "run.json").read_text())["part_size"])
+        total = math.ceil(args.n / json.loads((d / "big" / "_run.json").read_text())["part_size"])
         killed = d / "killed"
 
         def enough() -> bool:
-            return len(list(killed.glob("loops-*.parquet"))) >= args.kill_at * total if killed.is_dir() else False
+            return len(list(killed.glob("loops/part-*.parquet"))) >= args.kill_at * total if killed.is_dir() else False
 
         args_big = ["predict", "--fasta", str(d / "big.fasta.gz"), "--parquet", str(killed), "--quiet"]
         k = run_cli(*args_big, kill_when=enough)
-        kept = len(list(killed.glob("loops-*.parquet")))
-        stale = len(list(killed.glob(".*.tmp")))
+        kept = len(list(killed.glob("loops/part-*.parquet")))
+        stale = len(list(killed.glob("**/.*.tmp")))
         if k["rc"] != -signal.SIGKILL or kept >= total:
             raise SystemExit(f"the run was not killed mid-way (exit {k['rc']}, {kept} of {total} parts)")
         r = run_cli(*args_big, "--resume")
-        same = read_loops(killed).equals(read_loops(d / "big"))
+        same = pq.read_table(killed).equals(pq.read_table(d / "big"))  # a run folder reads as its loop table
 
         def errors(folder: Path) -> list[dict]:
-            return [row for p in sorted(folder.glob("errors-*.parquet")) for row in pq.read_table(p).to_pylist()]
+            return pq.read_table(folder / "_errors").to_pylist()
 
         res["kill_resume"] = {
             "parts": total, "killed_exit": k["rc"], "killed_after_s": round(k["s"], 1), "parts_kept": kept,
             "temporary_files_left_by_kill": stale, "resume_exit": r["rc"], "resume_s": round(r["s"], 1),
-            "rows": read_loops(killed).num_rows, "rows_equal_uninterrupted": bool(same),
+            "rows": pq.read_table(killed).num_rows, "rows_equal_uninterrupted": bool(same),
             "errors_equal_uninterrupted": errors(killed) == errors(d / "big"), "errors": errors(killed),
-            "temporary_files_after_resume": len(list(killed.glob(".*.tmp"))),
+            "temporary_files_after_resume": len(list(killed.glob("**/.*.tmp"))),
             "resume_summary": r["stderr"].strip().splitlines()[-1] if r["stderr"].strip() else "",
         }  # fmt: skip
     s, b, kr = res["small"], res["big"], res["kill_resume"]

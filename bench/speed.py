@@ -127,7 +127,7 @@ def in_process(fasta: Path, model: str | None) -> dict:
     only), then the Parquet path after numbering: every chain already numbered (a warm
     ChainNumberer), records predicted by ``predict_antibodies`` in parts of 512 and written as parts."""
     from loopfold.io.fasta import antibodies_from_fasta, antibody_chains
-    from loopfold.io.parquet_parts import write_part
+    from loopfold.io.parquet_parts import part_metadata, write_part
     from loopfold.numbering.anarci import number_sequences
     from loopfold.numbering.cache import ChainNumberer
     from loopfold.numbering.validate import check_domain
@@ -154,7 +154,7 @@ def in_process(fasta: Path, model: str | None) -> dict:
         results = predict_antibodies(pred, abs_, chunk=512, workers=2, numberer=warm)
         for k in range(0, len(abs_), 512):
             part = [(r.result, r.error) for r in itertools.islice(results, 512)]
-            write_part(Path(d), k // 512, part)
+            write_part(Path(d), k // 512, part, part_metadata(pred.name, ""))
         out["antibodies_per_s_after_numbering"] = round(len(abs_) / (time.perf_counter() - t0), 1)
     return out
 

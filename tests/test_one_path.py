@@ -84,7 +84,7 @@ def test_failures_keep_their_type_in_readers_parquet_parts_and_across_processes(
     fa.write_text(f">ok|H\n{TRASTUZUMAB_VH}\n>bad|H\n{TRASTUZUMAB_VH[:30]}B{TRASTUZUMAB_VH[31:]}\n")
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--parquet", str(tmp_path / "run"), "--no-fv", "-q"])
     assert r.exit_code == 3, r.output
-    failed = pq.read_table(tmp_path / "run" / "errors-00000.parquet").to_pylist()
+    failed = pq.read_table(tmp_path / "run" / "_errors/part-00000.parquet").to_pylist()
     assert [(e["id"], e["kind"]) for e in failed] == [("bad", "letter not an amino acid")]
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.LoopfoldError)]
     assert len({c.kind for c in classes}) == len(classes)  # a kind names one class

@@ -1,4 +1,5 @@
-"""--parquet: loops as Parquet parts, failed records in errors parts, --resume after a kill."""
+"""--parquet: a run folder that reads as the loop table, failed records and missing loops in _errors, --resume after
+a kill and of a 0.3 folder."""
 
 import json
 import os
@@ -8,7 +9,6 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from loopfold.cli import app
-from loopfold.io.parquet_parts import read_loops
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
 runner = CliRunner()
@@ -31,27 +31,27 @@ def test_parts_rows_errors_and_resume_after_a_lost_part(tmp_path):
     assert r.exit_code == 3, r.output  # one record failed, the others written
     out = " ".join(r.output.split())
     assert "summary: 5 of 6 record(s) predicted; failed: 1 letter not an amino acid;" in out, out
-    assert sorted(p.name for p in full.glob("loops-*")) == ["loops-00000.parquet", "loops-00001.parquet",
-                                                            "loops-00002.parquet"]  # fmt: skip
-    rows = read_loops(full)
+    assert sorted(p.name for p in (full / "loops").iterdir()) == ["part-00000.parquet", "part-00001.parquet",
+                                                                  "part-00002.parquet"]  # fmt: skip
+    rows = pq.read_table(full)  # the run folder reads as the loop table
     assert rows.num_rows == 30 and set(rows.column("id").to_pylist()) == {f"ab{k}" for k in range(5)}
     assert len(rows.column("coords")[0].as_py()) == len(rows.column("sequence")[0].as_py())  # one entry per residue
     assert len(rows.column("coords")[0].as_py()[0]) == 12  # N, CA, C, O x, y, z
-    assert pq.read_table(full / "errors-00002.parquet").to_pylist()[0]["id"] == "bad"
+    assert pq.read_table(full / "_errors/part-00002.parquet").to_pylist()[0]["id"] == "bad"
     # a run killed after part 0: part 1 and 2 are missing; --resume writes them and keeps part 0
     assert runner.invoke(app, [*args, "--parquet", str(cut)]).exit_code == 3
     for k in (1, 2):
-        (cut / f"loops-0000{k}.parquet").unlink()
-    (cut / ".loops-00001.parquet.k1ll3d.tmp").write_bytes(b"PAR1 half")  # what a SIGKILL mid-write leaves
+        (cut / f"loops/part-0000{k}.parquet").unlink()
+    (cut / "loops/.part-00001.parquet.k1ll3d.tmp").write_bytes(b"PAR1 half")  # what a SIGKILL mid-write leaves
     (cut / ".my-notes.parquet.x.tmp").write_text("not ours")
-    before = os.stat(cut / "loops-00000.parquet").st_mtime_ns
+    before = os.stat(cut / "loops/part-00000.parquet").st_mtime_ns
     r = runner.invoke(app, [*args, "--parquet", str(cut)])
     assert r.exit_code == 2 and "holds an earlier run; give --resume" in r.output
     r = runner.invoke(app, [*args, "--parquet", str(cut), "--resume"])
     assert r.exit_code == 3 and "1 finished part(s) kept" in " ".join(r.output.split()), r.output
-    assert os.stat(cut / "loops-00000.parquet").st_mtime_ns == before
-    assert not (cut / ".loops-00001.parquet.k1ll3d.tmp").exists() and (cut / ".my-notes.parquet.x.tmp").exists()
-    assert read_loops(cut).equals(rows)  # the same rows as the uninterrupted run
+    assert os.stat(cut / "loops/part-00000.parquet").st_mtime_ns == before
+    assert not (cut / "loops/.part-00001.parquet.k1ll3d.tmp").exists() and (cut / ".my-notes.parquet.x.tmp").exists()
+    assert pq.read_table(cut).equals(rows)  # the same rows as the uninterrupted run
     r = runner.invoke(app, [*args, "--part-size", "3", "--parquet", str(cut), "--resume"])
     assert r.exit_code == 2 and "--resume with other settings" in " ".join(r.output.split())
 
@@ -112,8 +112,8 @@ def test_resume_refuses_another_model_or_a_changed_input_and_redoes_a_cut_part(t
     run = tmp_path / "run"
     args = ["predict", "--fasta", str(fa), "--part-size", "2", "--quiet", "--parquet", str(run)]
     assert runner.invoke(app, args).exit_code == 3
-    whole = read_loops(run)
-    settings = json.loads((run / "run.json").read_text())
+    whole = pq.read_table(run)
+    settings = json.loads((run / "_run.json").read_text())
     assert len(settings["model_sha256"]) == 64 and settings["input_file"]["size"] == fa.stat().st_size
     # another model with the same info.name: a copy of the shipped one with other weights
     from loopfold.pipeline.predictor import SHIPPED
@@ -132,21 +132,77 @@ def test_resume_refuses_another_model_or_a_changed_input_and_redoes_a_cut_part(t
     assert r.exit_code == 2 and "input_file" in r.output, r.output
     _fasta(fa)  # the same content again, a new modification time: resumes (time is not compared)
     # a finished part cut short (what a full disk or a partial copy leaves) is predicted again
-    part = run / "loops-00001.parquet"
+    part = run / "loops/part-00001.parquet"
     part.write_bytes(part.read_bytes()[:100])
     r = runner.invoke(app, [*args, "--resume"])
     assert r.exit_code == 0 and "did not read back whole and were predicted again: 1" in " ".join(r.output.split())
-    assert read_loops(run).equals(whole)
+    assert pq.read_table(run).equals(whole)
 
 
-def test_resume_accepts_a_run_json_without_hashes(tmp_path):
+def test_a_run_folder_reads_as_the_loop_table_with_errors_and_model_beside_it(tmp_path):
+    """pandas and pyarrow read DIR as the loops; DIR/_errors holds the failed record and the loops a
+    record that worked lacks (with its CDR); every part names the model and loopfold version."""
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    from loopfold import __version__
+
     fa = _fasta(tmp_path / "in.fasta")
+    no_fr4 = TRASTUZUMAB_VH[: TRASTUZUMAB_VH.index("WGQG")]  # a VH that stops after CDR-H3: no H3 cut
+    fa.write_text(fa.read_text() + f">short|H\n{no_fr4}\n>short|L\n{TRASTUZUMAB_VL}\n")
     run = tmp_path / "run"
-    args = ["predict", "--fasta", str(fa), "--part-size", "2", "--quiet", "--parquet", str(run)]
-    assert runner.invoke(app, args).exit_code == 3
-    settings = json.loads((run / "run.json").read_text())
-    old = {k: v for k, v in settings.items() if k not in ("model_sha256", "input_file")}  # what 0.3 wrote
-    (run / "run.json").write_text(json.dumps(old))
-    (run / "loops-00002.parquet").unlink()
-    r = runner.invoke(app, [*args, "--resume"])
-    assert r.exit_code == 3 and "2 finished part(s) kept" in " ".join(r.output.split()), r.output
+    r = runner.invoke(app, ["predict", "--fasta", str(fa), "--part-size", "4", "--quiet", "--parquet", str(run)])
+    assert r.exit_code == 3, r.output
+    loops = pd.read_parquet(run)
+    table = ds.dataset(run).to_table()
+    assert len(loops) == table.num_rows == 5 * 6 + 5 and list(loops.columns) == table.column_names
+    assert sorted(set(loops["id"])) == ["ab0", "ab1", "ab2", "ab3", "ab4", "short"] and "reason" not in loops
+    errors = pd.read_parquet(run / "_errors").sort_values(["id", "cdr"], na_position="first")
+    assert list(errors.columns) == ["id", "cdr", "reason", "kind"]
+    bad = errors[errors["id"] == "bad"].iloc[0]
+    assert pd.isna(bad["cdr"]) and bad["kind"] == "letter not an amino acid" and "'bad|H'" in bad["reason"]
+    short = errors[errors["id"] == "short"]
+    assert list(short["cdr"]) == ["H3"] and list(short["kind"]) == ["missing loop"] and short["reason"].iloc[0]
+    h3 = loops[(loops["id"] == "short") & (loops["cdr"] == "H3")]
+    assert h3.empty  # the missing loop is in the error table, not a loop row
+    for part in sorted((run / "loops").glob("part-*.parquet")) + sorted((run / "_errors").glob("part-*.parquet")):
+        meta = pq.read_schema(part).metadata
+        assert meta[b"loopfold_version"] == __version__.encode() and meta[b"model"]
+        assert len(meta[b"model_sha256"]) == 64
+    assert json.loads((run / "_run.json").read_text())["part_size"] == 4 and not (run / "run.json").exists()
+
+
+def test_a_0_3_run_folder_resumes_into_the_new_layout(tmp_path):
+    """A folder as loopfold 0.3 left it (loops-k / errors-k parts and run.json side by side, no hashes,
+    errors without cdr and kind, part 1 unfinished) resumes: its parts move into loops/ and _errors/,
+    the missing part is predicted, and the folder reads as the uninterrupted run's loops."""
+    import pyarrow as pa
+
+    fa = _fasta(tmp_path / "in.fasta")
+    fresh, run = tmp_path / "fresh", tmp_path / "run"
+    args = ["predict", "--fasta", str(fa), "--part-size", "2", "--quiet"]
+    assert runner.invoke(app, [*args, "--parquet", str(fresh)]).exit_code == 3
+    shutil.copytree(fresh, run)
+    for k in range(3):  # back to 0.3's layout
+        (run / f"loops/part-0000{k}.parquet").rename(run / f"loops-0000{k}.parquet")
+        old = pq.read_table(run / f"_errors/part-0000{k}.parquet").select(["id", "reason"])
+        pq.write_table(pa.Table.from_pylist(old.to_pylist()), run / f"errors-0000{k}.parquet")
+        (run / f"_errors/part-0000{k}.parquet").unlink()
+    (run / "loops").rmdir()
+    (run / "_errors").rmdir()
+    settings = json.loads((run / "_run.json").read_text())
+    (run / "run.json").write_text(json.dumps({k: v for k, v in settings.items()
+                                              if k not in ("model_sha256", "input_file")}))  # fmt: skip
+    (run / "_run.json").unlink()
+    (run / "loops-00001.parquet").unlink()
+    r = runner.invoke(app, [*args, "--parquet", str(run)])
+    assert r.exit_code == 2 and "holds an earlier run; give --resume" in r.output
+    r = runner.invoke(app, [*args, "--parquet", str(run), "--resume"])
+    assert r.exit_code == 0 and "2 finished part(s) kept" in " ".join(r.output.split()), r.output
+    assert not list(run.glob("*-0000*.parquet")) and not (run / "run.json").exists()
+    assert pq.read_table(run).equals(pq.read_table(fresh))
+    moved = pq.read_table(run / "_errors/part-00002.parquet")
+    assert moved.schema.names == ["id", "cdr", "reason", "kind"]
+    assert b"0.3" in moved.schema.metadata[b"loopfold_version"]
+    (bad,) = pq.read_table(fresh / "_errors").to_pylist()  # part 2's failed record, kept from the 0.3 folder:
+    assert pq.read_table(run / "_errors").to_pylist() == [{**bad, "kind": None}]  # 0.3 wrote no kind

@@ -4,6 +4,7 @@ writes the rows a one-process run writes, reports bad records, and resumes."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -21,7 +22,6 @@ import pytest
 from typer.testing import CliRunner
 
 from loopfold.cli import app, optional_value
-from loopfold.io.parquet_parts import read_loops
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
 try:
@@ -99,14 +99,14 @@ def test_ray_cluster_writes_the_rows_of_a_one_process_run_and_resumes(cluster, t
     r = _loopfold(*args, "--parquet", str(tmp_path / "ray"), "--ray", cluster, "--workers", "2")
     assert r.returncode == 3, r.stderr
     assert f"summary: {N} of {N + 1} record(s) predicted; failed: 1 letter not an amino acid" in r.stderr, r.stderr
-    expect = read_loops(tmp_path / "one")
+    expect = pq.read_table(tmp_path / "one")  # the run folder reads as its loop table
     assert expect.num_rows == 6 * N
-    assert read_loops(tmp_path / "ray").equals(expect)
-    errors = [pq.read_table(p).to_pylist() for p in sorted((tmp_path / "ray").glob("errors-*.parquet"))]
+    assert pq.read_table(tmp_path / "ray").equals(expect)
+    errors = [pq.read_table(p).to_pylist() for p in sorted((tmp_path / "ray" / "_errors").glob("part-*.parquet"))]
     assert [e["id"] for part in errors for e in part] == ["broken"]
     # a part lost (a run killed before it finished): --resume predicts it again on the cluster, keeps the rest
-    (tmp_path / "ray" / "loops-00002.parquet").unlink()
-    kept = os.stat(tmp_path / "ray" / "loops-00000.parquet").st_mtime_ns
+    (tmp_path / "ray" / "loops/part-00002.parquet").unlink()
+    kept = os.stat(tmp_path / "ray" / "loops/part-00000.parquet").st_mtime_ns
     (tmp_path / "ray" / ".input").mkdir()  # a killed run's shards: a stale one and an unfinished one
     (tmp_path / "ray" / ".input" / "part-00007.parquet").write_bytes(b"stale")
     (tmp_path / "ray" / ".input" / ".part-00002.parquet.x.tmp").write_bytes(b"half")
@@ -114,15 +114,17 @@ def test_ray_cluster_writes_the_rows_of_a_one_process_run_and_resumes(cluster, t
     said = " ".join(r.stderr.split())
     assert r.returncode == 3 and "4 finished part(s) kept" in said, r.stderr  # part 2 holds the bad record
     assert "summary: 49 of 50 record(s) predicted; failed: 1 letter not an amino acid" in said
-    assert os.stat(tmp_path / "ray" / "loops-00000.parquet").st_mtime_ns == kept
-    assert read_loops(tmp_path / "ray").equals(expect)
+    assert os.stat(tmp_path / "ray" / "loops/part-00000.parquet").st_mtime_ns == kept
+    assert pq.read_table(tmp_path / "ray").equals(expect)
+    meta = pq.read_schema(tmp_path / "ray" / "loops/part-00002.parquet").metadata  # a worker's part names the model
+    assert meta[b"model_sha256"] == json.loads((tmp_path / "ray" / "_run.json").read_text())["model_sha256"].encode()
     assert not (tmp_path / "ray" / ".input").exists()  # the input shards go once their parts are written
     # --on-error fail: the part holding the bad record is not written, the run ends naming it
     r = _loopfold(*args, "--parquet", str(tmp_path / "stop"), "--ray", cluster, "--on-error", "fail")
     assert r.returncode != 0 and "broken" in r.stderr, r.stderr
-    assert not (tmp_path / "stop" / "loops-00002.parquet").exists()
+    assert not (tmp_path / "stop" / "loops/part-00002.parquet").exists()
     r = _loopfold(*args, "--parquet", str(tmp_path / "stop"), "--ray", cluster, "--resume")  # then reported
-    assert r.returncode == 3 and read_loops(tmp_path / "stop").equals(expect), r.stderr
+    assert r.returncode == 3 and pq.read_table(tmp_path / "stop").equals(expect), r.stderr
 
 
 def test_ray_without_an_address_means_a_cluster_on_this_machine():

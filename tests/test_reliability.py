@@ -95,10 +95,11 @@ def test_empty_records_are_per_record_errors_in_every_mode(tmp_path):
     run = tmp_path / "run"
     r = runner.invoke(app, ["predict", "--fasta", str(fa), "--parquet", str(run), "--part-size", "2", "-q"])
     assert r.exit_code == 3, r.output
-    errors = [e for k in (0, 1) for e in pq.read_table(run / f"errors-0000{k}.parquet").to_pylist()]
+    errors = [e for k in (0, 1) for e in pq.read_table(run / f"_errors/part-0000{k}.parquet").to_pylist()]
     assert sorted(e["id"] for e in errors) == ["blank", "empty"]
-    loops = pq.read_table(run / "loops-00000.parquet").column("id").to_pylist()
-    assert set(loops) == {"a"} and set(pq.read_table(run / "loops-00001.parquet").column("id").to_pylist()) == {"b"}
+    loops = pq.read_table(run / "loops/part-00000.parquet").column("id").to_pylist()
+    second = pq.read_table(run / "loops/part-00001.parquet").column("id").to_pylist()
+    assert set(loops) == {"a"} and set(second) == {"b"}
 
 
 @pytest.mark.parametrize("column", [pa.array([1, 2]), pa.array([b"EVQL", b"DIQM"]), pa.array([["EV"], ["DI"]])])

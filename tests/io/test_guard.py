@@ -43,7 +43,8 @@ def test_output_inside_an_input_folder_is_refused_and_the_input_kept(tmp_path, f
 def test_run_folder_holding_an_input_table_is_refused(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    table = run / "errors-00000.parquet"
+    (run / "_errors").mkdir()
+    table = run / "_errors" / "part-00000.parquet"
     table.write_bytes(b"PAR1 the user's table")
     r = invoke("predict", "--table", table, "--parquet", run, "--resume")
     assert r.exit_code == 2 and "holds the input --table" in r.output, r.output
@@ -79,13 +80,14 @@ def test_non_empty_run_folder_needs_resume_or_force(tmp_path):
 def test_parquet_force_replaces_the_earlier_run_only(tmp_path):
     run = tmp_path / "run"
     assert invoke("predict", "--heavy", TRASTUZUMAB_VH, "--parquet", run, "--part-size", 1, "--quiet").exit_code == 0
-    (run / "loops-00007.parquet").write_bytes(b"an earlier, bigger run's part")
+    (run / "loops/part-00007.parquet").write_bytes(b"an earlier, bigger run's part")
+    (run / "loops-00009.parquet").write_bytes(b"a 0.3 run's part")
     (run / "notes.txt").write_text("mine")
     r = invoke("predict", "--heavy", TRASTUZUMAB_VH, "--parquet", run, "--force", "--quiet")
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in run.glob("loops-*")) == ["loops-00000.parquet"]
-    assert (run / "notes.txt").read_text() == "mine"
-    assert json.loads((run / "run.json").read_text())["part_size"] == 512
+    assert sorted(p.name for p in (run / "loops").iterdir()) == ["part-00000.parquet"]
+    assert not (run / "loops-00009.parquet").exists() and (run / "notes.txt").read_text() == "mine"
+    assert json.loads((run / "_run.json").read_text())["part_size"] == 512
 
 
 def test_an_output_locked_by_another_run_is_refused(tmp_path):

@@ -61,7 +61,8 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
 
     folder = Path(o.parquet).resolve()
     cfg = PartSettings(str(folder), str(model.resolve()) if model is not None else None, api.predictor.name,
-                       samples, tuple(species) if species else None, on_error == "fail")  # fmt: skip
+                       samples, tuple(species) if species else None, on_error == "fail",
+                       settings["model_sha256"])  # fmt: skip
 
     def finished() -> Iterator[None]:
         for done in ray_parts(stage_shards(todo, parts.queue, folder), cfg, workers):

@@ -1,15 +1,23 @@
-"""Columnar output for big runs (``loopfold predict --parquet DIR``).
+"""Columnar output for big runs (``loopfold predict --parquet DIR``): a run folder that reads as a dataset.
 
 Input records are taken ``part_size`` at a time, in input order; part k holds
-records ``k * part_size`` to ``(k + 1) * part_size - 1``. Its loops go to
-``loops-0000k.parquet`` (one row per loop) and its failed records to
-``errors-0000k.parquet`` (id, reason, kind). Each file is written atomically, the
-errors file first, so a part is finished exactly when its loops file exists:
-a killed run keeps every finished part, and ``--resume`` skips them (the input
-is read again; records of finished parts are not predicted; a kept part that
-does not read back whole is predicted again). ``run.json`` records the
-settings a resumed run must share, the model's SHA-256 and the input's size,
-time and head/tail hash among them.
+records ``k * part_size`` to ``(k + 1) * part_size - 1``. The folder holds
+
+- ``loops/part-0000k.parquet``: part k's loops, one row per loop (:data:`LOOP_SCHEMA`);
+- ``_errors/part-0000k.parquet``: part k's failed records (``cdr`` empty) and the loops that could
+  not be cut from the records that worked (``kind`` ``missing loop``): id, cdr, reason, kind
+  (:data:`ERROR_SCHEMA`);
+- ``_run.json``: the settings a resumed run must share (the model's SHA-256 and the input's size
+  and head/tail hash among them).
+
+``pandas.read_parquet(DIR)`` and ``pyarrow.dataset.dataset(DIR)`` read the loop table (both skip
+names that start with ``_`` or ``.``; ``DIR/_errors`` reads as the error table). Every part's schema
+metadata names the model, its SHA-256 and the loopfold version that wrote it. Each file is written
+atomically, the errors file first, so a part is finished exactly when its loops file exists: a
+killed run keeps every finished part, and ``--resume`` skips them (the input is read again; records
+of finished parts are not predicted; a kept part that does not read back whole is predicted again).
+A folder loopfold 0.3 wrote (``loops-0000k.parquet``, ``errors-0000k.parquet`` and ``run.json``
+side by side) is moved into this layout when it is resumed.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -25,12 +32,17 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from loopfold import __version__
 from loopfold.errors import InvalidFile, LoopfoldError
 from loopfold.io.atomic import atomic_path
 
-RUN_FILE = "run.json"
+LOOPS, ERRORS, RUN_FILE = "loops", "_errors", "_run.json"
+#: the names loopfold 0.3 gave a run's files, in the folder itself
+LEGACY = ("loops-*.parquet", "errors-*.parquet", "run.json")
 #: What a run writes in its folder (an input there under one of these names is refused).
-WRITES = ("loops-*.parquet", "errors-*.parquet", RUN_FILE, ".input/*", ".*.tmp")
+WRITES = (f"{LOOPS}/*", f"{ERRORS}/*", RUN_FILE, ".input/*", ".*.tmp", *LEGACY)
+#: the ``kind`` of an error row for a loop that could not be cut from a record that worked
+MISSING = "missing loop"
 MIB = 1 << 20
 LOOP_SCHEMA = pa.schema([
     ("id", pa.string()), ("cdr", pa.string()), ("chain", pa.string()), ("sequence", pa.string()),
@@ -39,8 +51,19 @@ LOOP_SCHEMA = pa.schema([
     ("rmsd_predicted", pa.float32()), ("template", pa.string()),
     ("coords", pa.list_(pa.list_(pa.float32(), 12))),  # per residue N, CA, C, O x, y, z (Å)
 ])  # fmt: skip
-#: a failed record: its id, the message, and the kind of failure (:attr:`loopfold.errors.LoopfoldError.kind`)
-ERROR_SCHEMA = pa.schema([("id", pa.string()), ("reason", pa.string()), ("kind", pa.string())])
+#: a failed record (``cdr`` empty) or a loop not cut: the id, the CDR, the message, and the kind of
+#: failure (:attr:`loopfold.errors.LoopfoldError.kind`, or :data:`MISSING`)
+ERROR_SCHEMA = pa.schema([("id", pa.string()), ("cdr", pa.string()), ("reason", pa.string()), ("kind", pa.string())])
+
+
+def part_file(folder: Path, table: str, k: int) -> Path:
+    """Where part k of ``table`` (:data:`LOOPS` or :data:`ERRORS`) lives."""
+    return folder / table / f"part-{k:05d}.parquet"
+
+
+def part_metadata(model: str, model_sha256: str) -> dict[str, str]:
+    """The schema metadata every part carries: which model and loopfold version wrote it."""
+    return {"loopfold_version": __version__, "model": model, "model_sha256": model_sha256}
 
 
 def loop_rows(record: dict) -> list[dict]:
@@ -57,6 +80,18 @@ def loop_rows(record: dict) -> list[dict]:
     return rows
 
 
+def error_rows(results: list[tuple[dict, LoopfoldError | None]]) -> list[dict]:
+    """The error table's rows of a part: each failed record, and each loop a record that worked lacks."""
+    rows = []
+    for r, e in results:
+        if e is not None:
+            rows.append({"id": r["id"], "cdr": None, "reason": str(e), "kind": e.kind})
+        else:
+            rows += [{"id": r["id"], "cdr": m["cdr"], "reason": m["reason"], "kind": MISSING}
+                     for m in r.get("missing", [])]  # fmt: skip
+    return rows
+
+
 class ParquetParts:
     """The part files of one run folder (see the module docstring)."""
 
@@ -67,21 +102,25 @@ class ParquetParts:
     def __init__(self, folder: Path, settings: dict, part_size: int, resume: bool) -> None:
         self.folder, self.part_size = folder, part_size
         self.settings = {**settings, "part_size": part_size}
-        self.written = 0
-        run = folder / RUN_FILE
+        self.metadata = part_metadata(settings["model"], settings.get("model_sha256", ""))
+        self.written, self.moved = 0, 0
         check_folder(folder, self.settings, resume)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(".*-*.parquet.*.tmp") if resume else ():  # a killed run's unfinished parts
-            if stale.name.startswith((".loops-", ".errors-")):
-                stale.unlink(missing_ok=True)
-        with atomic_path(run) as tmp:
+        for table in (LOOPS, ERRORS):
+            (folder / table).mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.moved = move_legacy_parts(folder, self.metadata)
+            for table in (LOOPS, ERRORS):  # a killed run's unfinished parts
+                for stale in (folder / table).glob(".part-*.parquet.*.tmp"):
+                    stale.unlink(missing_ok=True)
+        with atomic_path(folder / RUN_FILE) as tmp:
             tmp.write_text(json.dumps(self.settings))
-        self.done = {int(p.stem.split("-")[1]) for p in folder.glob("loops-*.parquet")}
+        (folder / "run.json").unlink(missing_ok=True)  # a 0.3 folder's settings, now in _run.json
+        self.done = {int(p.name[5:10]) for p in (folder / LOOPS).glob("part-*.parquet")}
         self.redone = sorted(k for k in self.done if not _readable(folder, k))
         for k in self.redone:  # a part cut short (a full disk, a copy): predicted again
             self.done.discard(k)
-            for name in (f"loops-{k:05d}.parquet", f"errors-{k:05d}.parquet"):
-                (folder / name).unlink(missing_ok=True)
+            for table in (LOOPS, ERRORS):
+                part_file(folder, table, k).unlink(missing_ok=True)
 
     def skip_done(self, records: Iterable) -> tuple[Iterator, deque]:
         """The records of unfinished parts, and a queue of their part numbers (filled as they are read)."""
@@ -98,7 +137,7 @@ class ParquetParts:
 
     def write(self, k: int, results: list[tuple[dict, LoopfoldError | None]]) -> None:
         """Write part k (see :func:`write_part`) and count it."""
-        write_part(self.folder, k, results)
+        write_part(self.folder, k, results, self.metadata)
         self.finished(k)
 
     def finished(self, k: int) -> None:
@@ -107,39 +146,73 @@ class ParquetParts:
         self.written += 1
 
 
+def _settings_file(folder: Path) -> Path:
+    """The run's settings: ``_run.json``, or a 0.3 folder's ``run.json``."""
+    legacy = folder / "run.json"
+    return legacy if legacy.exists() and not (folder / RUN_FILE).exists() else folder / RUN_FILE
+
+
 def check_folder(folder: Path, settings: dict, resume: bool) -> None:
-    """Refuse a folder holding an earlier run (without ``resume``), or one whose ``run.json`` settings
+    """Refuse a folder holding an earlier run (without ``resume``), or one whose ``_run.json`` settings
     differ from ``settings`` (with it). Reads only.
 
     Raises:
         InvalidFile: naming the folder and the problem.
     """
-    run = folder / RUN_FILE
+    run = _settings_file(folder)
     if resume:
         if not run.is_file():
             raise InvalidFile(f"--parquet {folder}: no {RUN_FILE} there, nothing to resume")
         try:
             before = json.loads(run.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: unreadable ({exc})") from None
+            raise InvalidFile(f"--parquet {run}: unreadable ({exc})") from None
         if not isinstance(before, dict):
-            raise InvalidFile(f"--parquet {folder}/{RUN_FILE}: not a JSON object")
+            raise InvalidFile(f"--parquet {run}: not a JSON object")
         # keys an older run.json lacks (0.3 kept no hashes) are not compared; every shared one must match
         differ = sorted(k for k in settings.keys() & before.keys() if before[k] != settings[k])
         differ += sorted(k for k in before.keys() - settings.keys())
         if differ:
             what = "; ".join(f"{k} {before.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
             raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there ({what})")
-    elif (folder.is_dir() and any(folder.glob("loops-*.parquet"))) or run.exists():
+    elif run.exists() or any(folder.glob("loops-*.parquet")) or any(folder.glob(f"{LOOPS}/part-*.parquet")):
         raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume, --force or an empty folder")
+
+
+def move_legacy_parts(folder: Path, metadata: dict[str, str]) -> int:
+    """Move the parts a 0.3 run left in ``folder`` into this layout (each errors part first, in the new
+    error schema, then its loops part, which marks it finished; both with ``metadata`` and
+    ``written_by`` 0.3); returns how many parts moved. A part that does not read back is left for
+    :func:`_readable` to find (it is predicted again)."""
+    moved = 0
+    for stale in folder.glob(".*-*.parquet.*.tmp"):  # a killed 0.3 run's unfinished parts
+        if stale.name.startswith((".loops-", ".errors-")):
+            stale.unlink(missing_ok=True)
+    old = {**metadata, "loopfold_version": "0.3 (moved into this layout by loopfold " + __version__ + ")"}
+    for table, schema in ((ERRORS, ERROR_SCHEMA), (LOOPS, LOOP_SCHEMA)):
+        prefix = "errors" if table == ERRORS else "loops"
+        for p in sorted(folder.glob(f"{prefix}-*.parquet")):
+            k = int(p.stem.split("-")[1])
+            try:
+                t = pq.read_table(p)
+            except (OSError, pa.ArrowException):
+                p.unlink()  # unreadable: its part is predicted again
+                continue
+            cols = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type)
+                    for f in schema]  # fmt: skip
+            with atomic_path(part_file(folder, table, k)) as tmp:
+                pq.write_table(pa.Table.from_arrays(cols, schema=schema.with_metadata(old)), tmp)
+            p.unlink()
+            moved += table == LOOPS
+    return moved
 
 
 def _readable(folder: Path, k: int) -> bool:
     """Whether part k's loops (and errors) files read back whole."""
     try:
-        for name in (f"errors-{k:05d}.parquet", f"loops-{k:05d}.parquet"):
-            if (folder / name).exists() or name.startswith("loops"):
-                pq.read_table(folder / name)
+        for table in (ERRORS, LOOPS):
+            if part_file(folder, table, k).exists() or table == LOOPS:
+                pq.read_table(part_file(folder, table, k))
     except (OSError, pa.ArrowException):
         return False
     return True
@@ -175,30 +248,28 @@ def model_digest(run_dir: Path) -> str:
 
 def clear_run(folder: Path) -> int:
     """Remove an earlier run's files from ``folder`` (``--force``): its settings, parts and unfinished
-    temporary parts; other files are left. Returns how many were removed."""
-    names = [folder / RUN_FILE, *folder.glob("loops-*.parquet"), *folder.glob("errors-*.parquet"),
+    temporary parts (0.3's names too); other files are left. Returns how many were removed."""
+    names = [folder / RUN_FILE, folder / "run.json", *folder.glob("loops-*.parquet"), *folder.glob("errors-*.parquet"),
              *(p for p in folder.glob(".*-*.parquet.*.tmp") if p.name.startswith((".loops-", ".errors-"))),
+             *(p for t in (LOOPS, ERRORS) for p in (folder / t).glob("part-*.parquet")),
+             *(p for t in (LOOPS, ERRORS) for p in (folder / t).glob(".part-*.parquet.*.tmp")),
              *(folder / ".input").glob("*part-*")]  # a Ray run's input shards
     gone = 0
     for p in names:
         if p.is_file() and not p.is_symlink():
             p.unlink()
             gone += 1
+    for t in (LOOPS, ERRORS):
+        if (folder / t).is_dir() and not any((folder / t).iterdir()):
+            (folder / t).rmdir()
     return gone
 
 
-def write_part(folder: Path, k: int, results: list[tuple[dict, LoopfoldError | None]]) -> None:
-    """Write part k's ``(record, error)`` results: its failed records, then its loops (the file that
-    marks it finished)."""
-    errors = [{"id": r["id"], "reason": str(e), "kind": e.kind} for r, e in results if e is not None]
+def write_part(folder: Path, k: int, results: list[tuple[dict, LoopfoldError | None]],
+               metadata: dict[str, str]) -> None:  # fmt: skip
+    """Write part k's ``(record, error)`` results: its error rows (:func:`error_rows`), then its loops
+    (the file that marks it finished), each with the schema ``metadata`` (:func:`part_metadata`)."""
     rows = [row for r, e in results if e is None for row in loop_rows(r)]
-    for name, table in ((f"errors-{k:05d}.parquet", pa.Table.from_pylist(errors, schema=ERROR_SCHEMA)),
-                        (f"loops-{k:05d}.parquet", pa.Table.from_pylist(rows, schema=LOOP_SCHEMA))):  # fmt: skip
-        with atomic_path(Path(folder) / name) as tmp:
-            pq.write_table(table, tmp)
-
-
-def read_loops(folder: str | os.PathLike[str]) -> pa.Table:
-    """Every finished part's loop rows, in part order."""
-    files = sorted(Path(folder).glob("loops-*.parquet"))
-    return pa.concat_tables([pq.read_table(f) for f in files]) if files else LOOP_SCHEMA.empty_table()
+    for table, schema, data in ((ERRORS, ERROR_SCHEMA, error_rows(results)), (LOOPS, LOOP_SCHEMA, rows)):
+        with atomic_path(part_file(Path(folder), table, k)) as tmp:
+            pq.write_table(pa.Table.from_pylist(data, schema=schema.with_metadata(metadata)), tmp)

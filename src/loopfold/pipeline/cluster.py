@@ -54,6 +54,7 @@ class PartSettings:
     samples: int
     species: tuple[str, ...] | None
     stop_on_error: bool = False  # --on-error fail: a part with a failed record is not written
+    model_sha256: str = ""  # the driver's model digest, in every part's schema metadata
 
 
 @dataclass(frozen=True)
@@ -207,13 +208,13 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
             """Predict and write part k: its record count, failures ``[id, reason, kind]``, whether written."""
             import pyarrow.parquet as pq
 
-            from loopfold.io.parquet_parts import write_part
+            from loopfold.io.parquet_parts import ERRORS, LOOPS, MISSING, part_file, part_metadata, write_part
 
             folder = Path(settings.folder)
-            shard, done = folder / SHARDS / f"part-{k:05d}.parquet", folder / f"loops-{k:05d}.parquet"
+            shard, done = folder / SHARDS / f"part-{k:05d}.parquet", part_file(folder, LOOPS, k)
             if not shard.exists() and done.exists():  # a retried task whose part was written before
                 ids = set(pq.read_table(done, columns=["id"]).column("id").to_pylist())
-                errs = pq.read_table(folder / f"errors-{k:05d}.parquet").to_pylist()
+                errs = [e for e in pq.read_table(part_file(folder, ERRORS, k)).to_pylist() if e["kind"] != MISSING]
                 return len(ids) + len(errs), [[e["id"], e["reason"], e.get("kind") or "other"] for e in errs], True
             abs_ = [AntibodyInput(r["name"], r["heavy"], r["light"], r["other"],
                                   None if r["error"] is None else of_kind(r.get("error_kind") or "", r["error"]))
@@ -222,7 +223,7 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
             failures = [[r["id"], str(e), e.kind] for r, e in results if e is not None]
             if failures and settings.stop_on_error:
                 return len(results), failures, False
-            write_part(folder, k, results)
+            write_part(folder, k, results, part_metadata(settings.model_name, settings.model_sha256))
             shard.unlink(missing_ok=True)
             return len(results), failures, True
 
@@ -243,6 +244,8 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
     import ray
     import ray.data
 
+    from loopfold.io.parquet_parts import LOOPS, part_file
+
     shards = Path(settings.folder) / SHARDS
     try:
         if not parts:
@@ -261,7 +264,7 @@ def ray_parts(parts: list[int], settings: PartSettings, workers: int | None = No
         try:
             for row in ds.iter_rows():
                 k = int(row["part"])
-                if row["written"] and not _visible(Path(settings.folder) / f"loops-{k:05d}.parquet"):
+                if row["written"] and not _visible(part_file(Path(settings.folder), LOOPS, k)):
                     raise LoopfoldError(f"--ray: a worker wrote part {k} where this machine cannot see it: --parquet "
                                         f"{settings.folder} must be on a file system every node shares")  # fmt: skip
                 yield PartDone(k, int(row["records"]), tuple(tuple(f) for f in json.loads(row["failures"])),
