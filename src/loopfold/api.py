@@ -31,6 +31,9 @@ from loopfold.pipeline.results import LoopResult
 if TYPE_CHECKING:
     from loopfold.fv.refine import Refinement
 
+#: antibodies in the first chunk a stream predicts (then 2x each chunk, up to ``chunk``)
+FIRST_CHUNK = 8
+
 
 @dataclass(frozen=True)
 class Loop:
@@ -234,7 +237,8 @@ class LoopFold:
         return Prediction(name, tuple(Loop.from_result(r) for r in found), None, record, p.name)
 
     def predict_many(
-        self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512
+        self, antibodies: Iterable[AntibodyInput | tuple[str, str | None, str | None]], chunk: int = 512,
+        first_chunk: int | None = FIRST_CHUNK,
     ) -> Iterator[tuple[Prediction, LoopfoldError | None]]:
         """Stream ``(prediction, error)`` per antibody in input order (``(name, heavy, light)`` tuples or
         :class:`AntibodyInput`); a record that fails gives the exception (``InvalidSequence``,
@@ -242,11 +246,14 @@ class LoopFold:
 
         A record that is not an AntibodyInput or a ``(name, heavy, light)`` tuple of text is one
         such failure (named ``antibodies[k]`` when it has no usable name), not the end of the stream.
+        Antibodies are numbered and predicted ``chunk`` at a time; the chunks start at ``first_chunk``
+        and double (the first predictions come within seconds; None: every chunk ``chunk``). A value
+        can differ at its last rounded digit with the chunking (the network's float sums).
 
         Raises:
-            InvalidInput: ``chunk`` not a positive integer (at the call).
+            InvalidInput: ``chunk`` or ``first_chunk`` not a positive integer (at the call).
         """
-        _check_chunk(chunk)
+        _check_chunk(chunk, first_chunk)
 
         def records() -> Iterator[AntibodyInput]:
             for k, a in enumerate(antibodies):
@@ -263,22 +270,25 @@ class LoopFold:
                 except InvalidInput as exc:
                     yield AntibodyInput(name, None, None, error=exc)
 
-        return self._run(records(), chunk)
+        return self._run(records(), chunk, first_chunk=first_chunk)
 
-    def predictions(self, antibodies: Iterable[AntibodyInput], samples: int = 0,
-                    chunk: int = 512) -> Iterator[tuple[Prediction, LoopfoldError | None]]:  # fmt: skip
+    def predictions(
+        self, antibodies: Iterable[AntibodyInput], samples: int = 0, chunk: int = 512,
+        first_chunk: int | None = FIRST_CHUNK,
+    ) -> Iterator[tuple[Prediction, LoopfoldError | None]]:
         """:meth:`predict_many` for :class:`AntibodyInput` records, with ``samples`` alternative
         conformations per loop (what ``loopfold predict --fasta`` runs)."""
-        _check_chunk(chunk)
-        return self._run(antibodies, chunk, samples)
+        _check_chunk(chunk, first_chunk)
+        return self._run(antibodies, chunk, samples, first_chunk)
 
-    def _run(self, antibodies: Iterable[AntibodyInput], chunk: int = 512,
-             samples: int = 0) -> Iterator[tuple[Prediction, LoopfoldError | None]]:  # fmt: skip
+    def _run(self, antibodies: Iterable[AntibodyInput], chunk: int = 512, samples: int = 0,
+             first_chunk: int | None = None) -> Iterator[tuple[Prediction, LoopfoldError | None]]:  # fmt: skip
         from loopfold.pipeline.batch import predict_antibodies
 
         name = self.predictor.name
         for r in predict_antibodies(self.predictor, antibodies, samples, chunk=chunk, fv=self.builder,
-                                    workers=self.workers, numberer=self.numberer, nanobody=self.nanobody):
+                                    workers=self.workers, numberer=self.numberer, nanobody=self.nanobody,
+                                    first_chunk=first_chunk):
             loops = tuple(Loop.from_result(lp) for lp in r.loops)
             yield Prediction(r.result["id"], loops, r.fv, r.result, name), r.error
 
@@ -287,9 +297,11 @@ class LoopFold:
         return self.predictor.document(records)
 
 
-def _check_chunk(chunk: object) -> None:
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise InvalidInput(f"chunk {chunk!r}: expected a positive number of antibodies per batch")
+def _check_chunk(chunk: object, first_chunk: object = None) -> None:
+    for name, value in (("chunk", chunk), ("first_chunk", first_chunk)):
+        if (value is not None or name == "chunk") and (isinstance(value, bool) or not isinstance(value, int)
+                                                       or value < 1):  # fmt: skip
+            raise InvalidInput(f"{name} {value!r}: expected a positive number of antibodies per batch")
 
 
 def _input(name: object, heavy: object, light: object, other: object = None) -> AntibodyInput:

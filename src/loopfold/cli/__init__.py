@@ -15,7 +15,7 @@ from typing import NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from loopfold.errors import LoopfoldError
@@ -90,9 +90,11 @@ T = TypeVar("T")
 
 
 def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", delay: float = 2.0,
-            where: Console | None = None) -> Iterator[T]:  # fmt: skip
-    """Yield ``items``; once the run has lasted ``delay`` seconds, show a progress line with the count
-    and rate on stderr (only on a terminal, never with ``quiet``), removed when the run ends."""
+            where: Console | None = None, total: int | None = None) -> Iterator[T]:  # fmt: skip
+    """Yield ``items``; once the run has lasted ``delay`` seconds, show a progress line on stderr
+    (:func:`progress_text`: finished records, of ``total`` when known, the rate since the run
+    started, the time elapsed and left; only on a terminal, never with ``quiet``), redrawn
+    every second and removed when the run ends."""
     where = where or console
     start, n = time.monotonic(), 0
     prog: Progress | None = None
@@ -100,20 +102,51 @@ def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", d
     try:
         for item in items:
             n += 1
-            elapsed = time.monotonic() - start
-            if prog is None and not quiet and where.is_terminal and elapsed >= delay:
-                prog = Progress(TextColumn("predicting: {task.completed} " + what + " ({task.fields[rate]}/s)",
-                                           markup=False),
-                                TimeElapsedColumn(), console=where, transient=True)  # fmt: skip
+            if prog is None and not quiet and where.is_terminal and time.monotonic() - start >= delay:
+                prog = Progress(_RunColumn(what, start), console=where, transient=True, refresh_per_second=1)
                 prog.start()
-                task = prog.add_task("predict", total=None, rate="-")
+                task = prog.add_task("predict", total=total)
             if prog is not None:
                 assert task is not None  # added with prog
-                prog.update(task, completed=n, rate=f"{n / max(elapsed, 1e-9):.1f}")
+                prog.update(task, completed=n)
             yield item
     finally:
         if prog is not None:
             prog.stop()
+
+
+class _RunColumn(ProgressColumn):
+    """The progress line of :func:`tracked`, timed from the run's start (not from when it is shown)."""
+
+    def __init__(self, what: str, start: float) -> None:
+        super().__init__()
+        self.what, self.start = what, start
+
+    def render(self, task: Task) -> Text:
+        total = int(task.total) if task.total is not None else None
+        return Text(progress_text(int(task.completed), total, time.monotonic() - self.start, self.what))
+
+
+def progress_text(done: int, total: int | None, elapsed: float, what: str = "antibodies") -> str:
+    """The progress line: records finished, of how many (when known), the rate over the whole run so
+    far, the time since the run started and, with a total, the time left at that rate.
+
+    >>> progress_text(512, 8000, 11.0)
+    'predicting: 512 of 8,000 antibodies (46.5/s), 0:00:11, about 0:02:40 left'
+    >>> progress_text(3, None, 2.0, "records")
+    'predicting: 3 records (1.5/s), 0:00:02'
+    """
+    rate = done / elapsed if elapsed > 0 else 0.0
+    of = f" of {total:,}" if total is not None else ""
+    line = f"predicting: {done:,}{of} {what} ({rate:.1f}/s), {_clock(elapsed)}"
+    if total is not None and rate > 0 and done < total:
+        line += f", about {_clock((total - done) / rate)} left"
+    return line
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def optional_value(args: list[str], option: str, bare: str) -> list[str]:

@@ -66,6 +66,7 @@ class _Outputs:
     stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
+    total: int | None = None  # records in the input, when it can be counted first (the progress line's)
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # id, message, kind
 
@@ -146,7 +147,7 @@ def _stream(predictor, o: _Outputs, results, on_error: str) -> int:  # noqa: ANN
     keep_doc = o.json_out is not None or (o.jsonl_out is None and o.pdb_dir is None)
     jsonl = o.stream = JsonlStream(o.jsonl_out) if o.jsonl_out is not None else None
     try:
-        for res, err, pred in tracked(results, o.quiet):
+        for res, err, pred in tracked(results, o.quiet, total=o.total):
             o.done += 1
             if err is None and o.pdb_dir is not None:
                 try:
@@ -259,7 +260,7 @@ def predict_cmd(
     """Predict CDR loop backbones from sequence."""
     from loopfold.api import LoopFold
     from loopfold.fv.library import LIBRARY_FILE
-    from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta
+    from loopfold.io.fasta import AntibodyInput, antibodies_from_fasta, count_antibodies
     from loopfold.io.outputs import check_outputs, interrupts_as_exceptions
     from loopfold.io.parquet_parts import WRITES as PARQUET_WRITES
     from loopfold.model.checkpoint import CONFIG, WEIGHTS
@@ -353,11 +354,13 @@ def predict_cmd(
                     abs_ = [AntibodyInput(name or "query", heavy, light)]
                 elif fasta is not None:
                     abs_ = antibodies_from_fasta(fasta)
+                    o.total = count_antibodies(fasta) if fasta.is_file() else None  # a pipe is read once
                 else:
-                    from loopfold.io.tables import antibodies_from_table
+                    from loopfold.io.tables import antibodies_from_table, count_rows
 
                     assert table is not None  # batch is table when fasta is None
                     abs_ = antibodies_from_table(table)
+                    o.total = count_rows(table) if table.is_file() else None
                 if parquet is not None:
                     from loopfold.cli.runs import parquet_command
 

@@ -55,7 +55,8 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
     todo, parts.queue = parts.skip_done(records)
     o.parts = parts
     if ray is None:
-        results = ((p.record, e) for p, e in api.predictions(todo, samples, chunk=part_size))
+        # each part one batch, as a Ray worker predicts it (the same rows either way)
+        results = ((p.record, e) for p, e in api.predictions(todo, samples, chunk=part_size, first_chunk=None))
         return parquet_run(o, parts, results, on_error)
     from loopfold.pipeline.cluster import PartSettings, ray_parts, stage_shards
 
@@ -74,9 +75,16 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
                 raise of_kind(kind, message)
             yield from (None for _ in range(done.records))
 
-    for _ in tracked(finished(), o.quiet):
+    for _ in tracked(finished(), o.quiet, total=_left(o, parts)):
         o.done += 1
     return _parts_summary(o, parts)
+
+
+def _left(o, parts) -> int | None:  # noqa: ANN001 - the CLI's run state
+    """Records still to predict: the input's (when counted) less those of the finished parts kept."""
+    if o.total is None:
+        return None
+    return max(0, o.total - sum(max(0, min(parts.part_size, o.total - k * parts.part_size)) for k in parts.done))
 
 
 def _parts_summary(o, parts) -> int:  # noqa: ANN001 - the CLI's run state
@@ -94,7 +102,7 @@ def _parts_summary(o, parts) -> int:  # noqa: ANN001 - the CLI's run state
 def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the CLI's run state
     """--parquet: collect each part's records (in input order) and write the part when it is complete."""
     current, buf = None, []
-    for res, err in tracked(results, o.quiet):
+    for res, err in tracked(results, o.quiet, total=_left(o, parts)):
         o.done += 1
         k = parts.queue.popleft()
         if current is not None and k != current:

@@ -99,9 +99,7 @@ def antibodies_from_fasta(path: str | os.PathLike[str]) -> Iterator[AntibodyInpu
     done: set[str] = set()
     current: dict | None = None
     for header, seq in read_fasta(path):
-        base, _, tag = header.partition("|")
-        key = tag.strip().upper() if tag.strip().upper() in ("H", "L") else "other"
-        this = (header if key == "other" else base).strip()
+        key, this = _record_key(header)
         if current is None or this != current["name"]:
             if current is not None:
                 done.add(current["name"])
@@ -125,6 +123,29 @@ def antibodies_from_fasta(path: str | os.PathLike[str]) -> Iterator[AntibodyInpu
                 current["error"] = exc
     if current is not None:
         yield _antibody(current)
+
+
+def _record_key(header: str) -> tuple[str, str]:
+    """A FASTA header's chain (``H``, ``L`` or ``other``) and the antibody it belongs to."""
+    base, _, tag = header.partition("|")
+    key = tag.strip().upper() if tag.strip().upper() in ("H", "L") else "other"
+    return key, (header if key == "other" else base).strip()
+
+
+def count_antibodies(path: str | os.PathLike[str]) -> int | None:
+    """How many antibodies :func:`antibodies_from_fasta` gives for the file (a scan of its headers, for a
+    progress line's total); None when the file cannot be read so (the run itself then says why)."""
+    p = Path(path)
+    n, previous = 0, None
+    try:
+        with gzip.open(p, "rt", encoding="utf-8-sig") if p.suffix == ".gz" else open(p, encoding="utf-8-sig") as fh:
+            for line in fh:
+                if line.startswith(">"):
+                    this = _record_key(line[1:].strip())[1]
+                    n, previous = n + (this != previous), this
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error):
+        return None
+    return n
 
 
 def _antibody(group: dict) -> AntibodyInput:

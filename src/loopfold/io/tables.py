@@ -16,6 +16,7 @@ locus) comes out with ``error`` set, naming the row.
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +70,22 @@ def _check_types(p: Path, schema) -> None:  # noqa: ANN001 - a pyarrow.Schema
     for field in schema:
         if field.name in TEXT_COLUMNS and not text(field.type):
             raise InvalidFile(f"{p}: column {field.name!r} is {field.type}, expected text (string)")
+
+
+def count_rows(path: str | os.PathLike[str]) -> int | None:
+    """How many records :func:`antibodies_from_table` gives (one per row: a Parquet file's metadata, a
+    text table's lines after the header; for a progress line's total); None when it cannot be read so."""
+    p = Path(path)
+    try:
+        if p.name.lower().removesuffix(".gz").endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            return int(pq.ParquetFile(p).metadata.num_rows)
+        opener = gzip.open if p.suffix == ".gz" else open
+        with opener(p, "rb") as fh:
+            return max(0, sum(1 for line in fh if line.strip()) - 1)
+    except Exception:  # noqa: BLE001 - pyarrow and gzip raise many kinds for a bad file; the run reports it
+        return None
 
 
 def antibodies_from_table(path: str | os.PathLike[str]) -> Iterator[AntibodyInput]:

@@ -52,13 +52,16 @@ def predict_antibodies(
     fv: FrameworkBuilder | None = None,
     numberer: ChainNumberer | None = None,
     nanobody: bool | None = None,
+    first_chunk: int | None = None,
 ) -> Iterator[AntibodyResult]:
     """Yield one :class:`AntibodyResult` per antibody, in input order; errors are yielded, not raised:
     a failed antibody's result is ``{"id": name, "error": message}`` and its ``error`` the exception.
 
     Antibodies are taken ``chunk`` at a time: their chains are numbered together
     (anarcism, ``workers`` threads) and their loops go through the network in one
-    call, so memory stays flat however many antibodies stream through. With ``fv``
+    call, so memory stays flat however many antibodies stream through. With ``first_chunk``
+    the chunks start that small and double up to ``chunk``: the first results come within
+    seconds, and the batches soon reach the efficient size. With ``fv``
     each antibody also gets a whole Fv; when one cannot be built (a CDR that could not be cut, a
     framework position no template has) the record keeps its loops and says why in ``fv_error``.
     Chains are numbered by ``numberer`` (a fresh :class:`ChainNumberer` when not given), so a chain
@@ -68,7 +71,9 @@ def predict_antibodies(
     """
     numberer = numberer if numberer is not None else ChainNumberer()
     it = iter(antibodies)
-    while batch := list(itertools.islice(it, chunk)):
+    size = chunk if first_chunk is None else min(first_chunk, chunk)
+    while batch := list(itertools.islice(it, size)):
+        size = min(2 * size, chunk)
         errors: dict[int, LoopfoldError] = {}
         missing: dict[int, list[dict]] = {}
         items = []

@@ -219,7 +219,8 @@ def _worker_class(settings: PartSettings, threads: int) -> type:
             abs_ = [AntibodyInput(r["name"], r["heavy"], r["light"], r["other"],
                                   None if r["error"] is None else of_kind(r.get("error_kind") or "", r["error"]))
                     for r in pq.read_table(shard).to_pylist()]  # fmt: skip
-            results = [(p.record, e) for p, e in self.api.predictions(abs_, settings.samples, chunk=len(abs_))]
+            found = self.api.predictions(abs_, settings.samples, chunk=len(abs_), first_chunk=None)  # one batch
+            results = [(p.record, e) for p, e in found]
             failures = [[r["id"], str(e), e.kind] for r, e in results if e is not None]
             if failures and settings.stop_on_error:
                 return len(results), failures, False
