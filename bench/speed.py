@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit(f"{label}: exit {r['rc']}: {r['stderr'][-2000:]}")
             rows.append((label, r, count))
             print(f"{label}: {rate(count, r)}/s, peak {r['peak_rss_mb']} MB", file=sys.stderr)
-        res["parquet_bytes_per_antibody"] = round(sum(f.stat().st_size for f in (d / "pq").glob("*.parquet")) / n)
+        res["parquet_bytes_per_antibody"] = round(sum(f.stat().st_size for f in (d / "pq").rglob("*.parquet")) / n)
         res.update(in_process(big, args.model))
     res["runs"] = [{"run": label, "antibodies": count, "seconds": round(r["s"], 1), "per_s": rate(count, r),
                     "peak_rss_mb": r["peak_rss_mb"]} for label, r, count in rows]  # fmt: skip

@@ -187,7 +187,7 @@ def test_batch_rounding_gives_the_per_loop_json_values():
         return dict(zip(("N", "CA", "C", "O"), np.round(xyz, 3).transpose(1, 0, 2).tolist(), strict=True))
 
     rng = np.random.default_rng(3)
-    conf = rng.random((3, 12))
+    conf = rng.random((3, 12)).astype(np.float32)  # a single network's confidence is float32
     sizes = (6, 5, 5)
     found = []
     for k, n in enumerate(sizes):
@@ -203,7 +203,8 @@ def test_batch_rounding_gives_the_per_loop_json_values():
     entries = loops_json(found)
     for lp, r in zip(entries, found, strict=True):
         v = r.values
-        assert lp["coords"] == coords_json(v.coords) and lp["confidence"] == rounded(v.confidence, 3)
+        assert lp["coords"] == coords_json(v.coords)
+        assert lp["confidence"] == rounded(v.confidence.astype(np.float64), 3)  # its value, not float32 noise
         assert [lp[k] for k in ("phi", "psi", "omega")] == [rounded(v.angles[:, j], 1) for j in range(3)]
         assert ("error" in lp) == (v.error is not None) and lp["max_training_identity"] == 0.512
         if v.error is not None:
@@ -214,6 +215,20 @@ def test_batch_rounding_gives_the_per_loop_json_values():
             assert got["probability"] == round(s.probability, 3) and got.get("closure_rmsd") == (
                 None if s.closure_rmsd is None else 0.123)
     assert entries[1]["phi"][2] is None and "samples" not in entries[0]
+    order = ["cdr", "chain", "definition", "sequence", "stem_n", "stem_c", "start", "phi", "psi", "omega",
+             "confidence", "coords", "seen_in_training", "max_training_identity", "template"]  # as 0.3 wrote them
+    assert list(entries[0]) == [*order, "error", "rmsd_predicted"] and list(entries[2]) == [*order, "samples"]
+    from dataclasses import replace
+
+    from loopfold.pipeline.results import StructureSite
+
+    site = StructureSite("B", ("95", "96"), ("94", "97"), 1.33333, 0.51234)
+    placed = loops_json([replace(found[0], closure_rmsd=0.0123, site=site, warnings=("w",)),
+                         replace(found[0], closure_rmsd=0.0456)])  # fmt: skip
+    assert list(placed[0]) == [*order, "warnings", "closure_rmsd", "c_n_gap", "rmsd_to_input", "error",
+                               "rmsd_predicted", "chain_id", "file_residue_ids", "file_flank_ids"]  # fmt: skip
+    assert placed[0]["c_n_gap"] == 1.333 and placed[0]["file_flank_ids"] == ["94", "97"]
+    assert list(placed[1]) == [*order, "error", "rmsd_predicted", "closure_rmsd"] and placed[1]["closure_rmsd"] == 0.046
     probs = rng.dirichlet(np.ones(5), 16)
     sizes, cdrs, ident = [6, 5, 5], ["H3", "L1", "XX"], [0.9, None, 0.4]
     cut = np.cumsum([0, *sizes])

@@ -197,12 +197,44 @@ def test_a_0_3_run_folder_resumes_into_the_new_layout(tmp_path):
     (run / "loops-00001.parquet").unlink()
     r = runner.invoke(app, [*args, "--parquet", str(run)])
     assert r.exit_code == 2 and "holds an earlier run; give --resume" in r.output
+    (run / "loops-00007.parquet").symlink_to(run / "loops-00000.parquet")  # a part as a symlink: not replaced
+    r = runner.invoke(app, [*args, "--parquet", str(run), "--resume"])
+    assert r.exit_code == 2 and "loops-00007.parquet (a 0.3 part) is a symlink" in " ".join(r.output.split())
+    (run / "loops-00007.parquet").unlink()
+    assert not (run / "loops").exists() and not (run / "_errors").exists()  # the refused resume made nothing
+    (run / "_errors").mkdir()  # a move cut short by a kill: part 0's errors written anew, the old file still there
+    shutil.copy(run / "errors-00000.parquet", run / "_errors" / "part-00000.parquet")
     r = runner.invoke(app, [*args, "--parquet", str(run), "--resume"])
     assert r.exit_code == 0 and "2 finished part(s) kept" in " ".join(r.output.split()), r.output
     assert not list(run.glob("*-0000*.parquet")) and not (run / "run.json").exists()
     assert pq.read_table(run).equals(pq.read_table(fresh))
     moved = pq.read_table(run / "_errors/part-00002.parquet")
     assert moved.schema.names == ["id", "cdr", "reason", "kind"]
-    assert b"0.3" in moved.schema.metadata[b"loopfold_version"]
+    assert moved.schema.metadata[b"loopfold_version"].startswith(b"0.3 (moved into this layout")
+    assert moved.schema.metadata[b"model_sha256"] == b"unknown"  # 0.3 kept no hash to check it against
     (bad,) = pq.read_table(fresh / "_errors").to_pylist()  # part 2's failed record, kept from the 0.3 folder:
     assert pq.read_table(run / "_errors").to_pylist() == [{**bad, "kind": None}]  # 0.3 wrote no kind
+
+
+def test_a_part_is_written_as_soon_as_it_is_whole(tmp_path):
+    """A killed run keeps every part that finished: part k is on disk before part k + 1 is predicted."""
+    from loopfold import LoopFold
+    from loopfold.cli.predict import _Outputs
+    from loopfold.cli.runs import parquet_run
+    from loopfold.io.fasta import antibodies_from_fasta
+    from loopfold.io.parquet_parts import ParquetParts
+
+    run = tmp_path / "run"
+    o = _Outputs(None, None, None, {}, quiet=True, parquet=run)
+    parts = ParquetParts(run, {"model": "m", "model_sha256": "x"}, 2, resume=False)
+    todo, parts.queue = parts.skip_done(antibodies_from_fasta(_fasta(tmp_path / "in.fasta")))
+    on_disk = []
+
+    def results():
+        for p, e in LoopFold(fv=False).predictions(todo, chunk=2, first_chunk=None):
+            on_disk.append(sorted(p.name for p in (run / "loops").glob("part-*")))  # when record k was predicted
+            yield p.record, e
+
+    assert parquet_run(o, parts, results(), "report") == 3
+    assert on_disk[2] == on_disk[3] == ["part-00000.parquet"]  # part 1's records came after part 0 was written
+    assert on_disk[4] == ["part-00000.parquet", "part-00001.parquet"]

@@ -31,7 +31,7 @@ from loopfold.pipeline.results import LoopResult
 if TYPE_CHECKING:
     from loopfold.fv.refine import Refinement
 
-#: antibodies in the first chunk a stream predicts (then 2x each chunk, up to ``chunk``)
+#: antibodies in the first chunk a stream predicts (then 4x each chunk, up to ``chunk``)
 FIRST_CHUNK = 8
 
 
@@ -68,7 +68,8 @@ class Loop:
         return cls(lp["cdr"], lp["chain"], lp["sequence"], lp["start"],
                    np.stack([np.array(lp["coords"][k], dtype=float) for k in ("N", "CA", "C", "O")], 1),
                    arr("phi"), arr("psi"), arr("omega"), arr("confidence"),
-                   arr("error") if "error" in lp else None, lp.get("rmsd_predicted"), lp.get("template"))  # fmt: skip
+                   arr("error") if "error" in lp else None, lp.get("rmsd_predicted"), lp.get("template"),
+                   tuple(lp["residue_ids"]) if lp.get("residue_ids") else None)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,8 @@ class Prediction:
             offset += 20.0
             first = (lp.start or 0) + 1
             ids = lp.residue_ids or tuple(str(first + i) for i in range(len(lp.sequence)))
-            chains.append(ModelChain(lp.chain, lp.sequence, ids, xyz, b_factors=lp.error))
+            b = None if lp.error is None else np.round(lp.error, 2)  # the JSON's error (0.01 Å), as the Fv's B
+            chains.append(ModelChain(lp.chain, lp.sequence, ids, xyz, b_factors=b))
         fv_error = self.record.get("fv_error")
         remarks = [
             f"loopfold {__version__} model {self.model}",
@@ -247,7 +249,7 @@ class LoopFold:
         A record that is not an AntibodyInput or a ``(name, heavy, light)`` tuple of text is one
         such failure (named ``antibodies[k]`` when it has no usable name), not the end of the stream.
         Antibodies are numbered and predicted ``chunk`` at a time; the chunks start at ``first_chunk``
-        and double (the first predictions come within seconds; None: every chunk ``chunk``). A value
+        and grow 4-fold (the first predictions come within seconds; None: every chunk ``chunk``). A value
         can differ at its last rounded digit with the chunking (the network's float sums).
 
         Raises:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import typer
@@ -90,11 +92,13 @@ T = TypeVar("T")
 
 
 def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", delay: float = 2.0,
-            where: Console | None = None, total: int | None = None) -> Iterator[T]:  # fmt: skip
+            where: Console | None = None,
+            total: int | Callable[[], int | None] | None = None) -> Iterator[T]:  # fmt: skip
     """Yield ``items``; once the run has lasted ``delay`` seconds, show a progress line on stderr
     (:func:`progress_text`: finished records, of ``total`` when known, the rate since the run
     started, the time elapsed and left; only on a terminal, never with ``quiet``), redrawn
-    every second and removed when the run ends."""
+    every second and removed when the run ends. ``total`` may be a function that gives None until
+    the input is counted (:func:`counted`)."""
     where = where or console
     start, n = time.monotonic(), 0
     prog: Progress | None = None
@@ -105,10 +109,10 @@ def tracked(items: Iterable[T], quiet: bool = False, what: str = "antibodies", d
             if prog is None and not quiet and where.is_terminal and time.monotonic() - start >= delay:
                 prog = Progress(_RunColumn(what, start), console=where, transient=True, refresh_per_second=1)
                 prog.start()
-                task = prog.add_task("predict", total=total)
+                task = prog.add_task("predict", total=None)
             if prog is not None:
                 assert task is not None  # added with prog
-                prog.update(task, completed=n)
+                prog.update(task, completed=n, total=total() if callable(total) else total)
             yield item
     finally:
         if prog is not None:
@@ -125,6 +129,18 @@ class _RunColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         total = int(task.total) if task.total is not None else None
         return Text(progress_text(int(task.completed), total, time.monotonic() - self.start, self.what))
+
+
+def counted(count: Callable[[Path], int | None], path: Path, quiet: bool = False) -> Callable[[], int | None] | None:
+    """The number of records in ``path`` (``count``: e.g. :func:`~loopfold.io.fasta.count_antibodies`),
+    counted in a background thread while the run starts, for the progress line: a function giving None
+    until it is known. None (nothing counted) when no progress line will show (``quiet``, stderr not a
+    terminal) or ``path`` is not a regular file (a pipe is read once, by the run)."""
+    if quiet or not console.is_terminal or not path.is_file():
+        return None
+    found: list[int | None] = []
+    threading.Thread(target=lambda: found.append(count(path)), daemon=True).start()
+    return lambda: found[0] if found else None
 
 
 def progress_text(done: int, total: int | None, elapsed: float, what: str = "antibodies") -> str:

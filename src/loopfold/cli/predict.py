@@ -14,14 +14,14 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from loopfold.cli import app, console, fail, out
+from loopfold.cli import app, console, counted, fail, out
 from loopfold.cli.runs import EXIT_SOME_FAILED
 from loopfold.errors import BadFileName, InvalidFile, LoopfoldError
 from loopfold.io.outputs import JsonlStream
@@ -66,7 +66,8 @@ class _Outputs:
     stream: JsonlStream | None = None
     pdb_written: int = 0
     done: int = 0
-    total: int | None = None  # records in the input, when it can be counted first (the progress line's)
+    #: records in the input, once counted (the progress line's total; None: not counted)
+    total: Callable[[], int | None] | None = None
     started: float = field(default_factory=time.monotonic)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # id, message, kind
 
@@ -354,13 +355,13 @@ def predict_cmd(
                     abs_ = [AntibodyInput(name or "query", heavy, light)]
                 elif fasta is not None:
                     abs_ = antibodies_from_fasta(fasta)
-                    o.total = count_antibodies(fasta) if fasta.is_file() else None  # a pipe is read once
+                    o.total = counted(count_antibodies, fasta, o.quiet)
                 else:
                     from loopfold.io.tables import antibodies_from_table, count_rows
 
                     assert table is not None  # batch is table when fasta is None
                     abs_ = antibodies_from_table(table)
-                    o.total = count_rows(table) if table.is_file() else None
+                    o.total = counted(count_rows, table, o.quiet)
                 if parquet is not None:
                     from loopfold.cli.runs import parquet_command
 

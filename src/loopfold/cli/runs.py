@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from loopfold.cli import console, tracked
@@ -80,11 +80,18 @@ def parquet_command(api, o, records, source: str, samples: int, part_size: int, 
     return _parts_summary(o, parts)
 
 
-def _left(o, parts) -> int | None:  # noqa: ANN001 - the CLI's run state
-    """Records still to predict: the input's (when counted) less those of the finished parts kept."""
-    if o.total is None:
-        return None
-    return max(0, o.total - sum(max(0, min(parts.part_size, o.total - k * parts.part_size)) for k in parts.done))
+def _left(o, parts) -> Callable[[], int | None]:  # noqa: ANN001 - the CLI's run state
+    """Records still to predict, once the input is counted: its records less those of the finished
+    parts kept (those of the parts finished before this run started)."""
+    kept = set(parts.done)
+
+    def left() -> int | None:
+        total = o.total() if o.total is not None else None
+        if total is None:
+            return None
+        return max(0, total - sum(max(0, min(parts.part_size, total - k * parts.part_size)) for k in kept))
+
+    return left
 
 
 def _parts_summary(o, parts) -> int:  # noqa: ANN001 - the CLI's run state
@@ -100,12 +107,13 @@ def _parts_summary(o, parts) -> int:  # noqa: ANN001 - the CLI's run state
 
 
 def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the CLI's run state
-    """--parquet: collect each part's records (in input order) and write the part when it is complete."""
+    """--parquet: collect each part's records (in input order) and write the part as soon as it is
+    whole (its ``part_size`` records, or the input's end), before the next part is predicted."""
     current, buf = None, []
     for res, err in tracked(results, o.quiet, total=_left(o, parts)):
         o.done += 1
         k = parts.queue.popleft()
-        if current is not None and k != current:
+        if current is not None and k != current:  # (not reached: a part is written when whole)
             parts.write(current, buf)
             buf = []
         current = k
@@ -114,6 +122,9 @@ def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the 
                 raise err
             o.failures.append((res["id"], str(err), err.kind))
         buf.append((res, err))
+        if len(buf) == parts.part_size:
+            parts.write(current, buf)
+            current, buf = None, []
     if buf:
         parts.write(current, buf)
     return _parts_summary(o, parts)

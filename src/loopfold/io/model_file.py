@@ -74,6 +74,8 @@ def pdb_text(chains: list[ModelChain], remarks: list[str] | None = None) -> str:
                 x, y, z = rows[i][k]
                 lines.append(f"ATOM  {serial:5d} {name} {resn} {ch.chain_id}{num:4d}{icode}   "
                              f"{x:8.3f}{y:8.3f}{z:8.3f}{1.0:6.2f}{b:6.2f}          {name[1]:>2s}  ")  # fmt: skip
+        if not ch.sequence:
+            continue
         serial += 1
         num, icode = ch.seqid(len(ch.sequence) - 1)
         lines.append(f"TER   {serial:5d}      {ONE_TO_THREE.get(ch.sequence[-1], 'UNK')} {ch.chain_id}{num:4d}{icode}")

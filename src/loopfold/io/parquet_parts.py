@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -54,6 +55,16 @@ LOOP_SCHEMA = pa.schema([
 #: a failed record (``cdr`` empty) or a loop not cut: the id, the CDR, the message, and the kind of
 #: failure (:attr:`loopfold.errors.LoopfoldError.kind`, or :data:`MISSING`)
 ERROR_SCHEMA = pa.schema([("id", pa.string()), ("cdr", pa.string()), ("reason", pa.string()), ("kind", pa.string())])
+
+
+_PART = re.compile(r"part-(\d+)\.parquet")
+_LEGACY_PART = re.compile(r"(loops|errors)-(\d+)\.parquet")
+
+
+def part_numbers(folder: Path, table: str) -> set[int]:
+    """The parts of ``table`` (:data:`LOOPS` or :data:`ERRORS`) in the folder (names that are not
+    ``part-<k>.parquet`` ignored)."""
+    return {int(m.group(1)) for p in (folder / table).glob("part-*.parquet") if (m := _PART.fullmatch(p.name))}
 
 
 def part_file(folder: Path, table: str, k: int) -> Path:
@@ -115,7 +126,7 @@ class ParquetParts:
         with atomic_path(folder / RUN_FILE) as tmp:
             tmp.write_text(json.dumps(self.settings))
         (folder / "run.json").unlink(missing_ok=True)  # a 0.3 folder's settings, now in _run.json
-        self.done = {int(p.name[5:10]) for p in (folder / LOOPS).glob("part-*.parquet")}
+        self.done = part_numbers(folder, LOOPS)
         self.redone = sorted(k for k in self.done if not _readable(folder, k))
         for k in self.redone:  # a part cut short (a full disk, a copy): predicted again
             self.done.discard(k)
@@ -175,36 +186,58 @@ def check_folder(folder: Path, settings: dict, resume: bool) -> None:
         if differ:
             what = "; ".join(f"{k} {before.get(k)!r} there, {settings.get(k)!r} now" for k in differ)
             raise InvalidFile(f"--parquet {folder}: --resume with other settings than the run there ({what})")
-    elif run.exists() or any(folder.glob("loops-*.parquet")) or any(folder.glob(f"{LOOPS}/part-*.parquet")):
+        linked = sorted(p.name for p in _legacy_parts(folder).values() if p.is_symlink())
+        if linked:  # a 0.3 part is moved into loops/ or _errors/ on resuming: a symlink is not replaced
+            raise InvalidFile(f"--parquet {folder}: {linked[0]} (a 0.3 part) is a symlink; replace it with the "
+                              "file or remove it, then resume")  # fmt: skip
+    elif run.exists() or any(folder.glob("loops-*.parquet")) or part_numbers(folder, LOOPS):
         raise InvalidFile(f"--parquet {folder}: holds an earlier run; give --resume, --force or an empty folder")
 
 
 def move_legacy_parts(folder: Path, metadata: dict[str, str]) -> int:
-    """Move the parts a 0.3 run left in ``folder`` into this layout (each errors part first, in the new
-    error schema, then its loops part, which marks it finished; both with ``metadata`` and
-    ``written_by`` 0.3); returns how many parts moved. A part that does not read back is left for
-    :func:`_readable` to find (it is predicted again)."""
-    moved = 0
+    """Move the parts a 0.3 run left in ``folder`` into this layout; returns how many parts moved.
+
+    Each errors part goes first (rewritten in the new error schema), then its loops part (which marks
+    the part finished), each removed from the old name once written under the new one, so a move cut
+    short by a kill goes on at the next ``--resume``. A part whose errors or loops file does not read
+    back is removed whole (it is predicted again). Moved parts carry ``metadata`` with the version
+    given as ``0.3`` and the model's SHA-256 as unknown (0.3 kept none to check it against).
+
+    :func:`check_folder` has refused a 0.3 part that is a symlink (it is not replaced).
+    """
     for stale in folder.glob(".*-*.parquet.*.tmp"):  # a killed 0.3 run's unfinished parts
         if stale.name.startswith((".loops-", ".errors-")):
             stale.unlink(missing_ok=True)
-    old = {**metadata, "loopfold_version": "0.3 (moved into this layout by loopfold " + __version__ + ")"}
-    for table, schema in ((ERRORS, ERROR_SCHEMA), (LOOPS, LOOP_SCHEMA)):
-        prefix = "errors" if table == ERRORS else "loops"
-        for p in sorted(folder.glob(f"{prefix}-*.parquet")):
-            k = int(p.stem.split("-")[1])
-            try:
-                t = pq.read_table(p)
-            except (OSError, pa.ArrowException):
-                p.unlink()  # unreadable: its part is predicted again
-                continue
-            cols = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type)
-                    for f in schema]  # fmt: skip
-            with atomic_path(part_file(folder, table, k)) as tmp:
-                pq.write_table(pa.Table.from_arrays(cols, schema=schema.with_metadata(old)), tmp)
-            p.unlink()
-            moved += table == LOOPS
+    old = {**metadata, "loopfold_version": f"0.3 (moved into this layout by loopfold {__version__})",
+           "model_sha256": "unknown"}  # fmt: skip
+    legacy = _legacy_parts(folder)
+    moved = 0
+    for k in sorted({k for _, k in legacy}):
+        tables = {}
+        try:
+            for kind in ("errors", "loops"):
+                if (kind, k) in legacy:
+                    tables[kind] = pq.read_table(legacy[kind, k])
+        except (OSError, pa.ArrowException):
+            tables = {}  # a file cut short: the whole part is predicted again
+        for kind, table, schema in (("errors", ERRORS, ERROR_SCHEMA), ("loops", LOOPS, LOOP_SCHEMA)):
+            if kind in tables:
+                t = tables[kind]
+                cols = [t.column(f.name).cast(f.type) if f.name in t.column_names else pa.nulls(len(t), f.type)
+                        for f in schema]  # fmt: skip
+                with atomic_path(part_file(folder, table, k)) as tmp:
+                    pq.write_table(pa.Table.from_arrays(cols, schema=schema.with_metadata(old)), tmp)
+            if (kind, k) in legacy:
+                legacy[kind, k].unlink()
+        moved += "loops" in tables
     return moved
+
+
+def _legacy_parts(folder: Path) -> dict[tuple[str, int], Path]:
+    """The part files a 0.3 run left in the folder: (``loops`` or ``errors``, k) -> path."""
+    if not folder.is_dir():
+        return {}
+    return {(m.group(1), int(m.group(2))): p for p in folder.iterdir() if (m := _LEGACY_PART.fullmatch(p.name))}
 
 
 def _readable(folder: Path, k: int) -> bool:

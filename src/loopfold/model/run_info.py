@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from loopfold.constants import AMINO_ACIDS, CDRS, DEFINITIONS
 from loopfold.errors import InvalidFile
@@ -52,7 +53,7 @@ class RunInfo:
             name=str(info.get("name", f"loopfold-{cfg.model}")),
             definition=info.get("definition", "north"),
             stems=int(info.get("stems", 3)),
-            default_stems={cdr: (pair[0], pair[1]) for cdr, pair in default.items()},
+            default_stems=MappingProxyType({cdr: (pair[0], pair[1]) for cdr, pair in default.items()}),
             output=info.get("output"),
             bin_temperature=float(info.get("bin_temperature", 1.0)),
             nanobody_cdrs=frozenset(info.get("nanobody_cdrs", [])),

@@ -60,7 +60,7 @@ def predict_antibodies(
     Antibodies are taken ``chunk`` at a time: their chains are numbered together
     (anarcism, ``workers`` threads) and their loops go through the network in one
     call, so memory stays flat however many antibodies stream through. With ``first_chunk``
-    the chunks start that small and double up to ``chunk``: the first results come within
+    the chunks start that small and grow 4-fold up to ``chunk``: the first results come within
     seconds, and the batches soon reach the efficient size. With ``fv``
     each antibody also gets a whole Fv; when one cannot be built (a CDR that could not be cut, a
     framework position no template has) the record keeps its loops and says why in ``fv_error``.
@@ -73,7 +73,7 @@ def predict_antibodies(
     it = iter(antibodies)
     size = chunk if first_chunk is None else min(first_chunk, chunk)
     while batch := list(itertools.islice(it, size)):
-        size = min(2 * size, chunk)
+        size = min(4 * size, chunk)
         errors: dict[int, LoopfoldError] = {}
         missing: dict[int, list[dict]] = {}
         items = []

@@ -1,4 +1,4 @@
-"""Typed loop results, and the one place they are rounded into JSON.
+"""Typed loop results, and the one place they become JSON (rounded).
 
 The predictor returns :class:`LoopResult` objects holding the values before
 rounding (:class:`LoopArrays`); placement and the Fv closure replace those
