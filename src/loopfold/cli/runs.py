@@ -113,7 +113,7 @@ def parquet_run(o, parts, results, on_error: str) -> int:  # noqa: ANN001 - the 
     for res, err in tracked(results, o.quiet, total=_left(o, parts)):
         o.done += 1
         k = parts.queue.popleft()
-        if current is not None and k != current:  # (not reached: a part is written when whole)
+        if current is not None and k != current:  # a safeguard: every part but the last has part_size records
             parts.write(current, buf)
             buf = []
         current = k
