@@ -6,20 +6,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from loopfold import LoopFold
 from loopfold.cli import app
 from loopfold.constants import BOND_C_N, BOND_CA_C, BOND_N_CA
 from loopfold.data.identity import identity_matrix
 from loopfold.errors import InvalidSequence
-from loopfold.io.fasta import AntibodyInput
-from loopfold.pipeline.predictor import Predictor
 from tests.conftest import TRASTUZUMAB_VH, TRASTUZUMAB_VL
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    return Predictor()
+def loops_api():
+    return LoopFold(fv=False)
 
 
 def test_antibody_json_schema_and_geometry(tmp_path):
@@ -46,12 +45,12 @@ def test_antibody_json_schema_and_geometry(tmp_path):
     assert np.allclose(np.linalg.norm(xyz["N"][1:] - xyz["C"][:-1], axis=1), BOND_C_N, atol=0.05)
 
 
-def test_loop_alone_and_samples(predictor):
-    q = predictor.loop_query("ARDYYGSSYFDY", "H3")
-    (lp,) = predictor.predict_queries([q], samples=3)
-    assert lp.start is None and lp.samples is not None and len(lp.samples) == 3
-    assert sum(s.probability for s in lp.samples) == pytest.approx(1.0, abs=1e-3)
-    assert len({tuple(s.angles[:, :2].ravel().round(1)) for s in lp.samples}) == 3
+def test_loop_alone_and_samples(loops_api):
+    (loop,) = (p := loops_api.predict_loop("ARDYYGSSYFDY", "H3", samples=3)).loops
+    (lp,) = p.record["loops"]
+    assert loop.start is None and lp["start"] is None and len(lp["samples"]) == 3
+    assert sum(s["probability"] for s in lp["samples"]) == pytest.approx(1.0, abs=1e-3)
+    assert len({tuple(s["phi"]) + tuple(s["psi"]) for s in lp["samples"]}) == 3
 
 
 def test_fasta_jsonl_and_pdb_dir(tmp_path):
@@ -145,9 +144,9 @@ def test_run_config_is_validated_on_load(tmp_path, where, key, value, message):
     assert len(r.output.strip().splitlines()) == 1
 
 
-def test_invalid_sequence_api(predictor):
+def test_invalid_sequence_api(loops_api):
     with pytest.raises(InvalidSequence, match="position 2"):
-        predictor.loop_query("A1C", "H3")
+        loops_api.predict_loop("A1C", "H3")
 
 
 def test_structure_mode_keeps_framework_and_closes_loops(tmp_path, fab_pdb):
@@ -258,13 +257,13 @@ def test_identity_weight_comes_from_the_run_config(tmp_path):
         doc = json.loads((d / "config.json").read_text())
         doc["config"]["identity_weight"] = weight
         (d / "config.json").write_text(json.dumps(doc))
-        runs[name] = Predictor(d)
-        assert runs[name].cfg.identity_weight == weight
-    lib = runs["identity_only"].templates
+        runs[name] = LoopFold(d, fv=False)
+        assert runs[name].predictor.cfg.identity_weight == weight
+    lib = runs["identity_only"].predictor.templates
     picked = {}
     for seq in ("ARDYYGSSYFDY", "ARGGYYGSSPFAY", "AKDRGYSSGWYFDV"):
-        for name, p in runs.items():
-            picked[name, seq] = p.predict_queries([p.loop_query(seq, "H3")])[0].template
+        for name, lf in runs.items():
+            picked[name, seq] = lf.predict_loop(seq, "H3").loops[0].template
         # identity alone picks a training loop at least as identical as any other of that length
         seqs, ids = lib.groups[("H3", len(seq) + 6)].sequences, lib.groups[("H3", len(seq) + 6)].ids
         best = max(identity_matrix([seq], seqs)[0])
@@ -272,22 +271,21 @@ def test_identity_weight_comes_from_the_run_config(tmp_path):
     assert any(picked["identity_only", s] != picked["probability_only", s] for _, s in picked)
 
 
-def test_templates_match_the_loop_length_whatever_the_stems(predictor):
-    lib = predictor.templates
+def test_templates_match_the_loop_length_whatever_the_stems(loops_api):
+    lib = loops_api.predictor.templates
     loop = "ARDYYGSSYFDY"
     for stems in (("", ""), ("C", "WGQGT"), ("AVYYC", "W")):
-        (lp,) = predictor.predict_queries([predictor.loop_query(loop, "H3", stems)])
-        assert lp.template in lib.groups[("H3", len(loop) + 6)].ids, stems  # a 12-residue H3 template
-        assert len(lp.values.angles) == len(loop) and lp.stem_n == stems[0] and lp.stem_c == stems[1]
-        assert lp.warnings, stems
-    (lp,) = predictor.predict_queries([predictor.loop_query(loop, "H3", ("YYC", "WGQ"))])
-    assert not lp.warnings
+        p = loops_api.predict_loop(loop, "H3", stems)
+        (lp,) = p.record["loops"]
+        assert p.loops[0].template in lib.groups[("H3", len(loop) + 6)].ids, stems  # a 12-residue H3 template
+        assert len(p.loops[0].phi) == len(loop) and lp["stem_n"] == stems[0] and lp["stem_c"] == stems[1]
+        assert lp["warnings"], stems
+    assert "warnings" not in loops_api.predict_loop(loop, "H3", ("YYC", "WGQ")).record["loops"][0]
     # a heavy chain that starts two residues before H1: the N-stem is padded, the loop keeps its length
-    vh = TRASTUZUMAB_VH[20:]
-    h1 = next(q for q in predictor.antibody_queries(AntibodyInput("short", vh, None)) if q.cdr == "H1")
-    (lp,) = predictor.predict_queries([h1])
-    assert len(h1.stem_n) < 3 and lp.template in lib.groups[("H1", len(h1.sequence) + 6)].ids
-    assert "N-stem has" in lp.warnings[0]
+    p = loops_api.predict(heavy=TRASTUZUMAB_VH[20:], name="short")
+    h1 = next(lp for lp in p.record["loops"] if lp["cdr"] == "H1")
+    assert len(h1["stem_n"]) < 3 and p.loops[0].template in lib.groups[("H1", len(h1["sequence"]) + 6)].ids
+    assert "N-stem has" in h1["warnings"][0]
 
 
 def test_records_and_loops_never_vanish_silently(tmp_path):
