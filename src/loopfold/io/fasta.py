@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from loopfold.constants import AMINO_ACIDS
 from loopfold.errors import BadRecords, InvalidFile, InvalidSequence, LoopfoldError, UnknownResidue
@@ -53,8 +54,8 @@ def read_fasta(path: str | os.PathLike[str]) -> Iterator[tuple[str, str]]:
         InvalidFile: unreadable file, text before the first header, or no record at all.
     """
     p = Path(path)
-    try:  # a byte-order mark at the start is accepted; .gz files are read compressed
-        fh = gzip.open(p, "rt", encoding="utf-8-sig") if p.suffix == ".gz" else open(p, encoding="utf-8-sig")
+    try:
+        fh = _open_text(p)
     except OSError as exc:
         raise InvalidFile(f"{p}: cannot read ({exc.strerror})") from None
     with fh:
@@ -125,6 +126,11 @@ def antibodies_from_fasta(path: str | os.PathLike[str]) -> Iterator[AntibodyInpu
         yield _antibody(current)
 
 
+def _open_text(p: Path) -> IO[str]:
+    """A FASTA file opened as text: a byte-order mark at the start is accepted; .gz is read compressed."""
+    return gzip.open(p, "rt", encoding="utf-8-sig") if p.suffix == ".gz" else open(p, encoding="utf-8-sig")
+
+
 def _record_key(header: str) -> tuple[str, str]:
     """A FASTA header's chain (``H``, ``L`` or ``other``) and the antibody it belongs to."""
     base, _, tag = header.partition("|")
@@ -138,7 +144,7 @@ def count_antibodies(path: str | os.PathLike[str]) -> int | None:
     p = Path(path)
     n, previous = 0, None
     try:
-        with gzip.open(p, "rt", encoding="utf-8-sig") if p.suffix == ".gz" else open(p, encoding="utf-8-sig") as fh:
+        with _open_text(p) as fh:
             for line in fh:
                 if line.startswith(">"):
                     this = _record_key(line[1:].strip())[1]

@@ -119,10 +119,9 @@ class ParquetParts:
         for table in (LOOPS, ERRORS):
             (folder / table).mkdir(parents=True, exist_ok=True)
         if resume:
+            for stale in _unfinished_parts(folder):  # a killed run's
+                stale.unlink(missing_ok=True)
             self.moved = move_legacy_parts(folder, self.metadata)
-            for table in (LOOPS, ERRORS):  # a killed run's unfinished parts
-                for stale in (folder / table).glob(".part-*.parquet.*.tmp"):
-                    stale.unlink(missing_ok=True)
         with atomic_path(folder / RUN_FILE) as tmp:
             tmp.write_text(json.dumps(self.settings))
         (folder / "run.json").unlink(missing_ok=True)  # a 0.3 folder's settings, now in _run.json
@@ -205,9 +204,6 @@ def move_legacy_parts(folder: Path, metadata: dict[str, str]) -> int:
 
     :func:`check_folder` has refused a 0.3 part that is a symlink (it is not replaced).
     """
-    for stale in folder.glob(".*-*.parquet.*.tmp"):  # a killed 0.3 run's unfinished parts
-        if stale.name.startswith((".loops-", ".errors-")):
-            stale.unlink(missing_ok=True)
     old = {**metadata, "loopfold_version": f"0.3 (moved into this layout by loopfold {__version__})",
            "model_sha256": "unknown"}  # fmt: skip
     legacy = _legacy_parts(folder)
@@ -231,6 +227,13 @@ def move_legacy_parts(folder: Path, metadata: dict[str, str]) -> int:
                 legacy[kind, k].unlink()
         moved += "loops" in tables
     return moved
+
+
+def _unfinished_parts(folder: Path) -> list[Path]:
+    """The temporary files of parts a killed run was writing (in loops/ and _errors/, and 0.3's beside
+    them); other temporary files in the folder are not the run's."""
+    legacy = [p for p in folder.glob(".*-*.parquet.*.tmp") if p.name.startswith((".loops-", ".errors-"))]
+    return legacy + [p for t in (LOOPS, ERRORS) for p in (folder / t).glob(".part-*.parquet.*.tmp")]
 
 
 def _legacy_parts(folder: Path) -> dict[tuple[str, int], Path]:
@@ -283,9 +286,7 @@ def clear_run(folder: Path) -> int:
     """Remove an earlier run's files from ``folder`` (``--force``): its settings, parts and unfinished
     temporary parts (0.3's names too); other files are left. Returns how many were removed."""
     names = [folder / RUN_FILE, folder / "run.json", *folder.glob("loops-*.parquet"), *folder.glob("errors-*.parquet"),
-             *(p for p in folder.glob(".*-*.parquet.*.tmp") if p.name.startswith((".loops-", ".errors-"))),
-             *(p for t in (LOOPS, ERRORS) for p in (folder / t).glob("part-*.parquet")),
-             *(p for t in (LOOPS, ERRORS) for p in (folder / t).glob(".part-*.parquet.*.tmp")),
+             *_unfinished_parts(folder), *(p for t in (LOOPS, ERRORS) for p in (folder / t).glob("part-*.parquet")),
              *(folder / ".input").glob("*part-*")]  # a Ray run's input shards
     gone = 0
     for p in names:

@@ -34,7 +34,7 @@ def _batches(p: Path) -> Iterator[list[dict]]:
     """Rows of the table as dicts of strings (None where empty), a batch at a time."""
     name = p.name.lower().removesuffix(".gz")
     try:
-        if name.endswith(".parquet"):
+        if _is_parquet(p):
             import pyarrow.parquet as pq
 
             pf = pq.ParquetFile(p)
@@ -72,12 +72,16 @@ def _check_types(p: Path, schema) -> None:  # noqa: ANN001 - a pyarrow.Schema
             raise InvalidFile(f"{p}: column {field.name!r} is {field.type}, expected text (string)")
 
 
+def _is_parquet(p: Path) -> bool:
+    return p.name.lower().removesuffix(".gz").endswith(".parquet")
+
+
 def count_rows(path: str | os.PathLike[str]) -> int | None:
     """How many records :func:`antibodies_from_table` gives (one per row: a Parquet file's metadata, a
     text table's lines after the header; for a progress line's total); None when it cannot be read so."""
     p = Path(path)
     try:
-        if p.name.lower().removesuffix(".gz").endswith(".parquet"):
+        if _is_parquet(p):
             import pyarrow.parquet as pq
 
             return int(pq.ParquetFile(p).metadata.num_rows)

@@ -93,6 +93,10 @@ class Predictor:
         self.nanobody_cdrs = set(self.info.nanobody_cdrs)
         nb_ids = set(self.info.nanobody_templates)
         self.nanobody_templates = self.templates.subset(nb_ids) if self.templates is not None and nb_ids else None
+        #: per CDR, the template loops' sequences (what :meth:`template_identity` compares with)
+        self.template_sequences: dict[str, list[str]] = {}
+        for (cdr, _), group in (self.templates.groups.items() if self.templates is not None else ()):
+            self.template_sequences.setdefault(cdr, []).extend(group.sequences)
         self.training: dict[str, list[str]] = {}
         manifest = self.run_dir / MANIFEST
         if manifest.is_file():
@@ -283,8 +287,8 @@ class Predictor:
         for i, q in enumerate(queries):
             n, xyz, (sn, sc, notes), (a, b) = lengths[i], xyzs[i], std[i], spans[i]
             ang, closure = chosen[i, :n], None
+            pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)  # stem padding: not the query's own
             if place is not None:  # place sees the query's own residues only (padding cut off)
-                pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                 own = xyz[pn : n - pc].copy()
                 moved, closure = place(i, q, own)
                 if moved is not own:  # unchanged windows keep their torsions (the Fv path closes them later)
@@ -296,7 +300,6 @@ class Predictor:
                 found, wins = loop_samples(self, pred, i, q.cdr, q.sequence, n, a, b, samples)
                 loop_samples_ = tuple(found)
                 if sample_windows is not None:
-                    pn, pc = len(sn) - len(q.stem_n), len(sc) - len(q.stem_c)
                     sample_windows[i] = [planarize(w, sn + q.sequence + sc)[0][pn : n - pc] for w in wins]
             ident = identity[i]
             results.append(LoopResult(
@@ -359,10 +362,8 @@ class Predictor:
     def template_identity(self, cdrs: list[str], sequences: list[str]) -> np.ndarray:
         """Each loop's highest identity to a template of its CDR (the training part only; 0 when none):
         the identity the error model reads (validation loops, which it is fitted on, are not templates)."""
-        refs: dict[str, list[str]] = {}
-        for (cdr, _), group in (self.templates.groups.items() if self.templates is not None else ()):
-            refs.setdefault(cdr, []).extend(group.sequences)
-        return np.array([0.0 if v is None else v for v in reference_identity(refs, cdrs, sequences)])
+        ident = reference_identity(self.template_sequences, cdrs, sequences)
+        return np.array([0.0 if v is None else v for v in ident])
 
     def document(self, results: list[dict]) -> dict:
         """The JSON document around results."""

@@ -80,7 +80,12 @@ class LoopResult:
 
 def rounded(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
     """Rounded values as a list, None where a value is NaN (undefined)."""
-    return [None if v != v else v for v in np.round(values, ndigits).tolist()]
+    return _nan_as_none(np.round(values, ndigits).tolist())
+
+
+def _nan_as_none(values: list) -> list:
+    """A list with None where a value is NaN (JSON has no NaN: undefined values are null)."""
+    return [None if v != v else v for v in values]
 
 
 class _Rounded:
@@ -103,7 +108,7 @@ class _Rounded:
 
 def _none_for_nan(out: dict[str, list]) -> dict[str, list]:
     if any(x != x for v in out.values() for x in v):  # NaN: undefined, written as None
-        return {k: [None if x != x else x for x in v] for k, v in out.items()}
+        return {k: _nan_as_none(v) for k, v in out.items()}
     return out
 
 
@@ -119,7 +124,7 @@ def loops_json(results: list[LoopResult]) -> list[dict[str, Any]]:
     angles, coords, confidence = ang.columns((1, 0)), xyz.columns((1, 0, 2)), conf.columns((0,))
     with_error = [(i, v.error) for i, v in enumerate(vals) if v.error is not None]
     err = _Rounded([e for _, e in with_error], 2, ())
-    err_list = [None if x != x else x for x in err.columns((0,))]
+    err_list = _nan_as_none(err.columns((0,)))
     errors = {i: err.part(err_list, k) for k, (i, _) in enumerate(with_error)}
 
     def values(k: int, conf_k: int | None) -> dict[str, Any]:
