@@ -16,6 +16,12 @@ atom observed:
   on all stem residues (``stems``, what loopfold does) and hung from the last
   N-stem residue (``n_stem``, loopfold 0.2's placement).
 
+* the same loops grafted on the true framework placed by their template's own
+  framework (``framework``; a run with ``template_frames.npz``);
+* the oracle rows of ``bench/recent.py`` (the best of the network's top 1, 5 and
+  20 candidates and of the library, on the loop's own shape and placed in the
+  modelled Fv).
+
 Framework: backbone RMSD of each chain's framework and of both together (Fv).
 Also clashes, bond geometry, throughput of this run (``--refine N``: the first N
 models refined, ``--refine-clashing`` also every model with a pair under 2.2 Å,
@@ -38,12 +44,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from measures import closest_heavy_pair, geometry_report, library_subset, min_nonbonded
+from recent import ORACLE, RankingPredictor, frame_oracle, oracle_rows
 from tables import write_outputs
 
 from loopfold.constants import CDRS
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder
-from loopfold.fv.build import LoopWindow, close_all
+from loopfold.fv.build import LoopWindow, close_all, frame_ca, framework_placed
 from loopfold.fv.library import LIBRARY_FILE, load_library
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.pdb import read_structure
@@ -86,8 +93,20 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
     """Per-loop rows and per-antibody framework figures for one set."""
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
     t0 = time.perf_counter()
+    ranking = isinstance(predictor, RankingPredictor)
+    if ranking:
+        predictor.ranked = []
     results = list(predict_antibodies(predictor, abs_, fv=builder))
     seconds = time.perf_counter() - t0
+    oracle = []
+    if ranking:  # the oracle rows of bench/recent.py: best of the network's top K, library best
+        flat = iter(predictor.ranked)
+        for it, r in zip(items, results, strict=True):
+            ranked = [next(flat) for _ in r.result.get("loops", [])]
+            if r.fv is not None:
+                item = {**it, "kind": "fv"}
+                framed = {o["cdr"]: o for o in frame_oracle(item, r, ranked, predictor.template_frames)}
+                oracle += [{**o, **framed.get(o["cdr"], {})} for o in oracle_rows(item, r.result["loops"], ranked)]
     refined = refine_rows(results, refine, clashing) if refine or clashing else []
     rows, frames, errs = [], [], []
     for it, r in zip(items, results, strict=True):
@@ -130,12 +149,13 @@ def score_set(predictor: Predictor, builder: FrameworkBuilder, items: list[dict]
     e = pd.DataFrame(errs, columns=["predicted", "observed"])
     spearman = float(e["predicted"].rank().corr(e["observed"].rank())) if len(e) else float("nan")
     quart = e.groupby(pd.qcut(e["predicted"], 4, labels=False, duplicates="drop")).mean().round(2)
-    return rows, {"antibodies": frames, "seconds": seconds, "error_spearman_residues": spearman,
+    return rows, {"antibodies": frames, "seconds": seconds, "error_spearman_residues": spearman, "oracle": oracle,
                   "error_quartiles": quart.values.tolist(), "refined": refined}  # fmt: skip
 
 
 def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dict]) -> list[dict]:
-    """Add ``rmsd_frame`` of the same predicted loops closed onto the true framework (both placements)."""
+    """Add ``rmsd_frame`` of the same predicted loops closed onto the true framework (each placement:
+    ``framework`` only for a run with template frames, and only for the loops whose template has one)."""
     by = {(r["name"], r["cdr"]): r for r in rows}
     for it in items:
         ab = AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence)
@@ -151,9 +171,16 @@ def _with_true_framework(predictor: Predictor, items: list[dict], rows: list[dic
         frame = Frame(coords, {c: np.ones(len(coords[c]), bool) for c in coords},
                       {c: it["chains"][c][1] for c in coords}, {c: it["chains"][c][0].sequence for c in coords},
                       {}, {}, ())  # fmt: skip
-        for placement in ("stems", "n_stem"):
+        tf = predictor.template_frames
+        ca = {c: frame_ca(frame, c) for c in coords}
+        placed = [framework_placed(lw, tf.get(lp.template), ca[lw.chain], tf.radius)[0] for lw, lp in zip(lws, loops,
+                  strict=True)] if tf is not None else None  # fmt: skip
+        for placement in ("stems", "n_stem", "framework"):
+            if placement == "framework" and placed is None:
+                continue
             try:
-                closed = close_all([frame], [lws], [it["name"]], placement)[0]
+                closed = close_all([frame], [placed if placement == "framework" else lws], [it["name"]],
+                                   None if placement == "framework" else placement)[0]  # fmt: skip
             except LoopfoldError:
                 continue
             for lw, res in zip(lws, closed, strict=True):
@@ -195,7 +222,7 @@ def refine_rows(results: list, n: int, clashing: bool = False) -> list[dict]:
 def table(rows: list[dict], frames: dict) -> dict:
     """Means per CDR and framework summaries."""
     df = pd.DataFrame(rows)
-    cols = ["rmsd_loop", "rmsd_frame", "true_fw_stems", "true_fw_n_stem"]
+    cols = ["rmsd_loop", "rmsd_frame", "true_fw_stems", "true_fw_n_stem", "true_fw_framework"]
     per = {c: {"n": int(len(g)), **{k: round(float(g[k].mean()), 3) for k in cols if k in g},
                "rmsd_frame_median": round(float(g["rmsd_frame"].median()), 3),
                "b_rms": round(float(g["b_rms"].mean()), 3),
@@ -219,6 +246,9 @@ def table(rows: list[dict], frames: dict) -> dict:
                    error_spearman_residues=round(frames["error_spearman_residues"], 3),
                    error_quartiles_predicted_observed=frames["error_quartiles"])  # fmt: skip
     out = {"per_cdr": per, "framework": summary}
+    od = pd.DataFrame(frames.get("oracle", []))
+    if len(od):
+        out["oracle"] = {c: {k: round(float(g[k].mean()), 3) for k in ORACLE if k in g} for c, g in od.groupby("cdr")}
     if frames["refined"]:
         ref = pd.DataFrame(frames["refined"])
         out["refine"] = {"n": len(ref), "models": ref.to_dict("records"),
@@ -250,15 +280,9 @@ def without_relatives(lib, items: list[dict], ids: list[str]):  # noqa: ANN001, 
     return library_subset(lib, keep)
 
 
-def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model: Path | None = None) -> list[float]:
-    """Least-squares error coefficients (``FRAME_ERROR``) on up to n validation structures.
-
-    Structures: the Rosetta database entries with a loop in the split's validation part; their
-    entries and every entry of a related antibody (H3 >= 70% identical) are left out of the library
-    while they are predicted, as the benchmark antibodies are; loop residues count
-    only for loops of the validation part (the model never trained on them). Per residue, the
-    target is its backbone deviation once the Fv framework is superposed.
-    """
+def validation_items(data: Path, split: Path, n: int) -> tuple[list[dict], list[str], set[tuple[str, str]]]:
+    """Up to n Fv structures (seed 0) with a loop in the split's validation part: the items, their PDB
+    ids and the (PDB id, CDR) of every validation loop."""
     parts = pd.read_csv(split / "manifest.csv")
     val = parts[parts["part"] == "validation"]
     val_loops = {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in val["loop_id"]}
@@ -268,6 +292,19 @@ def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model:
     names = (data / "rosetta_antibody_db/antibody/antibody_database/pdb{}_chothia.pdb.bz2",
              data / "sabdab_extra/structures/pdb{}_H-L.pdb.gz")  # Fv structures of either source
     items = true_antibodies([p for i in ids for f in names if (p := Path(str(f).format(i))).exists()])
+    return items, ids, val_loops
+
+
+def fit_error(builder: FrameworkBuilder, data: Path, n: int, split: Path, model: Path | None = None) -> list[float]:
+    """Least-squares error coefficients (``FRAME_ERROR``) on up to n validation structures.
+
+    Structures: the Rosetta database entries with a loop in the split's validation part; their
+    entries and every entry of a related antibody (H3 >= 70% identical) are left out of the library
+    while they are predicted, as the benchmark antibodies are; loop residues count
+    only for loops of the validation part (the model never trained on them). Per residue, the
+    target is its backbone deviation once the Fv framework is superposed.
+    """
+    items, ids, val_loops = validation_items(data, split, n)
     sub = FrameworkBuilder(without_relatives(builder.library, items, ids))
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in items]
     xf, yf, xl, yl, cl_of = [], [], [], [], []
@@ -320,8 +357,8 @@ def markdown(result: dict) -> str:
     lines = []
     for name, res in result["sets"].items():
         lines += [f"### {name}", "", "| CDR | n | rmsd_loop | rmsd_frame | rmsd_frame median | true framework, "
-                  "all stems | true framework, N-stem (0.2) | loop B (RMS) | rmsd_frame > 2 B |",
-                  "|" + " --- |" * 9]  # fmt: skip
+                  "all stems | true framework, N-stem (0.2) | true framework, template framework | loop B (RMS) | "
+                  "rmsd_frame > 2 B |", "|" + " --- |" * 10]  # fmt: skip
         for cdr in (*CDRS, "H3 >= 16"):
             r = res["per_cdr"].get(cdr)
             if r:
@@ -329,7 +366,12 @@ def markdown(result: dict) -> str:
                 lines.append(f"| {cdr} | {r['n']} | {r['rmsd_loop']:.2f} | {r['rmsd_frame']:.2f} | "
                              f"{r['rmsd_frame_median']:.2f} | "
                              f"{r.get('true_fw_stems', nan):.2f} | {r.get('true_fw_n_stem', nan):.2f} | "
+                             f"{r.get('true_fw_framework', nan):.2f} | "
                              f"{r.get('b_rms', nan):.2f} | {r.get('over_2x_b', nan):.0%} |")
+        if "oracle" in res:
+            lines += ["", "| CDR | " + " | ".join(ORACLE) + " |", "|" + " --- |" * (len(ORACLE) + 1)]
+            lines += [f"| {c} | " + " | ".join(f"{o.get(k, float('nan')):.2f}" for k in ORACLE) + " |"
+                      for c, o in res["oracle"].items()]  # fmt: skip
         f = res["framework"]
         lines += ["", "| framework | value |", "| --- | --- |"] + [f"| {k} | {v} |" for k, v in f.items()] + [""]
         if "refine" in res:
@@ -364,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict:
             replace(builder.library, error_coef=np.array(coef)).save(args.model / LIBRARY_FILE)
             print(f"written into {args.model / LIBRARY_FILE}")
         return {"frame_error": coef}
-    predictor = Predictor(args.model)
+    predictor = RankingPredictor(args.model)
     dock = sorted((args.data / "docking_benchmark_5_5/pdbs").glob("*_r_b.pdb"))
     rab_ids = [r["pdb"].lower() for r in json.loads((args.data / "rab/rab_cdr_backbones.json").read_text())]
     folder = args.data / "rosetta_antibody_db/antibody/antibody_database"

@@ -21,7 +21,12 @@ MAE. Rows per model: the model; the identity-template baseline (the most
 identical template of the model's library, same framework and closure); and
 the oracle rows on the loop's own shape (``rmsd_loop`` of the raw template
 window, before placement): the model's first choice, the best of its top 5 and
-top 20 candidates (its own ranking) and the best template of its library.
+top 20 candidates (its own ranking) and the best template of its library; and
+the same candidates placed in the modelled Fv as the written loop is (by their
+template's framework where the run places that CDR so, else on the stems) and
+closed onto its stems: ``rmsd_loop`` and ``rmsd_frame`` of the best of the top 1,
+5 and 20, and the library's best ``rmsd_frame`` placed but not closed. With a
+ranker in the run, the model row is its choice and ``top1`` stays the network's.
 Writes ``OUT/recent.json`` and ``.md``.
 """
 
@@ -31,6 +36,7 @@ import argparse
 import csv
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +47,8 @@ from loopfold.constants import CDRS
 from loopfold.data.identity import identity_matrix
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import FrameworkBuilder
-from loopfold.fv.library import LIBRARY_FILE, load_library
+from loopfold.fv.build import LoopWindow, framework_placed
+from loopfold.fv.library import LIBRARY_FILE, N_POS, load_library
 from loopfold.io.fasta import AntibodyInput
 from loopfold.io.pdb import read_structure
 from loopfold.model.decode import run_network
@@ -50,6 +57,7 @@ from loopfold.model.templates import candidate_scores, nanobody_choice
 from loopfold.numbering.anarci import number_sequences
 from loopfold.pipeline.batch import predict_antibodies
 from loopfold.pipeline.predictor import Predictor
+from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
 from loopfold.structure.superpose import kabsch, superposed_rmsd
 
@@ -65,16 +73,18 @@ class RankingPredictor(Predictor):
     def __init__(self, run_dir: Path, pick: str = "model") -> None:
         super().__init__(run_dir)
         self.pick = pick
-        self.ranked: list[tuple[np.ndarray, np.ndarray] | None] = []  # per window: (order, window coords)
+        self.ranked: list[tuple[np.ndarray, np.ndarray, list[str]] | None] = []  # per window: order, coords, ids
 
-    def conformations(self, batch, cdrs, sequences, template_names=None, nanobody=None):  # noqa: ANN001, ANN201
+    def conformations(self, batch, cdrs, sequences, template_names=None, nanobody=None, top_k=0,  # noqa: ANN001, ANN201
+                      candidates=None):  # noqa: ANN001
         """:meth:`Predictor.conformations`, recording candidates (and applying ``pick``)."""
-        pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names, nanobody)
+        pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names, nanobody, top_k,
+                                                           candidates)  # fmt: skip
         preds = [run_network(self.model, batch, temperature=self.temperature)]
         preds += [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
         w = member_weights(self.info.ensemble_weights, cdrs, len(preds)) if self.members else None
         lengths = batch.lengths.numpy()
-        ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(cdrs)
+        ranked: list[tuple[np.ndarray, np.ndarray, list[str]] | None] = [None] * len(cdrs)
         alt = nanobody_choice(self.nanobody_templates, self.nanobody_cdrs, cdrs, nanobody)
         for (cdr, n), part, sc, lib in candidate_scores(preds, cdrs, sequences, lengths, self.templates,
                                                         self.cfg.identity_weight, w, alt):  # fmt: skip
@@ -82,7 +92,7 @@ class RankingPredictor(Predictor):
             tors, txyz, tseqs, ids = g.torsions, g.coords, g.sequences, g.ids
             ident = identity_matrix([sequences[i] for i in part], tseqs)
             for row, i in enumerate(part):
-                ranked[i] = (np.argsort(-sc[row], kind="stable"), txyz)
+                ranked[i] = (np.argsort(-sc[row], kind="stable"), txyz, ids)
                 if self.pick == "identity":
                     j = int(ident[row].argmax())
                     chosen[i, :n] = np.where(np.isfinite(tors[j]), tors[j], chosen[i, :n])
@@ -170,7 +180,7 @@ def oracle_rows(item: dict, loops: list[dict], ranked: list) -> list[dict]:
         true = bb.coords[lp["start"] : lp["start"] + n]
         if len(true) != n or not np.isfinite(true).all():
             continue
-        order, txyz = rk
+        order, txyz, _ = rk
         cand = txyz[:, STEMS : STEMS + n].reshape(len(txyz), -1, 3)
         r = _batched_rmsd(cand, true.reshape(-1, 3))
         row = {"name": item["name"], "kind": item["kind"], "cdr": lp["cdr"], "library_best": float(r.min()),
@@ -178,6 +188,72 @@ def oracle_rows(item: dict, loops: list[dict], ranked: list) -> list[dict]:
         for k in TOPS:
             row[f"top{k}"] = float(r[order[:k]].min())
         rows.append(row)
+    return rows
+
+
+def _model_ca(ch) -> np.ndarray:  # noqa: ANN001 - FvChain
+    """``[128, 3]`` framework CA of a modelled chain at its IMGT positions (insertions left out)."""
+    out = np.full((N_POS, 3), np.nan)
+    for k, (rid, reg) in enumerate(zip(ch.residue_ids, ch.region, strict=True)):
+        if reg == "FR" and rid.isdigit() and 1 <= int(rid) <= N_POS:
+            out[int(rid) - 1] = ch.coords[k, 1]
+    return out
+
+
+def frame_oracle(item: dict, res, ranked: list, frames) -> list[dict]:  # noqa: ANN001
+    """Per loop of a built Fv: its top-K candidates placed in the model (as the written loop is: by the
+    template's framework where the run's frames place that CDR, else on the stems) and closed onto
+    the model's stems; ``rmsd_frame`` and ``rmsd_loop`` of the best of the top 1, 5 and 20, and the
+    library's best ``rmsd_frame`` placed the same way but not closed."""
+    rows, jobs = [], []
+    chains = {ch.chain_id: ch for ch in res.fv.chains}
+    for lp, rk in zip(res.loops, ranked, strict=True):
+        ch = chains.get(lp.chain)
+        if rk is None or ch is None or lp.start is None:
+            continue
+        bb = item["chains"][lp.chain][0]
+        n = len(lp.sequence)
+        true = bb.coords[lp.start : lp.start + n]
+        order, txyz, ids = rk
+        full = np.full((len(bb.sequence), 4, 3), np.nan)
+        full[ch.index] = ch.coords
+        sn, sc = full[lp.start - STEMS : lp.start], full[lp.start + n : lp.start + n + STEMS]
+        t_all = bb.coords[ch.index]
+        ok = np.isfinite(t_all).all((1, 2))
+        fw = np.array([g == "FR" for g in ch.region]) & ok
+        if (len(true) != n or not np.isfinite(true).all() or txyz.shape[1] != n + 2 * STEMS or lp.start < STEMS
+                or not (np.isfinite(sn).all() and np.isfinite(sc).all())):  # fmt: skip
+            continue
+        rot_f, tr_f = kabsch(ch.coords[fw].reshape(-1, 3), t_all[fw].reshape(-1, 3))
+        ca = _model_ca(ch)
+        use = frames is not None and lp.cdr in frames.cdrs
+        lib_best, top = np.inf, {int(j): r for r, j in enumerate(order[: max(TOPS)])}
+        for j in range(len(txyz)):
+            lw = LoopWindow(lp.cdr, lp.chain, lp.start, STEMS, n, STEMS, txyz[j], None)
+            placed = framework_placed(lw, frames.get(ids[j]), ca, frames.radius)[0] if use else lw
+            if placed.placement == "stems":
+                rot, tr = kabsch(txyz[j, np.r_[:STEMS, n + STEMS : n + 2 * STEMS], :3].reshape(-1, 3),
+                                 np.concatenate([sn, sc])[:, :3].reshape(-1, 3))  # fmt: skip
+                placed = replace(placed, window=txyz[j] @ rot.T + tr)
+            p = placed.window[STEMS : STEMS + n] @ rot_f.T + tr_f
+            lib_best = min(lib_best, float(np.sqrt(((p - true) ** 2).sum(-1).mean())))
+            if j in top:
+                jobs.append((len(rows), top[j], placed, sn, sc, rot_f, tr_f, true))
+        rows.append({"name": item["name"], "kind": item["kind"], "cdr": lp.cdr, "frame_library_best": lib_best})
+    if not jobs:
+        return rows
+    closed = close_windows([j[2].window for j in jobs], [j[3] for j in jobs], [j[4] for j in jobs],
+                           placement=[j[2].placement for j in jobs])  # fmt: skip
+    per: dict[int, list[tuple[int, float, float]]] = {}
+    for (r, rank, _, _, _, rot_f, tr_f, true), c in zip(jobs, closed, strict=True):
+        p = c.coords[STEMS:-STEMS]
+        per.setdefault(r, []).append((rank, float(np.sqrt((((p @ rot_f.T + tr_f) - true) ** 2).sum(-1).mean())),
+                                      superposed_rmsd(p.reshape(-1, 3), true.reshape(-1, 3))))  # fmt: skip
+    for r, got in per.items():
+        for k in TOPS:
+            mine = [g for g in got if g[0] < k]
+            rows[r][f"frame_top{k}"] = min(g[1] for g in mine)
+            rows[r][f"fv_loop_top{k}"] = min(g[2] for g in mine)
     return rows
 
 
@@ -199,12 +275,17 @@ def run_model(name: str, run: Path, items: list[dict], pick: str = "model", nano
             failed += 1
             continue
         rows += loop_rows(it, res, res.result.get("mode", ""))
-        oracle += oracle_rows(it, loops, ranked)
+        framed = {(r["cdr"]): r for r in frame_oracle(it, res, ranked, pred.template_frames)}
+        oracle += [{**o, **framed.get(o["cdr"], {})} for o in oracle_rows(it, loops, ranked)]
     print(f"{name}: {len(results)} records, {failed} without an Fv", flush=True)
     return rows, oracle, failed
 
 
 METRICS = ("rmsd_loop", "rmsd_stem", "rmsd_frame", "phi_mae", "psi_mae")
+#: oracle columns: raw windows' rmsd_loop; candidates placed and closed in the Fv (rmsd_loop, rmsd_frame);
+#: the library's best rmsd_frame placed but not closed
+ORACLE = ("top1", "top5", "top20", "library_best", "fv_loop_top1", "fv_loop_top5", "fv_loop_top20",
+          "frame_top1", "frame_top5", "frame_top20", "frame_library_best")
 
 
 def summarise(rows: list[dict], oracle: list[dict]) -> dict:
@@ -218,7 +299,7 @@ def summarise(rows: list[dict], oracle: list[dict]) -> dict:
             continue
         out[cdr] = {"n": len(g), **{m: round(float(g[m].mean()), 3) for m in METRICS}}
         if cdr in CDRS and len(od) and (o := od[od["cdr"] == cdr]).size:
-            out[cdr]["oracle"] = {c: round(float(o[c].mean()), 3) for c in ("top1", "top5", "top20", "library_best")}
+            out[cdr]["oracle"] = {c: round(float(o[c].mean()), 3) for c in ORACLE if c in o}
     return out
 
 
@@ -241,11 +322,13 @@ def markdown(result: dict) -> str:
     lines = []
     for kind, by_model in result["tables"].items():
         lines += [f"### {kind}", "", "| model | CDR | n | rmsd_loop | rmsd_stem | rmsd_frame | phi MAE | psi MAE | "
-                  "top-1 raw | best of 5 | best of 20 | library best |", "|" + " --- |" * 12]  # fmt: skip
+                  "top-1 raw | best of 5 | best of 20 | library best | Fv top-1 loop | Fv best of 5 | "
+                  "Fv best of 20 | frame top-1 | frame best of 5 | frame best of 20 | frame library best |",
+                  "|" + " --- |" * 19]  # fmt: skip
         for model, per in by_model.items():
             for cdr, r in per.items():
                 o = r.get("oracle", {})
-                cells = [f"{o[c]:.2f}" if c in o else "" for c in ("top1", "top5", "top20", "library_best")]
+                cells = [f"{o[c]:.2f}" if c in o else "" for c in ORACLE]
                 lines.append(f"| {model} | {cdr} | {r['n']} | {r['rmsd_loop']:.2f} | {r['rmsd_stem']:.2f} | "
                              f"{r['rmsd_frame']:.2f} | {r['phi_mae']:.1f} | {r['psi_mae']:.1f} | "
                              + " | ".join(cells) + " |")  # fmt: skip

@@ -87,6 +87,26 @@ def test_closure_bonds_the_loop_to_both_fixed_stems(placement):
         assert np.sqrt(((x[3:-3] - loop_true) ** 2).sum(-1).mean()) < 3.0
 
 
+def test_framework_placement_keeps_the_given_direction_that_stem_placement_discards():
+    true, _ = _window(4, 10)
+    centre = true[[0, 1, 2, -3, -2, -1], 1].mean(0)
+    c, s = np.cos(np.radians(12.0)), np.sin(np.radians(12.0))
+    tilt = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    tilted = (true - centre) @ tilt.T + centre  # where a template's framework put it: tilted off the stems
+    out = {p: close_windows([tilted], [true[:3]], [true[-3:]], placement=p)[0] for p in ("stems", "framework")}
+    loop = slice(3, -3)
+
+    def dist(a, b):
+        return float(np.sqrt(((a[loop] - b[loop]) ** 2).sum(-1).mean()))
+
+    for res in out.values():  # either way the loop is bonded to both stems
+        assert res.anchor_rmsd < 0.1
+    assert dist(out["stems"].coords, true) < 0.3  # the stems put it back where they say
+    assert dist(out["framework"].coords, tilted) < dist(out["stems"].coords, tilted) - 0.2
+    with pytest.raises(ValueError, match="placement must be one of"):
+        close_windows([tilted], [true[:3]], [true[-3:]], placement=["stems", "framework"])
+
+
 def test_closure_keeps_an_exact_prediction():
     true, _ = _window(3)
     (res,) = close_windows([true + 5.0], [true[:3]], [true[-3:]])

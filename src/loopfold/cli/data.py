@@ -270,3 +270,35 @@ def data_frameworks(
         out.print_json(json.dumps(report))
     else:
         out.print(", ".join(f"{k} {v}" for k, v in report.items()), highlight=False)
+
+
+@data_app.command("template-frames")
+def data_template_frames(
+    run: Annotated[Path, typer.Argument(help="Run folder whose templates get their frameworks.")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="Folders of the structures the templates were cut from.")
+    ],
+    out_path: Annotated[Path | None, typer.Option("--out", help="File to write (default RUN/template_frames.npz).")
+                        ] = None,  # fmt: skip
+    workers: Annotated[int, typer.Option(help="Processes.")] = max(1, os.cpu_count() or 1),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the build report as JSON.")] = False,
+) -> None:
+    """Keep each template loop's own framework, so whole-Fv models place the loop by it."""
+    from loopfold.fv.template_frames import FRAMES_FILE, build_frames
+    from loopfold.io.outputs import check_outputs
+    from loopfold.model.templates import TEMPLATES, TemplateLibrary
+
+    for source in sources:
+        if not source.is_dir():
+            fail(f"{source}: not a folder of structures")
+    target = out_path if out_path is not None else run / FRAMES_FILE
+    try:
+        check_outputs({"RUN templates": run / TEMPLATES, **{f"SOURCE {s}": s for s in sources}}, {"--out": target}, {})
+        frames, report = build_frames(TemplateLibrary.load(run / TEMPLATES), list(sources), workers)
+        frames.save(os.path.realpath(target))
+    except LoopfoldError as exc:
+        fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(report))
+    else:
+        out.print(", ".join(f"{k} {v}" for k, v in report.items()), highlight=False)

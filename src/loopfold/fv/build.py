@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from loopfold.constants import BOND_C_N, CDRS
 from loopfold.errors import BadStructure
 from loopfold.fv.assemble import Frame, FvChain, FvModel
-from loopfold.fv.library import FRAME_ERROR
+from loopfold.fv.library import FRAME_ERROR, N_POS
+from loopfold.fv.template_frames import domain_ca, framework_pose
 from loopfold.structure.closure import ClosureResult, close_windows
 from loopfold.structure.contacts import close_pairs, model_atoms
 from loopfold.structure.relieve import contacts, ideal_cb, relieve
@@ -33,6 +34,8 @@ class LoopWindow:
     n_stem_c: int
     window: np.ndarray
     error: np.ndarray | None
+    #: how closure places the window (:data:`~loopfold.structure.closure.PLACEMENTS`)
+    placement: str = "stems"
 
 
 def stems(frame: Frame, lw: LoopWindow, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -49,17 +52,46 @@ def stems(frame: Frame, lw: LoopWindow, name: str) -> tuple[np.ndarray, np.ndarr
     return sn, sc
 
 
-def close_all(frames: list[Frame], loops: list[list[LoopWindow]], names: list[str], placement: str = "stems"
+def close_all(frames: list[Frame], loops: list[list[LoopWindow]], names: list[str], placement: str | None = None
               ) -> list[list[ClosureResult]]:  # fmt: skip
-    """Close every loop of many antibodies in one batch (stems from each antibody's framework)."""
+    """Close every loop of many antibodies in one batch (stems from each antibody's framework), each
+    placed as its window says or all as ``placement``."""
     flat = [(k, lw) for k, lws in enumerate(loops) for lw in lws]
     pairs = [stems(frames[k], lw, names[k]) for k, lw in flat]
     closed = close_windows([lw.window for _, lw in flat], [p[0] for p in pairs], [p[1] for p in pairs],
-                           placement=placement)  # fmt: skip
+                           placement=placement or [lw.placement for _, lw in flat])  # fmt: skip
     out: list[list[ClosureResult]] = [[] for _ in loops]
     for (k, _), res in zip(flat, closed, strict=True):
         out[k].append(res)
     return out
+
+
+def framework_placed(lw: LoopWindow, template_ca: np.ndarray | None, model_ca: np.ndarray,
+                     radius: float | None = None) -> tuple[LoopWindow, float | None]:  # fmt: skip
+    """The window moved into the model by its template's own framework and marked ``framework``, with
+    the framework superposition's residual (Å): ``template_ca`` ``[128, 3]`` in the window's frame
+    (:mod:`loopfold.fv.template_frames`) superposed on the model chain's ``model_ca`` (``[128, 3]``,
+    :func:`~loopfold.fv.template_frames.domain_ca`). Unchanged, and None, when the template has no
+    frame or shares too few positions with the model. ``radius``: only framework CA atoms within this
+    distance (Å) of the window's stem CA atoms are superposed (None: the whole chain's framework)."""
+    if template_ca is None:
+        return lw, None
+    tca = template_ca
+    if radius is not None:
+        ends = np.concatenate([lw.window[: lw.n_stem, 1], lw.window[lw.n_stem + lw.n_loop :, 1]])
+        near = (np.linalg.norm(tca[:, None] - ends[None], axis=-1) < radius).any(1)
+        tca = np.where(near[:, None], tca, np.nan)
+    pose = framework_pose(tca, model_ca)
+    if pose is None:
+        return lw, None
+    rot, tr, res = pose
+    return replace(lw, window=lw.window @ rot.T + tr, placement="framework"), res
+
+
+def frame_ca(frame: Frame, chain: str) -> np.ndarray:
+    """``[128, 3]`` framework CA of one chain of a frame at its IMGT positions (NaN where none)."""
+    dom = frame.domains.get(chain)
+    return np.full((N_POS, 3), np.nan) if dom is None else domain_ca(frame.coords[chain], dom)
 
 
 def assemble(frame: Frame, loops: list[LoopWindow], closed: list[ClosureResult], name: str,

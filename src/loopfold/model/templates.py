@@ -249,6 +249,18 @@ def candidate_scores(
             yield (cdr, n), part, sc, lib
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """A window's best templates in the network's ranking, best first: their ``windows``
+    ``[K, W, 4, 3]``, ``scores`` ``[K]`` (what :func:`choose_conformations` maximises), loop ``ids``
+    and sequence ``identity`` ``[K]`` to the query loop."""
+
+    windows: np.ndarray
+    scores: np.ndarray
+    ids: list[str]
+    identity: np.ndarray
+
+
 def choose_conformations(
     pred: dict[str, np.ndarray] | list[dict[str, np.ndarray]],
     cdrs: list[str],
@@ -258,6 +270,9 @@ def choose_conformations(
     identity_weight: float = 0.0,
     weights: np.ndarray | None = None,
     alt: tuple[TemplateLibrary, np.ndarray] | None = None,
+    top_k: int = 0,
+    candidates: list[Candidates | None] | None = None,
+    exclude_identity: float | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray | None], list[str | None]]:
     """Per window: torsions ``[B, L, 3]`` of the chosen conformation, its coordinates (None when
     no template fits: rebuild from the per-residue mode then) and the template's loop id.
@@ -265,7 +280,10 @@ def choose_conformations(
     ``pred`` may be a list (an ensemble, the run's own network first): each member scores
     the templates with its own bins and the weighted mean score is used, ``weights``
     ``[B, M]`` per window (equal when None; :mod:`loopfold.model.ensemble`). ``alt``: see
-    :func:`candidate_scores`.
+    :func:`candidate_scores`. With ``top_k`` and a ``candidates`` list, each window's ``top_k``
+    best templates are appended to it (:class:`Candidates`; None where no template fits). With
+    ``exclude_identity``, templates at least that identical to a window's loop are never chosen (a
+    training loop predicted as if new: itself and its relatives left out).
     """
     preds = pred if isinstance(pred, list) else [pred]
     w = np.ones((len(cdrs), len(preds))) if weights is None else np.asarray(weights, dtype=float)
@@ -275,13 +293,25 @@ def choose_conformations(
     sources: list[str | None] = [None] * len(cdrs)
     if library is None or any("bin_probs" not in p for p in preds):
         return angles, coords, sources
+    found: list[Candidates | None] = [None] * len(cdrs)
     for (cdr, n), part, sc, lib in candidate_scores(preds, cdrs, sequences, lengths, library, identity_weight, w,
                                                     alt):  # fmt: skip
         g = lib.groups[(cdr, n)]
         tors, xyz, ids = g.torsions, g.coords, g.ids
-        for i, best in zip(part, sc.argmax(1), strict=True):
+        ident = identity_matrix([sequences[i] for i in part], g.sequences) if top_k or exclude_identity else None
+        if exclude_identity is not None and ident is not None:
+            sc = np.where(ident >= exclude_identity, -np.inf, sc)
+        for row, (i, best) in enumerate(zip(part, sc.argmax(1), strict=True)):
+            if not np.isfinite(sc[row, best]):  # every template of the length left out
+                continue
             angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
             coords[i], sources[i] = xyz[best], ids[best]
+            if top_k and ident is not None:
+                top = np.argsort(-sc[row], kind="stable")[:top_k]
+                top = top[sc[row, top] > sc[row, best] - CIS_PENALTY / 2]  # not left out, not a cis bond to fix
+                found[i] = Candidates(xyz[top], sc[row, top], [ids[j] for j in top], ident[row, top])
+    if candidates is not None:
+        candidates += found
     return angles, coords, sources
 
 

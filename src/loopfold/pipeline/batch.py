@@ -18,8 +18,10 @@ import numpy as np
 
 from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder, FvModel
-from loopfold.fv.build import LoopWindow, close_all, relieve_clashes
+from loopfold.fv.build import LoopWindow, close_all, frame_ca, framework_placed, relieve_clashes
 from loopfold.fv.checks import checked
+from loopfold.fv.ranking import Ranker, loop_atoms, ranked_window
+from loopfold.fv.template_frames import TemplateFrames
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.numbering.anarci import NumberedDomain
 from loopfold.numbering.cache import ChainNumberer
@@ -28,6 +30,11 @@ from loopfold.pipeline.predictor import LoopQuery, Predictor
 from loopfold.pipeline.results import LoopResult, Sample, loops_json, rounded
 from loopfold.structure.closure import close_windows
 from loopfold.structure.geometry import backbone_torsions
+from loopfold.structure.planar import planarize
+from loopfold.structure.superpose import superposed_rmsd
+
+#: A loop whose shape closing it in the Fv changed by more than this (superposed RMSD, Å) says so.
+SHAPE_WARNING = 1.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ def predict_antibodies(
     numberer: ChainNumberer | None = None,
     nanobody: bool | None = None,
     first_chunk: int | None = None,
+    top_k: int | None = None,
 ) -> Iterator[AntibodyResult]:
     """Yield one :class:`AntibodyResult` per antibody, in input order; errors are yielded, not raised:
     a failed antibody's result is ``{"id": name, "error": message}`` and its ``error`` the exception.
@@ -67,9 +75,11 @@ def predict_antibodies(
     Chains are numbered by ``numberer`` (a fresh :class:`ChainNumberer` when not given), so a chain
     seen earlier in the stream is not numbered again. Each result says which ``mode`` ran
     (:func:`record_mode`): a heavy chain alone is a nanobody when its FR2 hallmarks say so, or as
-    ``nanobody`` (True/False) overrides, and then takes its framework from nanobody entries.
+    ``nanobody`` (True/False) overrides, and then takes its framework from nanobody entries. With an
+    Fv, each loop keeps its ``top_k`` best templates (default: as many as the run's ranker reads).
     """
     numberer = numberer if numberer is not None else ChainNumberer()
+    keep_k = top_k if top_k is not None else predictor.ranker.k if predictor.ranker is not None else 0
     it = iter(antibodies)
     size = chunk if first_chunk is None else min(first_chunk, chunk)
     while batch := list(itertools.islice(it, size)):
@@ -114,13 +124,15 @@ def predict_antibodies(
         sample_windows: dict[int, list[np.ndarray]] = {}
         placing = fv is not None and bool(queries)
         loops = predictor.predict_queries(queries, samples, place=keep if placing else None,
-                                          sample_windows=sample_windows if placing else None)  # fmt: skip
+                                          sample_windows=sample_windows if placing else None,
+                                          top_k=keep_k if placing else 0)  # fmt: skip
         grouped: dict[int, list[int]] = {}
         for i, k in enumerate(owners):
             grouped.setdefault(k, []).append(i)
         fv_errors: dict[int, str] = {}
         models = _fv_models(fv, batch, domains, grouped, queries, loops, windows, fv_errors,
-                            modes, sample_windows) if fv is not None else {}  # fmt: skip
+                            modes, sample_windows, *((predictor.template_frames, predictor.ranker)
+                            if predictor.writes_templates else (None, None))) if fv is not None else {}  # fmt: skip
         entries = loops_json(loops)  # rounded once for the chunk
         for k, ab in enumerate(batch):
             if k in errors:
@@ -187,11 +199,14 @@ def _typed_domains(ab: AntibodyInput, doms: dict, read: bool = False) -> dict[st
 def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, grouped: dict[int, list[int]],
                queries: list[LoopQuery], loops: list[LoopResult], windows: dict[int, np.ndarray],
                errors: dict[int, str], modes: dict[int, tuple[str, str | None]],
-               sample_windows: dict[int, list[np.ndarray]]) -> dict[int, FvModel]:  # fmt: skip
+               sample_windows: dict[int, list[np.ndarray]], placing: TemplateFrames | None = None,
+               ranker: Ranker | None = None) -> dict[int, FvModel]:  # fmt: skip
     """Frames for the chunk's antibodies, all loops closed at once, the Fv models; each loop in
     ``loops`` replaced by its closed coordinates and torsions, and its samples placed and closed on the
-    same stems of the model (:func:`_place_samples`). Antibodies whose Fv cannot be built get the
-    reason in ``errors``."""
+    same stems of the model (:func:`_place_samples`). With ``placing``, loops of its CDRs whose
+    template has a frame are first placed by that framework (:func:`~loopfold.fv.build.framework_placed`);
+    with ``ranker``, a loop of its CDRs is the candidate it predicts closest (:func:`_ranked`).
+    Antibodies whose Fv cannot be built get the reason in ``errors``."""
     frames: dict[int, Frame] = {}
     lws: dict[int, list[LoopWindow]] = {}
     for k in domains:
@@ -205,6 +220,15 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
                              len(queries[i].sequence), len(queries[i].stem_c), windows[i],
                              _written_error(loops[i]))
                   for i in grouped.get(k, [])]  # fmt: skip
+        if placing is not None:
+            ca = {c: frame_ca(frames[k], c) for c in frames[k].coords}
+            lws[k] = [framework_placed(lw, placing.get(loops[i].template), ca[lw.chain], placing.radius)[0]
+                      if lw.cdr in placing.cdrs else lw for i, lw in zip(grouped.get(k, []), lws[k], strict=True)]
+        if ranker is not None:  # each loop among the others as first placed
+            first = list(lws[k])
+            for m, i in enumerate(grouped.get(k, [])):
+                others = loop_atoms(frames[k], [w for n, w in enumerate(first) if n != m])
+                lws[k][m] = _ranked(frames[k], lws[k][m], i, queries[i], loops, placing, ranker, others)
     keys = list(lws)
     try:
         closed = close_all([frames[k] for k in keys], [lws[k] for k in keys], [batch[k].name for k in keys])
@@ -229,10 +253,28 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             a, n = lw.n_stem, lw.n_loop
             ang = backbone_torsions(res.coords)[a : a + n]
             values = replace(loops[i].values, coords=res.coords[a : a + n].copy(), angles=ang)
-            loops[i] = replace(loops[i], values=values, closure_rmsd=res.anchor_rmsd)
+            shape = superposed_rmsd(lw.window[a : a + n], res.coords[a : a + n])
+            notes = loops[i].warnings + ((f"closing the loop in the Fv changed its shape by {shape:.2f} A "
+                                          f"(over {SHAPE_WARNING} A)",) if shape > SHAPE_WARNING else ())  # fmt: skip
+            loops[i] = replace(loops[i], values=values, closure_rmsd=res.anchor_rmsd, placement=lw.placement,
+                               closure_shape_rmsd=shape, warnings=notes)  # fmt: skip
             placed.append((i, lw, res.coords))
     _place_samples(placed, loops, sample_windows)
     return models
+
+
+def _ranked(frame: Frame, lw: LoopWindow, i: int, q: LoopQuery, loops: list[LoopResult],
+            placing: TemplateFrames | None, ranker: Ranker, others: np.ndarray) -> LoopWindow:  # fmt: skip
+    """A loop's window as the ranker chooses among its candidates (``loops[i]`` then names the template
+    chosen and gets the ranker's predicted RMSD as ``rmsd_frame_predicted``)."""
+    cand = loops[i].candidates
+    new, j, predicted = ranked_window(frame, lw, cand, placing, ranker, others)
+    if predicted is None or cand is None:
+        return lw
+    if j:  # another template: its cis bonds before residues that are not prolines made planar
+        new = replace(new, window=planarize(new.window, q.stem_n + q.sequence + q.stem_c)[0])
+    loops[i] = replace(loops[i], template=cand.ids[j], rank_chosen=j, rmsd_frame_predicted=predicted)
+    return new
 
 
 def _place_samples(placed: list[tuple[int, LoopWindow, np.ndarray]], loops: list[LoopResult],

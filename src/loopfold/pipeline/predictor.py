@@ -28,6 +28,8 @@ from loopfold import __version__
 from loopfold.constants import CDRS
 from loopfold.data.identity import reference_identity
 from loopfold.errors import CheckpointError, InvalidFile, InvalidSequence, LoopTooLong, NumberingError
+from loopfold.fv.ranking import RANKER_FILE, load_ranker
+from loopfold.fv.template_frames import FRAMES_FILE, load_frames
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.model.checkpoint import CONFIG, load_model
 from loopfold.model.context import NumberedChain, WindowContext, context_tokens, numbered_chain
@@ -37,7 +39,7 @@ from loopfold.model.error_model import ErrorModel, loops_features
 from loopfold.model.features import Inputs, batch_from_frame, encode_window, query_inputs
 from loopfold.model.fv_inputs import frame_batch, rebuild_predicted, with_fv
 from loopfold.model.run_info import RunInfo
-from loopfold.model.templates import choose_conformations, load_templates, nanobody_choice
+from loopfold.model.templates import Candidates, choose_conformations, load_templates, nanobody_choice
 from loopfold.numbering.anarci import NumberedDomain, number_sequence
 from loopfold.numbering.cdr import locate_cdr, why_missing
 from loopfold.pipeline.results import LoopArrays, LoopResult, Sample
@@ -78,6 +80,12 @@ class Predictor:
         self.run_dir = Path(run_dir) if run_dir is not None else SHIPPED
         self.model, self.cfg, raw = load_model(self.run_dir)
         self.templates = load_templates(self.run_dir)
+        #: each template's own framework, to place its loop in an Fv (None: loops placed by their stems)
+        self.template_frames = load_frames(self.run_dir / FRAMES_FILE)
+        #: chooses each loop among its candidates in an Fv (None: the network's first choice is written)
+        self.ranker = load_ranker(self.run_dir / RANKER_FILE)
+        #: never choose a template this identical to the loop (a training loop predicted as if new)
+        self.exclude_identity: float | None = None
         try:
             self.info = RunInfo.parse(raw, self.cfg, str(self.run_dir / CONFIG),
                                       self.templates.definition if self.templates is not None else None)  # fmt: skip
@@ -85,6 +93,9 @@ class Predictor:
             raise CheckpointError(str(exc)) from None
         self.error_model: ErrorModel | None = self.info.error_model
         self.members = load_members(self.run_dir, self.cfg, self.info)
+        #: the loops written are template conformations (not an FvNet's own rebuilt structure): only
+        #: then do a template's frame and the ranker's candidates describe them
+        self.writes_templates = not (self.cfg.model == "fvnet" and self.info.output in (None, "structure"))
         self.reads_fv = any(getattr(m, "reads_fv", False) for m in [self.model, *(x.model for x in self.members)])
         self.definition, self.stems, self.name = self.info.definition, self.info.stems, self.info.name
         self.default_stems = self.info.default_stems
@@ -234,6 +245,7 @@ class Predictor:
         samples: int = 0,
         place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, float | None]] | None = None,
         sample_windows: dict[int, list[np.ndarray]] | None = None,
+        top_k: int = 0,
     ) -> list[LoopResult]:
         """Typed loop results for many queries at once (one network call), values before rounding
         (:func:`~loopfold.pipeline.results.loops_json` writes them).
@@ -242,7 +254,7 @@ class Predictor:
         (returning new window coordinates and the closure's anchor RMSD, or None); torsions are then
         measured from the placed coordinates. ``sample_windows`` receives, per query with samples,
         each sample's window over the query's own stems (as ``place`` sees the loop's), to be placed
-        like it.
+        like it. ``top_k``: each loop keeps its this many best templates (``candidates``).
         """
         if not queries:
             return []
@@ -259,7 +271,9 @@ class Predictor:
                    for q, (sn, _, _) in zip(queries, std, strict=True)]  # fmt: skip
             batch, names = with_fv(batch, cdrs, seqs, self.templates, ctx)
         nanobody = np.array([q.nanobody for q in queries], dtype=bool)
-        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody)
+        kept: list[Candidates | None] = []
+        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody, top_k, kept)
+        cands = kept if kept else [None] * len(queries)
         confidence = self.output_confidence(pred, chosen, lengths)
         identity = reference_identity(self.training, cdrs, seqs)
         xyzs = []
@@ -301,23 +315,26 @@ class Predictor:
                 loop_samples_ = tuple(found)
                 if sample_windows is not None:
                     sample_windows[i] = [planarize(w, sn + q.sequence + sc)[0][pn : n - pc] for w in wins]
-            ident = identity[i]
+            ident, cand = identity[i], cands[i]
+            if cand is not None and (pn or pc):  # the query's own stems, as ``place`` sees the window
+                cand = replace(cand, windows=cand.windows[:, pn : n - pc])
             results.append(LoopResult(
                 q.cdr, q.chain, self.definition, q.sequence, q.stem_n, q.stem_c, q.start, q.residue_ids,
                 LoopArrays(xyz[a:b].copy(), ang[a:b].copy(), confidence[i, a:b].copy(), errors[i]),
                 seen_in_training=bool(ident is not None and ident >= SEEN_IDENTITY), max_training_identity=ident,
                 template=sources[i], rmsd_predicted=err_rmsd[i], warnings=tuple(notes), samples=loop_samples_,
-                closure_rmsd=closure,
+                closure_rmsd=closure, candidates=cand,
             ))  # fmt: skip
         return results
 
     def conformations(
         self, batch: Inputs, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None,
-        nanobody: np.ndarray | None = None,
+        nanobody: np.ndarray | None = None, top_k: int = 0, candidates: list[Candidates | None] | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
         """Network outputs, and per window the chosen torsions ``[B, L, 3]``, coordinates (None
         where no template fits) and template ids. Windows marked in ``nanobody`` whose CDR is in
         ``info.nanobody_cdrs`` choose among the nanobody templates (where any has their length).
+        With ``top_k``, each window's best templates are appended to ``candidates``.
 
         FvNet runs whose ``info.output`` is ``structure`` write their own conformation
         (predicted torsions and bond angles, rebuilt), ``template`` naming the most
@@ -326,7 +343,7 @@ class Predictor:
         xyz: list[np.ndarray | None]
         pred = run_network(self.model, batch, temperature=self.temperature)
         lengths = batch.lengths.numpy()
-        if self.cfg.model == "fvnet" and self.info.output in (None, "structure"):
+        if not self.writes_templates:
             xyz_all = rebuild_predicted(pred)
             xyz = [xyz_all[i, :n] for i, n in enumerate(lengths)]
             sources = [names[0] if names else None for names in (template_names or [[]] * len(cdrs))]
@@ -334,12 +351,14 @@ class Predictor:
         alt = nanobody_choice(self.nanobody_templates, self.nanobody_cdrs, cdrs, nanobody)
         if not self.members:
             chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates,
-                                                        self.cfg.identity_weight, alt=alt)  # fmt: skip
+                                                        self.cfg.identity_weight, alt=alt, top_k=top_k,
+                                                        candidates=candidates, exclude_identity=self.exclude_identity)
             return pred, chosen, xyz, sources
         preds = [pred] + [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
         w = member_weights(self.info.ensemble_weights, cdrs, len(preds))
         chosen, xyz, sources = choose_conformations(preds, cdrs, sequences, lengths, self.templates,
-                                                    self.cfg.identity_weight, w, alt)  # fmt: skip
+                                                    self.cfg.identity_weight, w, alt, top_k, candidates,
+                                                    self.exclude_identity)  # fmt: skip
         conf = [bin_confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
         pred = {**pred, "ensemble_confidence": sum(w[:, m, None] * c for m, c in enumerate(conf)) / w.sum(1)[:, None]}
         return pred, chosen, xyz, sources

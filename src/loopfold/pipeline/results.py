@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from loopfold.model.templates import Candidates
+
 
 @dataclass(frozen=True)
 class LoopArrays:
@@ -76,6 +78,16 @@ class LoopResult:
     samples: tuple[Sample, ...] | None = None
     closure_rmsd: float | None = None
     site: StructureSite | None = field(default=None, repr=False)
+    #: once closed in a built Fv: how the window was placed (``stems`` or ``framework``) and how much
+    #: closing it changed the loop's own shape (superposed RMSD of its residues before and after, Å)
+    placement: str | None = None
+    closure_shape_rmsd: float | None = None
+    #: the loop's best templates in the network's ranking (when the predictor keeps them: ``top_k``)
+    candidates: Candidates | None = field(default=None, repr=False, compare=False)
+    #: once a ranker chose among them in the Fv: the chosen one's place in the network's ranking
+    #: (0: its first choice) and its predicted framework-superposed RMSD (Å)
+    rank_chosen: int | None = None
+    rmsd_frame_predicted: float | None = None
 
 
 def rounded(values: np.ndarray, ndigits: int = 2) -> list[float | None]:
@@ -161,6 +173,10 @@ def loops_json(results: list[LoopResult]) -> list[dict[str, Any]]:
                                       **({"closure_rmsd": _r3(s.closure_rmsd)} if s.closure_rmsd is not None else {})})
         if r.site is None and r.closure_rmsd is not None:  # closed in a built Fv
             lp["closure_rmsd"] = _r3(r.closure_rmsd)
+            if r.placement is not None:
+                lp.update(placement=r.placement, closure_shape_rmsd=_r3(r.closure_shape_rmsd))
+            if r.rank_chosen is not None:
+                lp.update(network_rank=r.rank_chosen, rmsd_frame_predicted=_r3(r.rmsd_frame_predicted))
         if r.site is not None:
             lp.update(chain_id=r.site.chain_id, file_residue_ids=list(r.site.file_residue_ids),
                       file_flank_ids=list(r.site.file_flank_ids))  # fmt: skip

@@ -54,6 +54,11 @@ def batch_kabsch(mobile: np.ndarray, target: np.ndarray, weights: np.ndarray) ->
     return rot, tc - np.einsum("bi,bji->bj", mc, rot)
 
 
+#: ``stems``: a window is placed by its stem residues; ``framework``: it comes placed (by its template's
+#: framework, :mod:`loopfold.fv.template_frames`); ``n_stem``: it hangs from its last N-stem residue with
+#: its predicted direction (loopfold 0.2's placement, kept for the benchmark that compares them).
+PLACEMENTS = ("stems", "framework", "n_stem")
+
 #: Loops are closed in batches of similar length (padding to the longest costs every step).
 LENGTH_BUCKETS = (7, 10, 13, 17)
 
@@ -64,17 +69,20 @@ def close_windows(
     stems_c: list[np.ndarray],
     tolerance: float = TOLERANCE,
     max_iter: int = 50,
-    placement: str = "stems",
+    placement: str | list[str] = "stems",
 ) -> list[ClosureResult]:
     """Place predicted windows on fixed stems and close them (see :func:`_close_batch`), in batches of
-    loops of similar length."""
+    loops of similar length. ``placement`` is one of :data:`PLACEMENTS`, for all windows or per window."""
+    modes = [placement] * len(windows) if isinstance(placement, str) else list(placement)
+    if len(modes) != len(windows) or not set(modes) <= set(PLACEMENTS):
+        raise ValueError(f"placement must be one of {PLACEMENTS}, for all windows or one per window")
     n = np.array([len(w) - len(a) - len(c) for w, a, c in zip(windows, stems_n, stems_c, strict=True)])
     bucket = np.searchsorted(np.array(LENGTH_BUCKETS), n)
     out: list[ClosureResult | None] = [None] * len(windows)
     for k in np.unique(bucket):
         idx = np.nonzero(bucket == k)[0]
         done = _close_batch([windows[i] for i in idx], [stems_n[i] for i in idx], [stems_c[i] for i in idx],
-                            tolerance, max_iter, placement)  # fmt: skip
+                            tolerance, max_iter, [modes[i] for i in idx])  # fmt: skip
         for i, r in zip(idx, done, strict=True):
             out[i] = r
     return out  # type: ignore[return-value]
@@ -86,7 +94,7 @@ def _close_batch(
     stems_c: list[np.ndarray],
     tolerance: float = TOLERANCE,
     max_iter: int = 50,
-    placement: str = "stems",
+    placement: list[str] | None = None,
 ) -> list[ClosureResult]:
     """Place predicted windows on fixed stems and close them.
 
@@ -94,9 +102,10 @@ def _close_batch(
         windows: per loop ``[a + n + c, 4, 3]`` predicted N, CA, C, O of N-stem, loop and C-stem (any frame).
         stems_n: per loop the fixed ``[a, 4, 3]`` N-stem residues (a >= 1).
         stems_c: per loop the fixed ``[c, 4, 3]`` C-stem residues (c >= 1).
-        placement: ``stems`` (all stem residues place the loop) or ``n_stem`` (the loop hangs from the
-            last N-stem residue with its predicted direction, then closes: loopfold 0.2's placement,
-            kept for the benchmark that compares them).
+        placement: per window ``stems`` (all stem residues place the loop; the default), ``framework``
+            (the window is already placed in the fixed frame) or ``n_stem`` (the loop hangs from the
+            last N-stem residue with its predicted direction, then closes). ``stems`` and ``framework``
+            windows are first turned towards where they were placed, then closed.
 
     Returns:
         Per loop the window in the fixed frame: stems are the fixed residues, the loop closed
@@ -122,8 +131,9 @@ def _close_batch(
         fix[i, :k] = np.concatenate([stems_n[i][:, :3], stems_c[i][:, :3]]).reshape(-1, 3)
         wt[i, :k] = 1.0
     rot, tr = batch_kabsch(mob, fix, wt)
-    if placement != "stems":
-        rot, tr = np.eye(3)[None].repeat(b, 0), np.zeros((b, 3))
+    modes = np.array(placement if placement is not None else ["stems"] * b)
+    given = modes != "stems"
+    rot[given], tr[given] = np.eye(3), 0.0
     xyz = np.einsum("bwki,bji->bwkj", xyz, rot) + tr[:, None, None]
     placed = xyz.copy()
     # 2. hang the loop from the fixed last N-stem residue (its N, CA, C frame)
@@ -161,7 +171,8 @@ def _close_batch(
     bond_ok = np.arange(2 * int(n.max()))[None] < 2 * n[:, None]
     damping = np.full(b, DAMPING)
     active = np.arange(b)
-    place_steps = PLACE_STEPS if placement == "stems" else 0
+    fit = modes != "n_stem"
+    place_steps = PLACE_STEPS if fit.any() else 0
     for it in range(max_iter + place_steps):
         fitting = it < place_steps
         if not fitting:
@@ -178,7 +189,7 @@ def _close_batch(
             lw = np.zeros((len(sel), k))
             for j, row in enumerate(sel):
                 at = np.nonzero(loop_atoms[row])[0]
-                li[j, : len(at)], lw[j, : len(at)] = at, FIT_WEIGHT
+                li[j, : len(at)], lw[j, : len(at)] = at, FIT_WEIGHT if fit[row] else 0.0
             mov_idx = np.concatenate([mov_idx, li], 1)
             tgt = np.concatenate([tgt, np.take_along_axis(placed[sel].reshape(len(sel), -1, 3), li[..., None], 1)], 1)
             w = np.concatenate([w, lw], 1)
