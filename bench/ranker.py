@@ -13,9 +13,12 @@ after superposing the model chain's framework on the crystal's). One ridge model
 per CDR. Validation rows: loops of the validation part (up to --validation
 structures), predicted as a user would. A CDR keeps its model only when the
 ranker's choice beats the network's first choice on validation by
-``MIN_GAIN`` Å. Reported per CDR on validation: first choice, the ranker's choice,
-the best of the K, and the Spearman correlation with the observed ``rmsd_frame``
-of the chosen candidate's predicted value against the error model's
+``MIN_GAIN`` Å. The ranker is fitted on paired Fvs; it also ranks the loops of a
+nanobody, or of a heavy chain alone, only when it loses on none of the CDRs of
+those validation structures (``sabdab_extra``'s nanobodies and heavy chains).
+Reported per CDR on validation: first choice, the ranker's choice, the best of
+the K, and the Spearman correlation with the observed ``rmsd_frame`` of the
+chosen candidate's predicted value against the error model's
 ``rmsd_predicted``; and the standardised coefficients (feature importance).
 ``--apply`` writes RUN/ranker.json. Writes ``OUT/ranker.json`` and ``.md``.
 """
@@ -24,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from fv import true_antibodies, without_relatives
+from recent import test_items
 from tables import write_outputs
 
 from loopfold.constants import CDRS
@@ -43,7 +48,7 @@ from loopfold.structure.superpose import kabsch
 
 ROOT = Path(__file__).resolve().parents[1]
 MIN_GAIN = 0.02  # Å of mean rmsd_frame on validation loops a CDR's ranker must gain
-RIDGE = 1.0
+RIDGE = 30.0  # chosen on validation loops (1 and 30 tried, K 20 and 40: K 20, 30 did best on H3 and H1)
 
 
 def part_items(data: Path, split: Path, part: str, n: int, seed: int) -> tuple[list[dict], list[str], set]:
@@ -56,6 +61,17 @@ def part_items(data: Path, split: Path, part: str, n: int, seed: int) -> tuple[l
     names = (data / "rosetta_antibody_db/antibody/antibody_database/pdb{}_chothia.pdb.bz2",
              data / "sabdab_extra/structures/pdb{}_H-L.pdb.gz")  # fmt: skip
     return true_antibodies([p for i in ids for f in names if (p := Path(str(f).format(i))).exists()]), ids, loops
+
+
+def kind_items(data: Path, split: Path, part: str, kind: str) -> tuple[list[dict], list[str], set]:
+    """The ``sabdab_extra`` structures of a kind (``nanobody``, ``heavy_backbone``) with a loop in the
+    split's part (as :func:`part_items`)."""
+    parts = pd.read_csv(split / "manifest.csv")
+    loops = {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in parts.loc[parts["part"] == part,
+                                                                                          "loop_id"]}  # fmt: skip
+    ids = {pdb for pdb, _ in loops}
+    items = test_items(data, "", "", keep=lambda r: r["kind"] == kind and r["pdb"] in ids)
+    return items, sorted(ids), loops
 
 
 def first_window(frame, lp, frames) -> LoopWindow | None:  # noqa: ANN001
@@ -77,11 +93,15 @@ def candidate_rows(pred: Predictor, lib, items: list[dict], ids: list[str], want
     for lo in range(0, len(items), 100):  # relatives left out of the library per 100 structures
         its = items[lo : lo + 100]
         builder = FrameworkBuilder(without_relatives(lib, its, ids))
-        abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence, it["chains"]["L"][0].sequence) for it in its]
+        abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence,
+                              it["chains"]["L"][0].sequence if "L" in it["chains"] else None)
+                for it in its]  # fmt: skip
         for it, res in zip(its, predict_antibodies(pred, abs_, fv=builder, top_k=k), strict=True):
             if res.fv is None:
                 continue
-            frame = builder.frame(it["name"], {c: (it["chains"][c][0].sequence, it["chains"][c][1]) for c in "HL"})
+            vhh = {"nanobody": True, "heavy": False}.get(res.result.get("mode", ""))
+            frame = builder.frame(it["name"], {c: (bb.sequence, dom) for c, (bb, dom) in it["chains"].items()},
+                                  nanobody=vhh)  # fmt: skip
             first = [first_window(frame, lp, pred.template_frames) for lp in res.loops]
             for m, lp in enumerate(res.loops):
                 cand = lp.candidates
@@ -196,11 +216,21 @@ def main(argv: list[str] | None = None) -> dict:
     per = evaluate(ranker, val)
     kept = [c for c in CDRS if c in per and per[c]["ranker"] <= per[c]["first"] - MIN_GAIN]
     ranker = Ranker(ranker.mean, ranker.scale, {c: v for c, v in ranker.coef.items() if c in kept}, args.k)
+    modes, other = ["paired"], {}
+    for mode, kind in (("nanobody", "nanobody"), ("heavy", "heavy_backbone")):  # a heavy chain alone
+        items, ids, loops = kind_items(args.data, args.split, "validation", kind)
+        rows = candidate_rows(pred, lib, items, ids, loops, args.k)
+        other[mode] = evaluate(ranker, rows) if len(rows) else {}
+        if other[mode] and all(r["ranker"] <= r["first"] for r in other[mode].values()):
+            modes.append(mode)  # used for such records only where it loses on none of their validation CDRs
+        print(mode, other[mode], flush=True)
+    ranker = replace(ranker, modes=tuple(modes))
     names = [*FEATURES, *(f"{f} (vs rivals)" for f in FEATURES)]
     importance = {c: dict(zip(names, np.round(v[:-1], 3).tolist(), strict=True)) for c, v in
                   fit(train, args.k).coef.items()}  # fmt: skip
     result = {"training_loops": int(train["loop"].nunique()), "validation_loops": int(val["loop"].nunique()),
-              "k": args.k, "per_cdr": per, "kept": kept, "importance": importance}  # fmt: skip
+              "k": args.k, "per_cdr": per, "kept": kept, "importance": importance, "modes": modes,
+              "other_modes": other}  # fmt: skip
     if args.apply:
         ranker.save(args.run / RANKER_FILE)
         print(f"written into {args.run / RANKER_FILE}")

@@ -76,10 +76,10 @@ class RankingPredictor(Predictor):
         self.ranked: list[tuple[np.ndarray, np.ndarray, list[str]] | None] = []  # per window: order, coords, ids
 
     def conformations(self, batch, cdrs, sequences, template_names=None, nanobody=None, top_k=0,  # noqa: ANN001, ANN201
-                      candidates=None):  # noqa: ANN001
+                      candidates=None, top_k_cdrs=None):  # noqa: ANN001
         """:meth:`Predictor.conformations`, recording candidates (and applying ``pick``)."""
         pred, chosen, xyz, sources = super().conformations(batch, cdrs, sequences, template_names, nanobody, top_k,
-                                                           candidates)  # fmt: skip
+                                                           candidates, top_k_cdrs)  # fmt: skip
         preds = [run_network(self.model, batch, temperature=self.temperature)]
         preds += [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
         w = member_weights(self.info.ensemble_weights, cdrs, len(preds)) if self.members else None
@@ -101,10 +101,12 @@ class RankingPredictor(Predictor):
         return pred, chosen, xyz, sources
 
 
-def test_items(data: Path, start: str, end: str) -> list[dict]:
-    """The manifest's structures released in [start, end): kind, observed chains numbered from sequence."""
+def test_items(data: Path, start: str, end: str, keep=None) -> list[dict]:  # noqa: ANN001 - row filter
+    """The manifest's structures released in [start, end) (or those ``keep(row)`` accepts): kind,
+    observed chains numbered from sequence."""
     folder = data / "sabdab_extra"
-    rows = [r for r in csv.DictReader(open(folder / "manifest.csv")) if start <= r["release"] < end]
+    rows = [r for r in csv.DictReader(open(folder / "manifest.csv"))
+            if (keep(r) if keep is not None else start <= r["release"] < end)]  # fmt: skip
     items = []
     for r in rows:
         try:
@@ -260,6 +262,8 @@ def frame_oracle(item: dict, res, ranked: list, frames) -> list[dict]:  # noqa: 
 def run_model(name: str, run: Path, items: list[dict], pick: str = "model", nanobody: bool | None = None) -> tuple:
     """Loop rows and oracle rows of one model over the items (each predicted as a user would)."""
     pred = RankingPredictor(run, pick)
+    if pick == "identity":  # the baseline writes the most identical template: no ranker chooses for it
+        pred.ranker = None
     lib = run / LIBRARY_FILE
     builder = FrameworkBuilder(load_library(lib))
     abs_ = [AntibodyInput(it["name"], it["chains"]["H"][0].sequence,

@@ -10,6 +10,8 @@
 # then on are the test part; loops >= 70% identical to one of their loops, and framework entries
 # whose CDR-H3 is, are left out; the rest is split by cluster (train/validation 7:2). Without it,
 # every loop up to 2020 is train or validation (8:2 by cluster): the shipped model.
+# Loops are placed in the Fv by their template's own framework where validation says so (bench/placement.py),
+# and chosen among the network's best templates by a ranker (bench/ranker.py).
 # The model is an FvNet (whole-Fv context, structural losses; no templates as input) with a LoopNet
 # member; the per-CDR ensemble weights, the predicted-error model and the Fv error coefficients are
 # fitted on validation loops and structures.
@@ -48,4 +50,12 @@ $P bench/tune_nanobody.py "$OUT/model" --data out/all.parquet --split "$OUT/spli
 # per-residue error coefficients of an Fv, fitted on validation structures
 $L data frameworks "$D/rosetta_antibody_db/antibody/antibody_database" "$D/sabdab_extra/structures" \
   --out "$OUT/model/frameworks.npz" "${EXCLUDE[@]}" "${LIBRARY[@]}"
+# each template loop's own framework, and the CDRs (and the radius around their stems) whose loops
+# are placed in the Fv by it rather than by their stems, chosen on validation structures
+$L data template-frames "$OUT/model" "$D/rosetta_antibody_db/antibody/antibody_database" "$D/sabdab_extra/structures"
+$P bench/placement.py "$OUT/model" --data "$D" --split "$OUT/split" --n 600 --apply --out "$OUT/bench"
+# the ranker choosing each loop among the network's 20 best templates in the Fv: fitted on training
+# loops predicted as if new, kept for the CDRs where it beats the first choice on validation loops
+$P bench/ranker.py "$OUT/model" --data "$D" --split "$OUT/split" --train 5000 --validation 5000 --apply \
+  --out "$OUT/bench"
 $P bench/fv.py --model "$OUT/model" --split "$OUT/split" --fit-error 150 --apply

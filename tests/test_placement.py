@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loopfold.cli import app
+from loopfold.constants import CDRS
 from loopfold.data.extract import ExtractOptions, extract_file
 from loopfold.errors import CheckpointError
 from loopfold.fv.build import LoopWindow, framework_placed
@@ -89,6 +90,10 @@ def test_template_frames_file_round_trips_and_refuses_a_corrupt_one(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(CheckpointError, match="bad.npz: not a loopfold template-frames file"):
         load_frames(tmp_path / "bad.npz")
+    np.savez(tmp_path / "odd.npz", ids=np.array(["a"]), ca=np.zeros((1, 128, 3)), cdrs=np.array(["H3"]),
+             radius=np.array([1.0, 2.0]))  # fmt: skip
+    with pytest.raises(CheckpointError, match="odd.npz: not a loopfold template-frames file"):
+        load_frames(tmp_path / "odd.npz")
 
 
 def test_template_frames_command_refuses_a_folder_that_is_not_one(tmp_path):
@@ -132,17 +137,34 @@ def test_ranker_writes_the_candidate_it_predicts_closest(ranked_run):
     h = next(c for c in ranked.fv.chains if c.chain_id == "H")
     cn = np.linalg.norm(h.coords[1:, 0] - h.coords[:-1, 2], axis=-1)
     assert cn.max() < 1.4 and h3["closure_rmsd"] < 0.1  # the chosen loop is closed into the chain
+    # the written loop is the chosen template's conformation, not the first choice's
+    from loopfold.structure.superpose import superposed_rmsd
+
+    lib = TemplateLibrary.load(ranked_run / TEMPLATES)
+
+    def shape(loop_id):
+        g = next(g for g in lib.groups.values() if loop_id in g.ids)
+        return g.coords[g.ids.index(loop_id)][3:-3]
+
+    written = next(lp for lp in ranked.loops if lp.cdr == "H3").coords
+    first = next(lp for lp in plain.loops if lp.cdr == "H3").coords
+    to_chosen, to_first = superposed_rmsd(written, shape(h3["template"])), superposed_rmsd(written,
+                                                                                        shape(before["H3"]["template"]))
+    assert to_chosen < 0.6 and to_chosen < to_first - 0.2, (to_chosen, to_first)
+    assert superposed_rmsd(written, first) > 0.2
 
 
 def test_a_corrupt_ranker_is_refused(tmp_path):
     from loopfold.fv.ranking import load_ranker
 
-    (tmp_path / "ranker.json").write_text('{"features": ["x"], "k": 5, "mean": [0], "scale": [1], "coef": {}}')
+    (tmp_path / "ranker.json").write_text('{"features": ["x"], "k": 5, "modes": [], "mean": [0], "scale": [1], '
+                                          '"coef": {}}')
     with pytest.raises(CheckpointError, match="ranker.json: a ranker of other features"):
         load_ranker(tmp_path / "ranker.json")
-    (tmp_path / "ranker.json").write_text("{not json")
-    with pytest.raises(CheckpointError, match="ranker.json: not a loopfold ranker"):
-        load_ranker(tmp_path / "ranker.json")
+    for text in ("{not json", '{"features": [], "k": 5, "modes": "paired", "mean": [], "scale": [], "coef": []}'):
+        (tmp_path / "ranker.json").write_text(text)
+        with pytest.raises(CheckpointError, match="ranker.json: not a loopfold ranker"):
+            load_ranker(tmp_path / "ranker.json")
 
 
 def test_a_run_with_template_frames_places_its_loops_by_them(tmp_path, shared_data):
@@ -161,7 +183,8 @@ def test_a_run_with_template_frames_places_its_loops_by_them(tmp_path, shared_da
     shutil.copytree(SHIPPED, run)
     folders = [shared_data / "rosetta_antibody_db/antibody/antibody_database", shared_data / "sabdab_extra/structures"]
     frames, report = build_frames(TemplateLibrary.load(run / TEMPLATES).subset(used), folders, workers=1)
-    assert report["framed"] == len(frames) >= len(used) - 1
+    assert report["framed"] == len(frames) >= len(used) - 1 and frames.cdrs == ()  # none until validated
+    frames = replace(frames, cdrs=CDRS)
     frames.save(run / "template_frames.npz")
     placed = LoopFold(run).predict(heavy=TRASTUZUMAB_VH, light=TRASTUZUMAB_VL, name="tz")
     before = {lp["cdr"]: lp for lp in plain.record["loops"]}

@@ -119,3 +119,31 @@ def test_templates_with_a_cis_bond_before_a_non_proline_are_marked():
     tors[2, 0, 2] = 0.0  # template 2: a cis bond inside the N-stem: the same for every query
     got = _cis_before_non_proline(tors, ["GPA", "GSA"])
     assert got.tolist() == [[False, False, False], [False, True, False]]  # "GPA": that residue is a proline
+
+
+def test_a_loop_predicted_as_if_new_never_gets_itself_or_a_relative():
+    """``exclude_identity``: templates at least that identical to the query loop are neither chosen nor
+    among its candidates (the ranker's training rows); less identical ones are; with every template
+    left out, the loop is rebuilt from the network's mode."""
+    from loopfold.data.identity import identity_matrix
+    from loopfold.model.templates import Candidates
+
+    loops = ["AAAA", "DEFA", "DEAA", "DEFG", "DAFG"]  # the query is t3's loop; t1, t4 are 75% identical
+    df = library_frame()
+    df["sequence"] = loops
+    lib = TemplateLibrary.from_frame(df)
+    centers = np.stack(np.meshgrid(np.arange(-165, 180, 30.0), np.arange(-165, 180, 30.0)), -1).reshape(-1, 2)
+    pred = _favouring(lib, 3, 0.9, centers)
+    n = np.array([10])
+    assert choose_conformations(pred, ["H3"], ["DEFG"], n, lib)[2] == ["t3"]
+    found: list[Candidates | None] = []
+    _, coords, sources = choose_conformations(pred, ["H3"], ["DEFG"], n, lib, top_k=5, candidates=found,
+                                              exclude_identity=0.7)  # fmt: skip
+    ident = identity_matrix(["DEFG"], loops)[0]
+    assert ident[1] >= 0.7 and ident[4] >= 0.7 and ident[2] < 0.7
+    assert sources[0] in {"t0", "t2"} and coords[0] is not None
+    assert found[0] is not None and sorted(found[0].ids) == ["t0", "t2"]
+    assert found[0].ids[0] == sources[0] and (found[0].identity < 0.7).all() and found[0].windows.shape[0] == 2
+    assert np.all(np.diff(found[0].scores) <= 0)  # best first
+    _, coords, sources = choose_conformations(pred, ["H3"], ["DEFG"], n, lib, exclude_identity=0.0)
+    assert sources == [None] and coords == [None]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
+from loopfold.constants import CDRS
 from loopfold.errors import CheckpointError
 from loopfold.fv.assemble import Frame
 from loopfold.fv.build import LoopWindow, frame_ca, framework_placed
@@ -57,12 +58,14 @@ def columns(x: np.ndarray) -> np.ndarray:
 class Ranker:
     """Per CDR a linear model of a candidate's ``rmsd_frame`` (Å) on the standardised :func:`columns`
     of :data:`FEATURES`: ``mean`` and ``scale`` ``[2F]``, ``coef`` CDR -> ``[2F + 1]`` (intercept
-    last). CDRs without a model keep the network's first choice."""
+    last). CDRs without a model, and records of other modes, keep the network's first choice."""
 
     mean: np.ndarray
     scale: np.ndarray
     coef: dict[str, np.ndarray]
     k: int = 20
+    #: the record modes (``paired``, ``nanobody``, ``heavy``) whose loops it ranks
+    modes: tuple[str, ...] = ("paired",)
 
     def predict(self, cdr: str, x: np.ndarray) -> np.ndarray | None:
         """Predicted ``rmsd_frame`` per candidate row of one loop's ``x`` ``[K, F]`` (None when the CDR
@@ -74,8 +77,8 @@ class Ranker:
 
     def save(self, path: str | Path) -> None:
         """Write as JSON (atomically)."""
-        doc = {"features": list(FEATURES), "k": self.k, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-               "coef": {c: v.tolist() for c, v in self.coef.items()}}  # fmt: skip
+        doc = {"features": list(FEATURES), "k": self.k, "modes": list(self.modes), "mean": self.mean.tolist(),
+               "scale": self.scale.tolist(), "coef": {c: v.tolist() for c, v in self.coef.items()}}  # fmt: skip
         write_text(path, json.dumps(doc, indent=1) + "\n")
 
 
@@ -89,14 +92,19 @@ def load_ranker(path: str | Path) -> Ranker | None:
         return None
     try:
         doc = json.loads(Path(path).read_text())
+        if not isinstance(doc, dict) or not isinstance(doc["coef"], dict) or not isinstance(doc["modes"], list):
+            raise TypeError("coef must be an object and modes a list")
         r = Ranker(np.array(doc["mean"], float), np.array(doc["scale"], float),
-                   {c: np.array(v, float) for c, v in doc["coef"].items()}, int(doc["k"]))  # fmt: skip
-        ok = tuple(doc["features"]) == FEATURES and len(r.mean) == len(r.scale) == 2 * len(FEATURES)
-        ok &= all(v.shape == (2 * len(FEATURES) + 1,) for v in r.coef.values()) and bool((r.scale > 0).all())
+                   {str(c): np.array(v, float) for c, v in doc["coef"].items()}, int(doc["k"]),
+                   tuple(str(m) for m in doc["modes"]))  # fmt: skip
+        ok = tuple(doc["features"]) == FEATURES and r.mean.shape == r.scale.shape == (2 * len(FEATURES),)
+        ok &= all(v.shape == (2 * len(FEATURES) + 1,) and np.isfinite(v).all() for v in r.coef.values())
+        ok &= bool((r.scale > 0).all() and np.isfinite(r.mean).all()) and 2 <= r.k <= 1000
+        ok &= set(r.coef) <= set(CDRS) and set(r.modes) <= {"paired", "nanobody", "heavy", "light"}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(f"{path}: not a loopfold ranker ({exc})") from None
+        raise CheckpointError(f"{path}: not a loopfold ranker ({type(exc).__name__}: {exc})") from None
     if not ok:
-        raise CheckpointError(f"{path}: a ranker of other features or shapes than this loopfold's")
+        raise CheckpointError(f"{path}: a ranker of other features, shapes, CDRs or modes than this loopfold's")
     return r
 
 

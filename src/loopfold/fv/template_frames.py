@@ -84,12 +84,14 @@ def load_frames(path: str | Path) -> TemplateFrames | None:
         return None
     try:
         with np.load(path, allow_pickle=False) as z:
-            ids, ca, cdrs, radius = z["ids"], z["ca"], tuple(str(c) for c in z["cdrs"]), float(z["radius"])
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            ids, ca, cdrs = z["ids"].astype(str), z["ca"].astype(np.float64), tuple(str(c) for c in z["cdrs"])
+            radius = float(z["radius"].item())
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as exc:
         raise CheckpointError(f"{path}: not a loopfold template-frames file ({exc})") from None
-    if ca.shape != (len(ids), N_POS, 3) or not set(cdrs) <= set(CDRS):
-        raise CheckpointError(f"{path}: template frames of shape {ca.shape} for {len(ids)} ids, CDRs {cdrs}")
-    return TemplateFrames(ids, ca.astype(np.float64), cdrs, None if radius != radius else radius)
+    if ca.shape != (len(ids), N_POS, 3) or ids.ndim != 1 or not set(cdrs) <= set(CDRS) or radius <= 0:
+        raise CheckpointError(f"{path}: template frames of shape {ca.shape} for {len(ids)} ids, CDRs {cdrs}, "
+                              f"radius {radius}")  # fmt: skip
+    return TemplateFrames(ids, ca, cdrs, None if radius != radius else radius)
 
 
 def domain_ca(coords: np.ndarray, domain: NumberedDomain) -> np.ndarray:
@@ -202,5 +204,5 @@ def build_frames(templates: TemplateLibrary, folders: list[str | Path], workers:
     report["not_found_again"] = report["templates"] - report["no_file"] - len(found)
     if not found:
         raise LoopfoldError(f"{', '.join(map(str, folders))}: no template loop was found in these structures")
-    found.sort(key=lambda f: f[0])
-    return TemplateFrames(np.array([f[0] for f in found]), np.stack([f[1] for f in found])), report
+    found.sort(key=lambda f: f[0])  # no CDR placed by them until validation says so (bench/placement.py)
+    return TemplateFrames(np.array([f[0] for f in found]), np.stack([f[1] for f in found]), ()), report

@@ -273,6 +273,7 @@ def choose_conformations(
     top_k: int = 0,
     candidates: list[Candidates | None] | None = None,
     exclude_identity: float | None = None,
+    top_k_cdrs: set[str] | None = None,
 ) -> tuple[np.ndarray, list[np.ndarray | None], list[str | None]]:
     """Per window: torsions ``[B, L, 3]`` of the chosen conformation, its coordinates (None when
     no template fits: rebuild from the per-residue mode then) and the template's loop id.
@@ -281,7 +282,8 @@ def choose_conformations(
     the templates with its own bins and the weighted mean score is used, ``weights``
     ``[B, M]`` per window (equal when None; :mod:`loopfold.model.ensemble`). ``alt``: see
     :func:`candidate_scores`. With ``top_k`` and a ``candidates`` list, each window's ``top_k``
-    best templates are appended to it (:class:`Candidates`; None where no template fits). With
+    best templates are appended to it (:class:`Candidates`; None where no template fits, and for CDRs
+    not in ``top_k_cdrs`` when given). With
     ``exclude_identity``, templates at least that identical to a window's loop are never chosen (a
     training loop predicted as if new: itself and its relatives left out).
     """
@@ -298,18 +300,21 @@ def choose_conformations(
                                                     alt):  # fmt: skip
         g = lib.groups[(cdr, n)]
         tors, xyz, ids = g.torsions, g.coords, g.ids
-        ident = identity_matrix([sequences[i] for i in part], g.sequences) if top_k or exclude_identity else None
-        if exclude_identity is not None and ident is not None:
+        ident = identity_matrix([sequences[i] for i in part], g.sequences) if exclude_identity is not None else None
+        if ident is not None and exclude_identity is not None:
             sc = np.where(ident >= exclude_identity, -np.inf, sc)
         for row, (i, best) in enumerate(zip(part, sc.argmax(1), strict=True)):
             if not np.isfinite(sc[row, best]):  # every template of the length left out
                 continue
             angles[i, :n] = np.where(np.isfinite(tors[best]), tors[best], angles[i, :n])
             coords[i], sources[i] = xyz[best], ids[best]
-            if top_k and ident is not None:
-                top = np.argsort(-sc[row], kind="stable")[:top_k]
+            if top_k and (top_k_cdrs is None or cdr in top_k_cdrs):
+                top = np.argpartition(-sc[row], min(top_k, len(ids)) - 1)[:top_k]
+                top = top[np.argsort(-sc[row, top], kind="stable")]
                 top = top[sc[row, top] > sc[row, best] - CIS_PENALTY / 2]  # not left out, not a cis bond to fix
-                found[i] = Candidates(xyz[top], sc[row, top], [ids[j] for j in top], ident[row, top])
+                names = [ids[j] for j in top]
+                found[i] = Candidates(xyz[top], sc[row, top], names,
+                                      identity_matrix([sequences[i]], [g.sequences[j] for j in top])[0])
     if candidates is not None:
         candidates += found
     return angles, coords, sources

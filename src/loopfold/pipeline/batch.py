@@ -80,6 +80,7 @@ def predict_antibodies(
     """
     numberer = numberer if numberer is not None else ChainNumberer()
     keep_k = top_k if top_k is not None else predictor.ranker.k if predictor.ranker is not None else 0
+    rank_cdrs = set(predictor.ranker.coef) if top_k is None and predictor.ranker is not None else None
     it = iter(antibodies)
     size = chunk if first_chunk is None else min(first_chunk, chunk)
     while batch := list(itertools.islice(it, size)):
@@ -125,7 +126,7 @@ def predict_antibodies(
         placing = fv is not None and bool(queries)
         loops = predictor.predict_queries(queries, samples, place=keep if placing else None,
                                           sample_windows=sample_windows if placing else None,
-                                          top_k=keep_k if placing else 0)  # fmt: skip
+                                          top_k=keep_k if placing else 0, top_k_cdrs=rank_cdrs)  # fmt: skip
         grouped: dict[int, list[int]] = {}
         for i, k in enumerate(owners):
             grouped.setdefault(k, []).append(i)
@@ -224,11 +225,14 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             ca = {c: frame_ca(frames[k], c) for c in frames[k].coords}
             lws[k] = [framework_placed(lw, placing.get(loops[i].template), ca[lw.chain], placing.radius)[0]
                       if lw.cdr in placing.cdrs else lw for i, lw in zip(grouped.get(k, []), lws[k], strict=True)]
-        if ranker is not None:  # each loop among the others as first placed
+        if ranker is not None and modes[k][0] in ranker.modes:  # each loop among the others as first placed
             first = list(lws[k])
             for m, i in enumerate(grouped.get(k, [])):
                 others = loop_atoms(frames[k], [w for n, w in enumerate(first) if n != m])
                 lws[k][m] = _ranked(frames[k], lws[k][m], i, queries[i], loops, placing, ranker, others)
+        if ranker is not None:  # the candidates' windows are not kept past the choice
+            for i in grouped.get(k, []):
+                loops[i] = replace(loops[i], candidates=None)
     keys = list(lws)
     try:
         closed = close_all([frames[k] for k in keys], [lws[k] for k in keys], [batch[k].name for k in keys])

@@ -246,6 +246,7 @@ class Predictor:
         place: Callable[[int, LoopQuery, np.ndarray], tuple[np.ndarray, float | None]] | None = None,
         sample_windows: dict[int, list[np.ndarray]] | None = None,
         top_k: int = 0,
+        top_k_cdrs: set[str] | None = None,
     ) -> list[LoopResult]:
         """Typed loop results for many queries at once (one network call), values before rounding
         (:func:`~loopfold.pipeline.results.loops_json` writes them).
@@ -254,7 +255,8 @@ class Predictor:
         (returning new window coordinates and the closure's anchor RMSD, or None); torsions are then
         measured from the placed coordinates. ``sample_windows`` receives, per query with samples,
         each sample's window over the query's own stems (as ``place`` sees the loop's), to be placed
-        like it. ``top_k``: each loop keeps its this many best templates (``candidates``).
+        like it. ``top_k``: each loop (of ``top_k_cdrs`` when given) keeps its this many best templates
+        (``candidates``).
         """
         if not queries:
             return []
@@ -272,7 +274,8 @@ class Predictor:
             batch, names = with_fv(batch, cdrs, seqs, self.templates, ctx)
         nanobody = np.array([q.nanobody for q in queries], dtype=bool)
         kept: list[Candidates | None] = []
-        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody, top_k, kept)
+        pred, chosen, chosen_xyz, sources = self.conformations(batch, cdrs, seqs, names, nanobody, top_k, kept,
+                                                               top_k_cdrs)  # fmt: skip
         cands = kept if kept else [None] * len(queries)
         confidence = self.output_confidence(pred, chosen, lengths)
         identity = reference_identity(self.training, cdrs, seqs)
@@ -330,6 +333,7 @@ class Predictor:
     def conformations(
         self, batch: Inputs, cdrs: list[str], sequences: list[str], template_names: list[list[str]] | None = None,
         nanobody: np.ndarray | None = None, top_k: int = 0, candidates: list[Candidates | None] | None = None,
+        top_k_cdrs: set[str] | None = None,
     ) -> tuple[dict[str, np.ndarray], np.ndarray, list[np.ndarray | None], list[str | None]]:
         """Network outputs, and per window the chosen torsions ``[B, L, 3]``, coordinates (None
         where no template fits) and template ids. Windows marked in ``nanobody`` whose CDR is in
@@ -352,13 +356,14 @@ class Predictor:
         if not self.members:
             chosen, xyz, sources = choose_conformations(pred, cdrs, sequences, lengths, self.templates,
                                                         self.cfg.identity_weight, alt=alt, top_k=top_k,
-                                                        candidates=candidates, exclude_identity=self.exclude_identity)
+                                                        candidates=candidates, exclude_identity=self.exclude_identity,
+                                                        top_k_cdrs=top_k_cdrs)  # fmt: skip
             return pred, chosen, xyz, sources
         preds = [pred] + [run_network(m.model, batch, temperature=m.temperature) for m in self.members]
         w = member_weights(self.info.ensemble_weights, cdrs, len(preds))
         chosen, xyz, sources = choose_conformations(preds, cdrs, sequences, lengths, self.templates,
                                                     self.cfg.identity_weight, w, alt, top_k, candidates,
-                                                    self.exclude_identity)  # fmt: skip
+                                                    self.exclude_identity, top_k_cdrs)  # fmt: skip
         conf = [bin_confidence(p, chosen, lengths) for p in preds]  # each member's, with its own bins
         pred = {**pred, "ensemble_confidence": sum(w[:, m, None] * c for m, c in enumerate(conf)) / w.sum(1)[:, None]}
         return pred, chosen, xyz, sources

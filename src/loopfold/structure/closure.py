@@ -180,7 +180,9 @@ def _close_batch(
         if not len(active):
             break
         sweeps[active] += 0 if fitting else 1
-        sel = active
+        sel = active[fit[active]] if fitting else active  # n_stem windows are not turned towards a placement
+        if not len(sel):
+            continue
         f = flat[sel]
         mov_idx, tgt, w = anchor_idx[sel], anchor[sel], np.tile(ANCHOR_WEIGHTS, (len(sel), 1))
         if fitting:  # also the loop's N, CA, C where the stem placement put them
@@ -189,7 +191,7 @@ def _close_batch(
             lw = np.zeros((len(sel), k))
             for j, row in enumerate(sel):
                 at = np.nonzero(loop_atoms[row])[0]
-                li[j, : len(at)], lw[j, : len(at)] = at, FIT_WEIGHT if fit[row] else 0.0
+                li[j, : len(at)], lw[j, : len(at)] = at, FIT_WEIGHT
             mov_idx = np.concatenate([mov_idx, li], 1)
             tgt = np.concatenate([tgt, np.take_along_axis(placed[sel].reshape(len(sel), -1, 3), li[..., None], 1)], 1)
             w = np.concatenate([w, lw], 1)
