@@ -266,10 +266,7 @@ def data_frameworks(
         lib.save(os.path.realpath(out_path))
     except LoopfoldError as exc:
         fail(str(exc))
-    if as_json:
-        out.print_json(json.dumps(report))
-    else:
-        out.print(", ".join(f"{k} {v}" for k, v in report.items()), highlight=False)
+    _print_report(report, as_json)
 
 
 @data_app.command("template-frames")
@@ -298,6 +295,11 @@ def data_template_frames(
         frames.save(os.path.realpath(target))
     except LoopfoldError as exc:
         fail(str(exc))
+    _print_report(report, as_json)
+
+
+def _print_report(report: dict, as_json: bool) -> None:
+    """A build report as JSON or as one line of counts."""
     if as_json:
         out.print_json(json.dumps(report))
     else:
