@@ -280,14 +280,20 @@ def without_relatives(lib, items: list[dict], ids: list[str]):  # noqa: ANN001, 
     return library_subset(lib, keep)
 
 
-def validation_items(data: Path, split: Path, n: int) -> tuple[list[dict], list[str], set[tuple[str, str]]]:
-    """Up to n Fv structures (seed 0) with a loop in the split's validation part: the items, their PDB
-    ids and the (PDB id, CDR) of every validation loop."""
+def part_loops(split: Path, part: str) -> set[tuple[str, str]]:
+    """The (PDB id, CDR) of every loop in a part of a split."""
     parts = pd.read_csv(split / "manifest.csv")
-    val = parts[parts["part"] == "validation"]
-    val_loops = {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in val["loop_id"]}
+    return {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in parts.loc[parts["part"] == part,
+                                                                                         "loop_id"]}  # fmt: skip
+
+
+def validation_items(data: Path, split: Path, n: int, part: str = "validation", seed: int = 0
+                     ) -> tuple[list[dict], list[str], set[tuple[str, str]]]:  # fmt: skip
+    """Up to n Fv structures (drawn with ``seed``) with a loop in the split's part (validation by
+    default): the items, their PDB ids and the (PDB id, CDR) of every loop of that part."""
+    val_loops = part_loops(split, part)
     ids = sorted({pdb for pdb, _ in val_loops})
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     ids = list(rng.choice(ids, size=min(n, len(ids)), replace=False))
     names = (data / "rosetta_antibody_db/antibody/antibody_database/pdb{}_chothia.pdb.bz2",
              data / "sabdab_extra/structures/pdb{}_H-L.pdb.gz")  # Fv structures of either source

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from fv import true_antibodies, without_relatives
+from fv import part_loops, validation_items, without_relatives
 from recent import test_items
 from tables import write_outputs
 
@@ -40,7 +40,7 @@ from loopfold.constants import CDRS
 from loopfold.fv.assemble import FrameworkBuilder
 from loopfold.fv.build import LoopWindow, frame_ca, framework_placed
 from loopfold.fv.library import LIBRARY_FILE, load_library
-from loopfold.fv.ranking import FEATURES, RANKER_FILE, Ranker, columns, loop_atoms, place_candidates
+from loopfold.fv.ranking import FEATURES, RANKER_FILE, Ranker, columns, first_loop_atoms, others_of, place_candidates
 from loopfold.io.fasta import AntibodyInput
 from loopfold.pipeline.batch import predict_antibodies
 from loopfold.pipeline.predictor import Predictor
@@ -51,24 +51,10 @@ MIN_GAIN = 0.02  # Å of mean rmsd_frame on validation loops a CDR's ranker must
 RIDGE = 30.0  # chosen on validation loops (1 and 30 tried, K 20 and 40: K 20, 30 did best on H3 and H1)
 
 
-def part_items(data: Path, split: Path, part: str, n: int, seed: int) -> tuple[list[dict], list[str], set]:
-    """Up to n Fv structures with a loop in the split's part, their ids and that part's (PDB id, CDR)."""
-    parts = pd.read_csv(split / "manifest.csv")
-    loops = {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in parts.loc[parts["part"] == part,
-                                                                                          "loop_id"]}  # fmt: skip
-    ids = sorted({pdb for pdb, _ in loops})
-    ids = list(np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False))
-    names = (data / "rosetta_antibody_db/antibody/antibody_database/pdb{}_chothia.pdb.bz2",
-             data / "sabdab_extra/structures/pdb{}_H-L.pdb.gz")  # fmt: skip
-    return true_antibodies([p for i in ids for f in names if (p := Path(str(f).format(i))).exists()]), ids, loops
-
-
 def kind_items(data: Path, split: Path, part: str, kind: str) -> tuple[list[dict], list[str], set]:
     """The ``sabdab_extra`` structures of a kind (``nanobody``, ``heavy_backbone``) with a loop in the
-    split's part (as :func:`part_items`)."""
-    parts = pd.read_csv(split / "manifest.csv")
-    loops = {(lid.split(":")[-1].split("_")[0], lid.split("_")[-1]) for lid in parts.loc[parts["part"] == part,
-                                                                                          "loop_id"]}  # fmt: skip
+    split's part (as ``fv.validation_items``)."""
+    loops = part_loops(split, part)
     ids = {pdb for pdb, _ in loops}
     items = test_items(data, "", "", keep=lambda r: r["kind"] == kind and r["pdb"] in ids)
     return items, sorted(ids), loops
@@ -102,7 +88,7 @@ def candidate_rows(pred: Predictor, lib, items: list[dict], ids: list[str], want
             vhh = {"nanobody": True, "heavy": False}.get(res.result.get("mode", ""))
             frame = builder.frame(it["name"], {c: (bb.sequence, dom) for c, (bb, dom) in it["chains"].items()},
                                   nanobody=vhh)  # fmt: skip
-            first = [first_window(frame, lp, pred.template_frames) for lp in res.loops]
+            first = first_loop_atoms(frame, [first_window(frame, lp, pred.template_frames) for lp in res.loops])
             for m, lp in enumerate(res.loops):
                 cand = lp.candidates
                 if cand is None or lp.start is None or (it["name"], lp.cdr) not in wanted or len(cand.ids) < 2:
@@ -115,8 +101,7 @@ def candidate_rows(pred: Predictor, lib, items: list[dict], ids: list[str], want
                     continue
                 rot, tr = kabsch(frame.coords[lp.chain][fw].reshape(-1, 3), bb.coords[fw].reshape(-1, 3))
                 lw = LoopWindow(lp.cdr, lp.chain, lp.start, len(lp.stem_n), n, len(lp.stem_c), cand.windows[0], None)
-                others = loop_atoms(frame, [w for n, w in enumerate(first) if n != m and w is not None])
-                placed, x = place_candidates(frame, lw, cand, pred.template_frames, others)
+                placed, x = place_candidates(frame, lw, cand, pred.template_frames, others_of(first, m))
                 for j, w in enumerate(placed):
                     p = w.window[lw.n_stem : lw.n_stem + n] @ rot.T + tr
                     rows.append({"loop": f"{it['name']}_{lp.cdr}", "cdr": lp.cdr, "j": j,
@@ -204,11 +189,11 @@ def main(argv: list[str] | None = None) -> dict:
     pred = Predictor(args.run)
     pred.ranker = None  # the network's first choice written: the candidates are what is ranked
     lib = load_library(args.run / LIBRARY_FILE)
-    items, ids, loops = part_items(args.data, args.split, "train", args.train, 1)
+    items, ids, loops = validation_items(args.data, args.split, args.train, "train", 1)
     pred.exclude_identity = 0.7
     train = candidate_rows(pred, lib, items, ids, loops, args.k)
     print(f"training rows {len(train)} ({train['loop'].nunique()} loops)", flush=True)
-    items, ids, loops = part_items(args.data, args.split, "validation", args.validation, 0)
+    items, ids, loops = validation_items(args.data, args.split, args.validation)
     pred.exclude_identity = None
     val = candidate_rows(pred, lib, items, ids, loops, args.k)
     print(f"validation rows {len(val)} ({val['loop'].nunique()} loops)", flush=True)

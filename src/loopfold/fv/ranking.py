@@ -138,7 +138,7 @@ def place_candidates(frame: Frame, lw: LoopWindow, cand: Candidates, frames: Tem
         if frames is not None and lw.cdr in frames.cdrs:
             w, res = framework_placed(w, frames.get(cand.ids[j]), ca, frames.radius)
         if res is None:
-            w = replace(w, window=on_stems(frame, w))
+            w = replace(w, window=on_stems(frame, w, (fixed, stem_idx)))
         misfit = float(np.sqrt(((w.window[stem_idx, :3] - fixed) ** 2).sum(-1).mean()))
         placed.append(w)
         rows.append((misfit, 0.0 if res is None else res, float(res is not None)))
@@ -177,19 +177,30 @@ def _stems(frame: Frame, lw: LoopWindow) -> tuple[np.ndarray, np.ndarray]:
     return fixed, np.r_[:a, a + n : a + n + lw.n_stem_c]
 
 
-def on_stems(frame: Frame, lw: LoopWindow) -> np.ndarray:
-    """A window superposed on the frame's stems (its stem N, CA, C on theirs)."""
-    fixed, idx = _stems(frame, lw)
+def on_stems(frame: Frame, lw: LoopWindow, stems: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """A window superposed on the frame's stems (its stem N, CA, C on theirs); ``stems``: the frame's
+    stems and the window's stem indices when already known (:func:`_stems`)."""
+    fixed, idx = stems if stems is not None else _stems(frame, lw)
     rot, tr = kabsch(lw.window[idx, :3].reshape(-1, 3), fixed.reshape(-1, 3))
     return lw.window @ rot.T + tr
 
 
-def loop_atoms(frame: Frame, windows: list[LoopWindow]) -> np.ndarray:
-    """Backbone atoms ``[M, 3]`` of the loop residues of windows as first placed in the frame (by their
-    template's framework, or on their stems): what :func:`place_candidates` takes as ``others``."""
-    parts = [(w.window if w.placement == "framework" else on_stems(frame, w))[w.n_stem : w.n_stem + w.n_loop]
-             for w in windows]  # fmt: skip
-    return np.concatenate([p.reshape(-1, 3) for p in parts]) if parts else np.zeros((0, 3))
+def first_loop_atoms(frame: Frame, windows: list[LoopWindow | None]) -> list[np.ndarray]:
+    """Per window the backbone atoms ``[4n, 3]`` of its loop residues as first placed in the frame (by
+    its template's framework, or on its stems; none for a None window): once per antibody, the others
+    of each loop (:func:`others_of`)."""
+    out = []
+    for w in windows:
+        placed = None if w is None else w.window if w.placement == "framework" else on_stems(frame, w)
+        out.append(np.zeros((0, 3)) if w is None or placed is None else
+                   placed[w.n_stem : w.n_stem + w.n_loop].reshape(-1, 3))  # fmt: skip
+    return out
+
+
+def others_of(atoms: list[np.ndarray], m: int) -> np.ndarray:
+    """The loop atoms ``[M, 3]`` of every window but the m-th (what :func:`place_candidates` takes as
+    ``others``)."""
+    return np.concatenate([a for n, a in enumerate(atoms) if n != m] or [np.zeros((0, 3))])
 
 
 def ranked_window(frame: Frame, lw: LoopWindow, cand: Candidates | None, frames: TemplateFrames | None,

@@ -20,7 +20,7 @@ from loopfold.errors import LoopfoldError
 from loopfold.fv.assemble import Frame, FrameworkBuilder, FvModel
 from loopfold.fv.build import LoopWindow, close_all, frame_ca, framework_placed, relieve_clashes
 from loopfold.fv.checks import checked
-from loopfold.fv.ranking import Ranker, loop_atoms, ranked_window
+from loopfold.fv.ranking import Ranker, first_loop_atoms, others_of, ranked_window
 from loopfold.fv.template_frames import TemplateFrames
 from loopfold.io.fasta import AntibodyInput, antibody_chains, clean_sequence
 from loopfold.numbering.anarci import NumberedDomain
@@ -226,10 +226,9 @@ def _fv_models(fv: FrameworkBuilder, batch: list[AntibodyInput], domains: dict, 
             lws[k] = [framework_placed(lw, placing.get(loops[i].template), ca[lw.chain], placing.radius)[0]
                       if lw.cdr in placing.cdrs else lw for i, lw in zip(grouped.get(k, []), lws[k], strict=True)]
         if ranker is not None and modes[k][0] in ranker.modes:  # each loop among the others as first placed
-            first = list(lws[k])
+            first = first_loop_atoms(frames[k], list(lws[k]))
             for m, i in enumerate(grouped.get(k, [])):
-                others = loop_atoms(frames[k], [w for n, w in enumerate(first) if n != m])
-                lws[k][m] = _ranked(frames[k], lws[k][m], i, queries[i], loops, placing, ranker, others)
+                lws[k][m] = _ranked(frames[k], lws[k][m], i, queries[i], loops, placing, ranker, others_of(first, m))
         if ranker is not None:  # the candidates' windows are not kept past the choice
             for i in grouped.get(k, []):
                 loops[i] = replace(loops[i], candidates=None)
